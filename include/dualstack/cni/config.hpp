@@ -1,0 +1,41 @@
+// The network configuration a plugin receives on stdin.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dualstack/cni/env.hpp"
+
+namespace dualstack::cni {
+
+struct Attachment {
+  std::string containerId;
+  std::string ifname;
+  friend bool operator==(const Attachment&, const Attachment&) = default;
+};
+
+struct NetConf {
+  std::string cniVersion;
+  std::string name;
+  std::string type;
+  nlohmann::json raw;            // the complete config as received; delegates get it verbatim
+  nlohmann::json ipam;           // raw["ipam"], or null
+  nlohmann::json prevResult;     // raw["prevResult"], or null
+  nlohmann::json runtimeConfig;  // raw["runtimeConfig"], or an empty object
+  nlohmann::json args;           // raw["args"], or an empty object
+  // GC only: cni.dev/valid-attachments (or the older cni.dev/attachments).
+  std::vector<Attachment> validAttachments;
+};
+
+// Parses and validates the config for `command`: JSON syntax (DecodeFailure), cniVersion
+// supported and the verb allowed for it (IncompatibleVersion), name and type (InvalidConfig).
+NetConf parseNetConf(std::string_view text, Command command);
+
+// The largest config accepted on stdin; more is an error, not a truncation.
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
+
+}  // namespace dualstack::cni

@@ -1,0 +1,32 @@
+// The common main loop of both plugins: read env and stdin, dispatch the verb, print the result
+// or the CNI error JSON, and return the exit status.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "dualstack/cni/config.hpp"
+#include "dualstack/cni/env.hpp"
+
+namespace dualstack::cni {
+
+struct Handlers {
+  // Returns the result to print (already in conf.cniVersion's format).
+  std::function<nlohmann::json(const Env&, const NetConf&)> add;
+  std::function<void(const Env&, const NetConf&)> del;
+  std::function<void(const Env&, const NetConf&)> check;
+  std::function<void(const Env&, const NetConf&)> gc;
+  std::function<void(const Env&, const NetConf&)> status;
+  // Called when the program runs without CNI_COMMAND (a person at a terminal). Returns the exit
+  // status. When unset, a short description is printed.
+  std::function<int(int argc, char** argv)> interactive;
+};
+
+int pluginMain(int argc, char** argv, std::string_view about, const Handlers& handlers);
+
+// The version string baked in at build time (git describe).
+std::string_view buildVersion();
+
+}  // namespace dualstack::cni

@@ -1,0 +1,133 @@
+#include "dualstack/cni/skel.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "dualstack/cni/error.hpp"
+#include "dualstack/cni/version.hpp"
+
+#ifndef DUALSTACK_VERSION
+#define DUALSTACK_VERSION "unknown"
+#endif
+
+namespace dualstack::cni {
+
+namespace {
+
+std::string readStdin() {
+  std::string data;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw errnoError(Code::IoFailure, "read network config from stdin", errno);
+    }
+    data.append(buf, static_cast<std::size_t>(n));
+    if (data.size() > kMaxConfigBytes) {
+      throw Error(Code::DecodeFailure, "network config on stdin is larger than " +
+                                           std::to_string(kMaxConfigBytes) + " bytes");
+    }
+  }
+  return data;
+}
+
+// The version to answer errors in: the config's when it names a supported one.
+std::string errorVersion(const std::string& input) {
+  try {
+    auto j = nlohmann::json::parse(input);
+    if (j.is_object() && j.contains("cniVersion") && j["cniVersion"].is_string()) {
+      auto v = j["cniVersion"].get<std::string>();
+      if (isSupportedVersion(v)) return v;
+    }
+  } catch (const std::exception&) {
+  }
+  return std::string(kLatestVersion);
+}
+
+void writeOut(const std::string& text) {
+  std::size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = ::write(STDOUT_FILENO, text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+int reportError(const Error& e, const std::string& input, std::string_view prog) {
+  nlohmann::json j = {{"cniVersion", errorVersion(input)},
+                      {"code", static_cast<int>(e.code())},
+                      {"msg", e.msg()}};
+  if (!e.details().empty()) j["details"] = e.details();
+  writeOut(j.dump() + "\n");
+  std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(prog.size()), prog.data(), e.msg().c_str());
+  return 1;
+}
+
+}  // namespace
+
+std::string_view buildVersion() { return DUALSTACK_VERSION; }
+
+int pluginMain(int argc, char** argv, std::string_view about, const Handlers& handlers) {
+  const std::string_view prog = argc > 0 ? std::string_view(argv[0]).substr(
+                                               std::string_view(argv[0]).rfind('/') + 1)
+                                         : std::string_view("dualstack");
+  const char* command = std::getenv("CNI_COMMAND");
+  if (command == nullptr) {
+    if (argc > 1 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+      std::printf("%.*s %s\nCNI protocol versions supported:", static_cast<int>(prog.size()),
+                  prog.data(), DUALSTACK_VERSION);
+      for (auto v : kSupportedVersions) std::printf(" %.*s", static_cast<int>(v.size()), v.data());
+      std::printf("\n");
+      return 0;
+    }
+    if (handlers.interactive) return handlers.interactive(argc, argv);
+    std::printf("%.*s\n\nThis is a CNI plugin: container runtimes run it with CNI_COMMAND and the "
+                "other CNI_* variables set and the network config on stdin.\n",
+                static_cast<int>(about.size()), about.data());
+    const bool help = argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+    return help ? 0 : 2;
+  }
+
+  std::string input;
+  try {
+    input = readStdin();
+    const Env env = envFromProcess();
+    if (env.command == Command::Version) {
+      std::string requested;
+      if (!input.empty()) {
+        const auto conf = nlohmann::json::parse(input, nullptr, false);
+        if (conf.is_object() && conf.contains("cniVersion") && conf["cniVersion"].is_string()) {
+          requested = conf["cniVersion"].get<std::string>();
+        }
+      }
+      writeOut(versionInfo(requested).dump() + "\n");
+      return 0;
+    }
+    const NetConf conf = parseNetConf(input, env.command);
+    switch (env.command) {
+      case Command::Add: writeOut(handlers.add(env, conf).dump() + "\n"); break;
+      case Command::Del: handlers.del(env, conf); break;
+      case Command::Check: handlers.check(env, conf); break;
+      case Command::Gc: handlers.gc(env, conf); break;
+      case Command::Status: handlers.status(env, conf); break;
+      case Command::Version: break;
+    }
+    return 0;
+  } catch (const Error& e) {
+    return reportError(e, input, prog);
+  } catch (const std::exception& e) {
+    return reportError(Error(Code::Internal, std::string("internal error: ") + e.what()), input, prog);
+  }
+}
+
+}  // namespace dualstack::cni

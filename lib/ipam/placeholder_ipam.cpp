@@ -1,0 +1,2 @@
+// Placeholder until the ipam layer lands.
+namespace dualstack {}

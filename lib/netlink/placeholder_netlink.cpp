@@ -1,0 +1,2 @@
+// Placeholder until the netlink layer lands.
+namespace dualstack {}

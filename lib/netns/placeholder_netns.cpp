@@ -1,0 +1,2 @@
+// Placeholder until the netns layer lands.
+namespace dualstack {}

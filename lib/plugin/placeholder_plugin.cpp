@@ -1,0 +1,2 @@
+// Placeholder until the plugin layer lands.
+namespace dualstack {}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what dualstack-cni needs on Debian 12 (run as root) and builds it.
+#   scripts/setup.sh            release build in ./build
+#   scripts/setup.sh --asan     also a sanitizer build (ASan + UBSan) in ./build-asan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libnl-3-dev libnl-route-3-dev nlohmann-json3-dev libboost-filesystem-dev
+  libgtest-dev libgmock-dev googletest libnftables-dev
+  containernetworking-plugins iproute2 iputils-ping nftables bats procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+if [[ "${1:-}" == "--asan" ]]; then
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDUALSTACK_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j "$jobs"
+fi

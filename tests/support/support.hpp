@@ -1,0 +1,93 @@
+// Helpers shared by the test suites: temp dirs, throwaway network namespaces, and running a
+// plugin binary the way a runtime does (env + stdin, stdout captured).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dualstack::testing {
+
+bool isRoot();
+// Call at the top of a root-only test: skips loudly when not root.
+#define DUALSTACK_REQUIRE_ROOT()                                                               \
+  do {                                                                                         \
+    if (!::dualstack::testing::isRoot()) {                                                     \
+      GTEST_SKIP() << "SKIPPED: this test needs root (network namespaces); run the suite as root"; \
+    }                                                                                          \
+  } while (0)
+
+// A unique prefix for everything a test process creates: "dst<pid>".
+const std::string& runPrefix();
+// runPrefix() + "-" + a counter, for netns and file names.
+std::string uniqueName(std::string_view what);
+
+// Path of a built binary (dualstack, dualstack-ipam) or of a source file.
+std::string binDir();
+std::string binPath(std::string_view name);
+std::string sourcePath(std::string_view rel);
+// CNI_PATH for tests: our build output, then Debian's reference plugins.
+std::string cniPath();
+bool referencePluginsInstalled();
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+// A named network namespace (/run/netns/<name>) deleted in the destructor, with lo up.
+class TestNetns {
+ public:
+  explicit TestNetns(std::string_view what);
+  ~TestNetns();
+  TestNetns(const TestNetns&) = delete;
+  TestNetns& operator=(const TestNetns&) = delete;
+  const std::string& name() const { return name_; }
+  std::string path() const { return "/run/netns/" + name_; }
+  // Runs a shell command inside the namespace; returns its exit status, output in *out.
+  int exec(const std::string& command, std::string* out = nullptr) const;
+  // Deletes it early (e.g. to test DEL after the pod netns is gone).
+  void remove();
+
+ private:
+  std::string name_;
+  bool alive_ = false;
+};
+
+struct RunResult {
+  int exitCode = -1;
+  std::string out;
+  std::string err;
+  nlohmann::json json() const;  // stdout parsed (null if empty or invalid)
+};
+
+using EnvMap = std::map<std::string, std::string>;
+
+// Runs `binary` with exactly `env` (plus PATH) and `input` on stdin; when `netnsPath` is set the
+// child enters that namespace first (the test process itself never leaves its own).
+RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
+                    const std::optional<std::string>& netnsPath = std::nullopt);
+
+// Runs a shell command, returns exit status and stdout.
+int shell(const std::string& command, std::string* out = nullptr);
+
+// Standard CNI env for one attachment.
+EnvMap cniEnv(std::string_view command, std::string_view containerId, std::string_view netns,
+              std::string_view ifname = "eth0", std::string_view args = "");
+
+// Every regular file under dir (relative path -> content), to compare the store before/after.
+std::map<std::string, std::string> snapshotTree(const std::string& dir);
+
+}  // namespace dualstack::testing
