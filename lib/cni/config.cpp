@@ -80,7 +80,7 @@ NetConf parseNetConf(std::string_view text, Command command) {
     throw Error(Code::InvalidConfig,
                 "name \"" + shown +
                     "\" is not a valid network name: it must match [a-zA-Z0-9][a-zA-Z0-9_.-]* "
-                    "because it names a directory");
+                    "and be at most 64 characters, because it names a directory");
   }
   conf.type = optString(raw, "type", "").value_or("");
 

@@ -12,8 +12,10 @@ bool isAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-// Runtimes pass attachment identifiers through env; a sane bound keeps file names short.
-constexpr std::size_t kMaxIdLength = 1024;
+// Container IDs and network names end up in file names and in a link alias (at most 255 bytes,
+// holding both); runtimes use 64-character IDs.
+constexpr std::size_t kMaxIdLength = 128;
+constexpr std::size_t kMaxNetworkNameLength = 64;
 constexpr std::size_t kMaxArgsLength = 64 * 1024;
 
 std::string printable(std::string_view s) {
@@ -62,7 +64,9 @@ bool validContainerId(std::string_view id) {
   return true;
 }
 
-bool validNetworkName(std::string_view name) { return validContainerId(name); }
+bool validNetworkName(std::string_view name) {
+  return name.size() <= kMaxNetworkNameLength && validContainerId(name);
+}
 
 bool validIfname(std::string_view name) {
   if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
@@ -129,7 +133,8 @@ Env parseEnv(const EnvLookup& lookup) {
   env.containerId = get("CNI_CONTAINERID", true);
   if (!validContainerId(env.containerId)) {
     throw Error(Code::InvalidEnv, "CNI_CONTAINERID \"" + printable(env.containerId) +
-                                      "\" is invalid: it must match [a-zA-Z0-9][a-zA-Z0-9_.-]*");
+                                      "\" is invalid: it must match [a-zA-Z0-9][a-zA-Z0-9_.-]* "
+                                      "and be at most 128 characters");
   }
   env.netns = get("CNI_NETNS", env.command != Command::Del);
   env.ifname = get("CNI_IFNAME", true);

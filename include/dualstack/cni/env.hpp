@@ -35,7 +35,7 @@ Env parseEnv(const EnvLookup& lookup);
 Env envFromProcess();
 
 // Validation shared with config parsing.
-bool validContainerId(std::string_view id);   // ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$
+bool validContainerId(std::string_view id);   // ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$, <= 128 chars
 bool validNetworkName(std::string_view name);  // same pattern: it becomes a directory name
 bool validIfname(std::string_view name);       // 1-15 bytes, no '/', ':', whitespace, not . or ..
 

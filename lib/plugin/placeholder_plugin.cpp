@@ -1,2 +1,0 @@
-// Placeholder until the plugin layer lands.
-namespace dualstack {}
