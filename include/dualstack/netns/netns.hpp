@@ -1,0 +1,77 @@
+// Network namespace handles and a scoped setns guard.
+//
+// setns(2) changes the namespace of the calling *thread* only. dualstack is single-threaded, so a
+// ScopedSetns moves the whole plugin; a multi-threaded caller must keep every piece of work that
+// depends on the namespace (opening netlink sockets, /proc/sys/net files) on the thread that holds
+// the guard.
+#pragma once
+
+#include <sys/types.h>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dualstack::netns {
+
+// An open file descriptor of a network namespace (nsfs file such as /run/netns/NAME or
+// /proc/PID/ns/net). Holding it keeps the namespace alive. Move-only.
+class Netns {
+ public:
+  // Opens `path` and checks that it is a network namespace. `label` names where the path came
+  // from (e.g. "CNI_NETNS") so messages read "CNI_NETNS=/x is not a network namespace".
+  // Throws cni::Error:
+  //   Code::UnknownContainer  the path does not exist (ENOENT/ENOTDIR),
+  //   Code::InvalidEnv        the path is empty or is not a network namespace file,
+  //   Code::IoFailure         any other open/fstat failure.
+  static Netns open(const std::string& path, std::string_view label = {});
+
+  // As open(), but returns std::nullopt when the path does not exist (DEL of a vanished pod).
+  static std::optional<Netns> openIfExists(const std::string& path, std::string_view label = {});
+
+  // The network namespace of the calling thread (/proc/thread-self/ns/net).
+  static Netns current();
+
+  Netns(Netns&& other) noexcept;
+  Netns& operator=(Netns&& other) noexcept;
+  Netns(const Netns&) = delete;
+  Netns& operator=(const Netns&) = delete;
+  ~Netns();
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+  // True when both handles refer to the same namespace (same nsfs device and inode).
+  bool sameAs(const Netns& other) const { return dev_ == other.dev_ && ino_ == other.ino_; }
+
+ private:
+  Netns(int fd, std::string path, dev_t dev, ino_t ino)
+      : fd_(fd), path_(std::move(path)), dev_(dev), ino_(ino) {}
+  static std::optional<Netns> openImpl(const std::string& path, std::string_view label,
+                                       bool missingIsError);
+
+  int fd_ = -1;
+  std::string path_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+};
+
+// Enters a network namespace for the lifetime of the guard and always returns the calling thread
+// to the namespace it was in before, also when the scope is left by an exception. Entering the
+// namespace the thread is already in is a no-op. Not copyable or movable: it is tied to a scope.
+class ScopedSetns {
+ public:
+  // Throws cni::Error (Code::IoFailure) if setns fails; the thread is then unchanged.
+  explicit ScopedSetns(const Netns& target);
+  // If the original namespace cannot be restored the process aborts: carrying on in the wrong
+  // namespace would apply host-side changes inside the pod (or the reverse).
+  ~ScopedSetns();
+
+  ScopedSetns(const ScopedSetns&) = delete;
+  ScopedSetns& operator=(const ScopedSetns&) = delete;
+
+ private:
+  Netns original_;
+  bool switched_ = false;
+};
+
+}  // namespace dualstack::netns

@@ -1,0 +1,141 @@
+#include "dualstack/netns/netns.hpp"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "dualstack/cni/error.hpp"
+
+namespace dualstack::netns {
+
+using cni::Code;
+using cni::Error;
+
+namespace {
+
+std::string describePath(const std::string& path, std::string_view label) {
+  if (label.empty()) return path;
+  return std::string(label) + "=" + path;
+}
+
+int closeKeepErrno(int fd) {
+  const int saved = errno;
+  const int rc = ::close(fd);
+  errno = saved;
+  return rc;
+}
+
+}  // namespace
+
+std::optional<Netns> Netns::openImpl(const std::string& path, std::string_view label,
+                                     bool missingIsError) {
+  const std::string shown = describePath(path, label);
+  if (path.empty()) {
+    throw Error(Code::InvalidEnv, label.empty() ? std::string("network namespace path is empty")
+                                                : std::string(label) + " is empty");
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) {
+      if (!missingIsError) return std::nullopt;
+      throw Error(Code::UnknownContainer,
+                  shown + " does not exist (the container's network namespace is gone)");
+    }
+    throw cni::errnoError(Code::IoFailure, "open network namespace " + shown, err);
+  }
+
+  struct statfs fs {};
+  struct stat st {};
+  if (::fstatfs(fd, &fs) != 0 || ::fstat(fd, &st) != 0) {
+    const int err = errno;
+    closeKeepErrno(fd);
+    throw cni::errnoError(Code::IoFailure, "stat network namespace " + shown, err);
+  }
+  // Since Linux 3.19 namespace files live on nsfs; older kernels exposed /proc/PID/ns/* on proc.
+  const bool nsfs = fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC);
+  const bool proc = fs.f_type == static_cast<decltype(fs.f_type)>(PROC_SUPER_MAGIC);
+  if (!nsfs && !proc) {
+    ::close(fd);
+    throw Error(Code::InvalidEnv, shown + " is not a network namespace (" +
+                                      (S_ISDIR(st.st_mode) ? "a directory" : "not an nsfs file") +
+                                      "; expected e.g. /run/netns/NAME or /proc/PID/ns/net)");
+  }
+  // /proc/PID/ns/mnt and friends are nsfs files too, and any /proc file has the proc magic;
+  // setns(CLONE_NEWNET) would only fail later with a bare EINVAL. NS_GET_NSTYPE exists since
+  // Linux 4.11: an nsfs file that answers ENOTTY is on an older kernel and is given the benefit
+  // of the doubt; a proc file must answer.
+  const int type = ::ioctl(fd, NS_GET_NSTYPE);
+  const bool isNet = type == CLONE_NEWNET || (type < 0 && errno == ENOTTY && nsfs);
+  if (!isNet) {
+    ::close(fd);
+    throw Error(Code::InvalidEnv, shown + " is not a network namespace (" +
+                                      (nsfs ? "a namespace of another type" : "a /proc file") +
+                                      ")");
+  }
+  return Netns(fd, path, st.st_dev, st.st_ino);
+}
+
+Netns Netns::open(const std::string& path, std::string_view label) {
+  return *openImpl(path, label, true);
+}
+
+std::optional<Netns> Netns::openIfExists(const std::string& path, std::string_view label) {
+  return openImpl(path, label, false);
+}
+
+Netns Netns::current() {
+  // thread-self, not self: setns is per thread and the thread's namespace is what matters.
+  return *openImpl("/proc/thread-self/ns/net", {}, true);
+}
+
+Netns::Netns(Netns&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      dev_(other.dev_),
+      ino_(other.ino_) {}
+
+Netns& Netns::operator=(Netns&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+    dev_ = other.dev_;
+    ino_ = other.ino_;
+  }
+  return *this;
+}
+
+Netns::~Netns() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+ScopedSetns::ScopedSetns(const Netns& target) : original_(Netns::current()) {
+  if (target.sameAs(original_)) return;
+  if (::setns(target.fd(), CLONE_NEWNET) != 0) {
+    throw cni::errnoError(Code::IoFailure, "enter network namespace " + target.path(), errno);
+  }
+  switched_ = true;
+}
+
+ScopedSetns::~ScopedSetns() {
+  if (!switched_) return;
+  if (::setns(original_.fd(), CLONE_NEWNET) != 0) {
+    const int err = errno;
+    std::fprintf(stderr, "dualstack: fatal: cannot return to network namespace %s: %s\n",
+                 original_.path().c_str(), std::strerror(err));
+    std::abort();
+  }
+}
+
+}  // namespace dualstack::netns

@@ -1,2 +1,0 @@
-// Placeholder until the netns layer lands.
-namespace dualstack {}

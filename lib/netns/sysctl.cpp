@@ -1,0 +1,125 @@
+#include "dualstack/netns/sysctl.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <cerrno>
+#include <utility>
+
+#include "dualstack/cni/error.hpp"
+
+namespace dualstack::netns {
+
+using cni::Code;
+using cni::Error;
+
+namespace {
+
+constexpr std::string_view kProcSys = "/proc/sys/";
+
+std::string fullPath(std::string_view key) {
+  if (key.starts_with(kProcSys)) return std::string(key);
+  while (key.starts_with('/')) key.remove_prefix(1);
+  return std::string(kProcSys) + std::string(key);
+}
+
+std::string_view trimRight(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+Error sysctlError(const std::string& what, const std::string& path, int err) {
+  Error e = cni::errnoError(Code::IoFailure, what, err);
+  std::string hint;
+  switch (err) {
+    case ENOENT:
+      if (path.find("/net/ipv6/") != std::string::npos) {
+        hint = "no such interface, or IPv6 is disabled in this network namespace or the kernel";
+      } else if (path.find("/conf/") != std::string::npos ||
+                 path.find("/neigh/") != std::string::npos) {
+        hint = "no such interface in this network namespace";
+      } else {
+        hint = "no such sysctl in this kernel";
+      }
+      break;
+    case EROFS:
+    case EACCES:
+      hint =
+          "/proc/sys is read-only here; the plugin must run on the host with a writable /proc/sys";
+      break;
+    case EPERM:
+      hint = "the plugin needs CAP_NET_ADMIN (run it as root on the host)";
+      break;
+    case EINVAL:
+      hint = "the kernel rejected the value";
+      break;
+    default:
+      break;
+  }
+  if (!hint.empty()) return Error(e.code(), e.msg() + " (" + hint + ")");
+  return e;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  // Closes now so that a deferred error of the write is reported (none is expected on procfs,
+  // but a silent loss would be worse than a second syscall).
+  int close() { return ::close(std::exchange(fd_, -1)); }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+std::string readSysctl(std::string_view key) {
+  const std::string path = fullPath(key);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw sysctlError("read " + path, path, errno);
+  std::string out;
+  char buf[256];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw sysctlError("read " + path, path, errno);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  out.resize(trimRight(out).size());
+  return out;
+}
+
+void writeSysctl(std::string_view key, std::string_view value) {
+  const std::string path = fullPath(key);
+  const std::string what = "write " + std::string(value) + " to " + path;
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw sysctlError(what, path, errno);
+  // proc_sys handlers parse the whole value from a single write at offset 0; never split it.
+  ssize_t n = 0;
+  do {
+    n = ::write(fd.get(), value.data(), value.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw sysctlError(what, path, errno);
+  if (static_cast<std::size_t>(n) != value.size()) {
+    throw Error(Code::IoFailure, what + ": short write (" + std::to_string(n) + " of " +
+                                     std::to_string(value.size()) + " bytes)");
+  }
+  if (fd.close() != 0) throw sysctlError(what, path, errno);
+}
+
+bool setSysctlIfDifferent(std::string_view key, std::string_view value) {
+  if (trimRight(readSysctl(key)) == trimRight(value)) return false;
+  writeSysctl(key, value);
+  return true;
+}
+
+}  // namespace dualstack::netns

@@ -1,0 +1,153 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "dualstack/cni/error.hpp"
+#include "dualstack/netns/netns.hpp"
+#include "dualstack/netns/sysctl.hpp"
+#include "netlink/kernel_fixture.hpp"
+
+namespace dualstack {
+namespace {
+
+using cni::Code;
+using ::testing::HasSubstr;
+using testkernel::KernelTest;
+
+using testkernel::errorOf;
+
+// The failure modes of CNI_NETNS need no root: they are what an operator sees first.
+TEST(Netns, RegularFileIsNotANetns) {
+  char path[] = "/tmp/dsnltest-file-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const auto e = errorOf([&] { netns::Netns::open(path, "CNI_NETNS"); });
+  ::unlink(path);
+  EXPECT_EQ(e.code(), Code::InvalidEnv);
+  EXPECT_THAT(e.msg(), HasSubstr(std::string("CNI_NETNS=") + path + " is not a network namespace"));
+}
+
+TEST(Netns, DirectoryIsNotANetns) {
+  const auto e = errorOf([] { netns::Netns::open("/tmp", "CNI_NETNS"); });
+  EXPECT_EQ(e.code(), Code::InvalidEnv);
+  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS=/tmp is not a network namespace (a directory"));
+}
+
+TEST(Netns, OtherNamespaceTypeIsNotANetns) {
+  const auto e = errorOf([] { netns::Netns::open("/proc/self/ns/mnt"); });
+  EXPECT_EQ(e.code(), Code::InvalidEnv);
+  EXPECT_THAT(e.msg(),
+              HasSubstr("/proc/self/ns/mnt is not a network namespace (a namespace of another"));
+}
+
+TEST(Netns, ProcFileIsNotANetns) {
+  const auto e = errorOf([] { netns::Netns::open("/proc/self/status"); });
+  EXPECT_EQ(e.code(), Code::InvalidEnv);
+  EXPECT_THAT(e.msg(), HasSubstr("/proc/self/status is not a network namespace (a /proc file)"));
+}
+
+TEST(Netns, MissingPathIsUnknownContainerOrNullopt) {
+  const std::string path = "/run/netns/dsnltest-does-not-exist";
+  const auto e = errorOf([&] { netns::Netns::open(path, "CNI_NETNS"); });
+  EXPECT_EQ(e.code(), Code::UnknownContainer);
+  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS=" + path + " does not exist"));
+  EXPECT_FALSE(netns::Netns::openIfExists(path).has_value());
+  EXPECT_FALSE(netns::Netns::openIfExists("/etc/hostname/x").has_value());
+}
+
+TEST(Netns, EmptyPathIsInvalidEnv) {
+  const auto e = errorOf([] { netns::Netns::open("", "CNI_NETNS"); });
+  EXPECT_EQ(e.code(), Code::InvalidEnv);
+  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS is empty"));
+}
+
+TEST(Netns, CurrentIsTheProcessNetns) {
+  const auto cur = netns::Netns::current();
+  const auto self = netns::Netns::open("/proc/self/ns/net");
+  EXPECT_TRUE(cur.sameAs(self));
+  EXPECT_GE(cur.fd(), 0);
+  auto moved = netns::Netns::current();
+  netns::Netns other = std::move(moved);
+  EXPECT_TRUE(other.sameAs(cur));
+}
+
+TEST(Sysctl, MissingKeyNamesFileAndCause) {
+  const auto e = errorOf([] { netns::readSysctl("net/ipv4/conf/dsnl-nope/forwarding"); });
+  EXPECT_EQ(e.code(), Code::IoFailure);
+  EXPECT_THAT(e.msg(),
+              HasSubstr("read /proc/sys/net/ipv4/conf/dsnl-nope/forwarding: No such file"));
+  EXPECT_THAT(e.msg(), HasSubstr("no such interface"));
+}
+
+class NetnsKernel : public KernelTest {};
+
+TEST_F(NetnsKernel, ScopedSetnsEntersAndRestores) {
+  const auto node = netns::Netns::current();
+  EXPECT_TRUE(node.sameAs(nodeNs().ns()));
+  {
+    netns::ScopedSetns in(podNs().ns());
+    EXPECT_TRUE(netns::Netns::current().sameAs(podNs().ns()));
+    {
+      netns::ScopedSetns same(podNs().ns());
+      EXPECT_TRUE(netns::Netns::current().sameAs(podNs().ns()));
+    }
+    EXPECT_TRUE(netns::Netns::current().sameAs(podNs().ns()));
+  }
+  EXPECT_TRUE(netns::Netns::current().sameAs(node));
+}
+
+TEST_F(NetnsKernel, ScopedSetnsRestoresWhenAnExceptionIsThrown) {
+  EXPECT_THROW(
+      {
+        netns::ScopedSetns in(podNs().ns());
+        ASSERT_TRUE(netns::Netns::current().sameAs(podNs().ns()));
+        throw std::runtime_error("boom");
+      },
+      std::runtime_error);
+  EXPECT_TRUE(netns::Netns::current().sameAs(nodeNs().ns()));
+}
+
+TEST_F(NetnsKernel, OpensNamedAndProcNetns) {
+  const auto byName = netns::Netns::open(podNs().path(), "CNI_NETNS");
+  EXPECT_TRUE(byName.sameAs(podNs().ns()));
+  EXPECT_FALSE(byName.sameAs(nodeNs().ns()));
+  // /proc/thread-self/ns/net follows setns.
+  netns::ScopedSetns in(podNs().ns());
+  EXPECT_TRUE(netns::Netns::open("/proc/thread-self/ns/net").sameAs(byName));
+}
+
+TEST_F(NetnsKernel, SysctlsArePerNetns) {
+  auto veth = makeVeth("sysctl0");
+  const std::string key = "net/ipv6/conf/eth0/accept_dad";
+  {
+    netns::ScopedSetns in(podNs().ns());
+    EXPECT_EQ(netns::readSysctl(key), "1");
+    EXPECT_TRUE(netns::setSysctlIfDifferent(key, "0"));
+    EXPECT_FALSE(netns::setSysctlIfDifferent(key, "0"));
+    EXPECT_EQ(netns::readSysctl("/proc/sys/" + key), "0");
+    netns::writeSysctl(key, "1");
+    EXPECT_EQ(netns::readSysctl(key), "1");
+    netns::writeSysctl(key, "0");
+  }
+  // eth0 lives only in the pod; the node's view of /proc/sys/net has no such interface.
+  const auto e = errorOf([&] { netns::readSysctl(key); });
+  EXPECT_THAT(e.msg(), HasSubstr("No such file or directory"));
+  EXPECT_EQ(netns::readSysctl("net/ipv6/conf/" + veth.host.name + "/accept_dad"), "1");
+  netns::ScopedSetns in(podNs().ns());
+  EXPECT_EQ(netns::readSysctl(key), "0");
+}
+
+TEST_F(NetnsKernel, SysctlWriteOfInvalidValueIsReported) {
+  const auto e = errorOf([] { netns::writeSysctl("net/ipv4/ip_forward", "banana"); });
+  EXPECT_EQ(e.code(), Code::IoFailure);
+  EXPECT_THAT(e.msg(),
+              HasSubstr("write banana to /proc/sys/net/ipv4/ip_forward: Invalid argument"));
+}
+
+}  // namespace
+}  // namespace dualstack
