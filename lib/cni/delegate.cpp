@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "dualstack/cni/error.hpp"
@@ -46,6 +48,37 @@ struct Pipe {
     new (&read) Fd(fds[0]);
     new (&write) Fd(fds[1]);
   }
+};
+
+// Writing to a delegate that exited without reading all of its stdin raises SIGPIPE, whose
+// default action would kill this plugin before it can report the delegate's error. Block it in
+// this thread while talking to the delegate (write then fails with EPIPE) and discard the signal
+// we caused, leaving one that was already pending alone.
+class SigpipeBlocker {
+ public:
+  SigpipeBlocker() {
+    ::sigemptyset(&pipeSet_);
+    ::sigaddset(&pipeSet_, SIGPIPE);
+    sigset_t pending;
+    ::sigpending(&pending);
+    wasPending_ = ::sigismember(&pending, SIGPIPE) == 1;
+    ::pthread_sigmask(SIG_BLOCK, &pipeSet_, &old_);
+  }
+  ~SigpipeBlocker() {
+    sigset_t pending;
+    if (!wasPending_ && ::sigpending(&pending) == 0 && ::sigismember(&pending, SIGPIPE) == 1) {
+      const timespec zero{0, 0};
+      ::sigtimedwait(&pipeSet_, nullptr, &zero);
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlocker(const SigpipeBlocker&) = delete;
+  SigpipeBlocker& operator=(const SigpipeBlocker&) = delete;
+
+ private:
+  sigset_t pipeSet_{};
+  sigset_t old_{};
+  bool wasPending_ = false;
 };
 
 // Writes `in` to the child's stdin and collects its stdout without risking a deadlock when
@@ -139,6 +172,7 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
 
   std::string output;
   try {
+    const SigpipeBlocker noSigpipe;
     output = exchange(in.write, out.read, config);
   } catch (...) {
     ::kill(pid, SIGKILL);

@@ -17,8 +17,8 @@ std::array<int, 3> parseVersion(std::string_view v) {
   std::size_t i = 0;
   for (int p = 0; p < 3; ++p) {
     if (i >= v.size() || v[i] < '0' || v[i] > '9') {
-      // "1.0" is accepted as "1.0.0", as libcni does.
-      if (p == 2 && i == v.size()) break;
+      // "1.0" is accepted as "1.0.0", as libcni does; "1.0." is not.
+      if (p == 2 && i == v.size() && v[i - 1] != '.') break;
       throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
     }
     int n = 0;
