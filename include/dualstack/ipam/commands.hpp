@@ -1,0 +1,27 @@
+// The verbs of the dualstack-ipam binary, wired into cni::pluginMain by cmd/dualstack-ipam.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "dualstack/cni/config.hpp"
+#include "dualstack/cni/env.hpp"
+#include "dualstack/cni/skel.hpp"
+
+namespace dualstack::ipam {
+
+// One address per range set for (CNI_CONTAINERID, CNI_IFNAME), in the node's family order;
+// idempotent. Returns the result in conf.cniVersion's format (no `interfaces`).
+nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf);
+// Releases the attachment's addresses; success when it holds none. Never reads the node source.
+void cmdDel(const cni::Env& env, const cni::NetConf& conf);
+// Error(CheckFailed) unless the attachment holds an address in every range set (and every
+// prevResult address inside our ranges is one of them).
+void cmdCheck(const cni::Env& env, const cni::NetConf& conf);
+// Releases every allocation whose attachment is not in cni.dev/valid-attachments.
+void cmdGc(const cni::Env& env, const cni::NetConf& conf);
+// Error(NotAvailable) when no podCIDR is known or a range set is exhausted.
+void cmdStatus(const cni::Env& env, const cni::NetConf& conf);
+
+cni::Handlers handlers();
+
+}  // namespace dualstack::ipam

@@ -1,0 +1,103 @@
+// The `ipam` section of the network config, and where the node's podCIDRs come from.
+//
+//   "ipam": {
+//     "type": "dualstack-ipam",
+//     "dataDir": "/var/lib/cni/networks",          (default; the store is <dataDir>/<name>)
+//     "node": {"podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"],
+//              "addresses": [{"type": "InternalIP", "address": "192.168.10.5"}]}
+//          or {"file": "/etc/cni/node.json"}        (a Node object as `kubectl get node -o json`
+//                                                    prints it, read at every ADD/CHECK/STATUS)
+//     -- or, instead of node, host-local's syntax --
+//     "ranges": [[{"subnet": "10.244.1.0/24", "rangeStart": ..., "rangeEnd": ..., "gateway": ...}]],
+//     "subnet": ..., "rangeStart": ..., "rangeEnd": ..., "gateway": ...   (host-local's old form)
+//     "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}]                 (copied into results)
+//   }
+//
+// Each podCIDR becomes a range set of one range (gateway network+1, like host-local's default).
+//
+// Order of `ips` in results: the family of the node's first InternalIP comes first, else that of
+// its first ExternalIP, else that of its first address of any type; with no addresses known, the
+// podCIDRs order. This is the order Kubernetes expects ("all podIPs in a node match the IP family
+// preference of its .status.addresses") and the one CRI-O and podman show. With host-local's
+// `ranges`, results keep the ranges order, as host-local does.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dualstack/cni/config.hpp"
+#include "dualstack/cni/env.hpp"
+#include "dualstack/cni/result.hpp"
+#include "dualstack/ip/address.hpp"
+#include "dualstack/ipam/allocator.hpp"
+#include "dualstack/ipam/range.hpp"
+
+namespace dualstack::ipam {
+
+inline constexpr std::string_view kDefaultDataDir = "/var/lib/cni/networks";
+
+struct PodCidr {
+  ip::Prefix prefix;
+  std::string field;  // where it was read, for messages: "ipam.node.podCIDRs[1]"
+};
+
+struct NodeAddress {
+  std::string type;  // InternalIP, ExternalIP, Hostname, ...
+  ip::Address address;
+};
+
+struct NodeInfo {
+  std::vector<PodCidr> podCIDRs;
+  std::vector<NodeAddress> addresses;  // only the entries whose address is an IP address
+};
+
+// Where the node's podCIDRs and addresses come from: the inline config or a Node JSON file today.
+// The Kubernetes API (kubeconfig + node name) is meant to be one more implementation, chosen by
+// makeNodeSource(). DEL and GC never load it.
+class NodeSource {
+ public:
+  virtual ~NodeSource() = default;
+  // Throws Error: InvalidConfig for bad content, and for a source that cannot answer yet (file
+  // missing, no podCIDRs assigned yet) TryAgainLater or IoFailure.
+  virtual NodeInfo load() const = 0;
+  virtual std::string describe() const = 0;
+};
+
+// From the config's "node" object; Error(InvalidConfig) naming the field.
+std::unique_ptr<NodeSource> makeNodeSource(const nlohmann::json& node, std::string_view where);
+// Parses a Node object (spec.podCIDRs, else spec.podCIDR; status.addresses). `where` prefixes
+// messages (the file name).
+NodeInfo parseNodeObject(const nlohmann::json& node, std::string_view where);
+
+struct IpamConfig {
+  std::string network;  // the network name: the store is <dataDir>/<network>
+  std::string dataDir;
+  std::vector<cni::Route> routes;
+  std::vector<RangeSet> ranges;           // host-local syntax; empty when `node` is set
+  std::shared_ptr<const NodeSource> node;  // null with host-local syntax
+  std::vector<Requested> requested;        // runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=
+};
+
+enum class Scope {
+  Store,     // DEL, GC: only what locates the store (dataDir); the rest is not even validated
+  Allocate,  // ADD, CHECK, STATUS: everything
+};
+
+// Parses and validates conf.ipam. Errors: Error(InvalidConfig) naming the field; a malformed
+// CNI_ARGS IP= is Error(InvalidEnv).
+IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope scope);
+
+// The range sets to allocate from, in result order (loads the node source when there is one).
+std::vector<RangeSet> rangeSets(const IpamConfig& cfg);
+// One set per podCIDR (set id = its index in podCIDRs), ordered by the node's address family
+// preference. Error(InvalidConfig) for host bits, a too-small CIDR, or two CIDRs of one family.
+std::vector<RangeSet> rangeSetsForNode(const NodeInfo& node);
+// The node's preferred family (see the header comment), if its addresses tell.
+std::optional<ip::Family> preferredFamily(const std::vector<NodeAddress>& addresses);
+
+}  // namespace dualstack::ipam

@@ -1,0 +1,148 @@
+// The allocation store on disk, in host-local's layout so that host-local and dualstack-ipam can
+// share a dataDir (and an operator can switch `type` without losing allocations):
+//
+//   <dataDir>/<network>/                 directories we create are mode 0700
+//     lock                               flock(LOCK_EX) for a whole session; host-local locks it too
+//     <address>                          one file per allocated address, named by its canonical
+//                                        text ("10.244.1.5", "fd00:10:244:1::5"), mode 0600,
+//                                        content "<containerID>\r\n<ifname>" (no trailing newline);
+//                                        files holding only "<containerID>" (host-local < 0.7)
+//                                        are honoured
+//     last_reserved_ip.<N>               the address handed out last from range set N (no newline)
+//     .dualstack/                        our index by attachment, ignored by host-local
+//       <containerID>@<ifname>           "# dualstack-ipam index entry v1\n"
+//                                        "containerID <id>\n" "ifname <ifname>\n"
+//                                        "address <address>\n"... (ifname line absent for the
+//                                        entry of legacy ID-only files, named "<containerID>@");
+//                                        names longer than 200 bytes become "~<fnv64 hex>.<n>"
+//       state                            "# dualstack-ipam index state v1\n"
+//                                        "dir <inode> <mtime s.ns> <ctime s.ns>\n"
+//       .tmp-<pid>-<n>                   only where O_TMPFILE is unsupported, during an ADD
+//
+// host-local's DEL walks the whole tree and deletes files whose trimmed content equals
+// "<id>\r\n<ifname>" or "<id>"; index files start with '#', which no container ID can.
+//
+// The index saves every ADD/DEL/CHECK a walk of the directory. It is trusted only while the
+// network directory's inode, mtime and ctime equal those recorded in `state` after our own last
+// change (under the lock): host-local, a crash or a person changing the directory makes them
+// differ, and the index is rebuilt from the per-IP files in one walk. Writes inside .dualstack/
+// do not touch the parent's times. An entry naming a file that is missing or has another owner
+// triggers the rebuild too. Since Linux 6.13 (multigrain timestamps on ext4, xfs, btrfs, tmpfs)
+// a change after our stat always gets a later timestamp; on older kernels a change by host-local
+// within the same clock tick (~4 ms) as our last one can go unnoticed: allocation stays correct
+// (free addresses are checked on the per-IP files), but that attachment's lookups can miss until
+// the next rebuild (GC always rebuilds).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dualstack/ipam/store.hpp"
+
+namespace dualstack::ipam {
+
+class DiskStore final : public Store {
+ public:
+  enum class Mode {
+    Create,    // create missing directories
+    Existing,  // open() returns nullptr when the network directory does not exist
+    ReadOnly,  // like Existing, and never writes (STATUS)
+  };
+  static std::unique_ptr<DiskStore> open(const std::string& dataDir, const std::string& network,
+                                         Mode mode);
+  ~DiskStore() override;
+  DiskStore(const DiskStore&) = delete;
+  DiskStore& operator=(const DiskStore&) = delete;
+
+  // Writes and fsyncs the per-IP file content for `a` into an unnamed temp file before the lock
+  // is taken, so the slow part of an ADD overlaps with other ADDs. reserve() publishes it under
+  // each address with linkat(), which fails on an existing name like O_EXCL. Optional: reserve()
+  // prepares on demand.
+  void prepare(const cni::Attachment& a);
+  // Takes the store lock and checks whether the index can be trusted.
+  void lock();
+
+  bool isAllocated(const ip::Address& a) override;
+  std::optional<Owner> ownerOf(const ip::Address& a) override;
+  std::vector<ip::Address> addressesOf(const cni::Attachment& a) override;
+  std::optional<ip::Address> lastReserved(std::size_t rangeSetId) override;
+  bool reserve(const ip::Address& addr, const cni::Attachment& a) override;
+  void setLastReserved(std::size_t rangeSetId, const ip::Address& addr) override;
+  void release(const ip::Address& addr) override;
+  std::vector<std::pair<ip::Address, std::optional<Owner>>> list() override;
+  // Writes the index entries and state, unlocks, and fsyncs the directory if names were created.
+  void commit() override;
+
+  // GC: removes temp files of crashed ADDs older than `age`; returns how many.
+  std::size_t removeStaleTemps(std::chrono::seconds age);
+  // Tests: use the named temp files of filesystems without O_TMPFILE.
+  void useNamedTemps() { namedTemps_ = true; }
+  // Whether this session rebuilt the index from the per-IP files (for tests).
+  bool rebuiltIndex() const { return rebuilt_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  DiskStore(std::string path, int dirFd, Mode mode);
+  void openIndexDir();
+  void ensureIndex();
+  void rebuild();
+  std::vector<std::pair<ip::Address, std::optional<Owner>>> walk();
+  std::vector<ip::Address>& entry(const std::string& key);
+  std::optional<std::vector<ip::Address>> readEntry(const std::string& key, bool* consistent);
+  void writeEntry(const std::string& key, const std::vector<ip::Address>& addrs);
+  void removeEntry(const std::string& key);
+  void rewriteIndex();
+  std::string stamp() const;
+  void requireLocked(const char* what) const;
+  void unlock();
+
+  class Fd {
+   public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(o.release()) {}
+    Fd& operator=(Fd&& o) noexcept;
+    ~Fd();
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+    int release() {
+      const int f = fd_;
+      fd_ = -1;
+      return f;
+    }
+    void reset();
+
+   private:
+    int fd_ = -1;
+  };
+
+  std::string path_;
+  Fd dir_;
+  Fd index_;  // .dualstack
+  Fd lock_;
+  Mode mode_;
+  bool locked_ = false;
+  bool trusted_ = false;     // state matched the directory when we locked it
+  bool full_ = false;        // entries_ holds every attachment (after a walk)
+  bool rewriteAll_ = false;  // commit rewrites the whole index
+  bool rebuilt_ = false;
+  bool linked_ = false;  // per-IP names were created
+  bool namedTemps_ = false;
+  std::string recordedState_;
+
+  // Prepared per-IP content: an O_TMPFILE, or a named temp in .dualstack/.
+  Fd temp_;
+  std::string tempName_;
+  std::optional<cni::Attachment> tempOwner_;
+
+  std::map<std::string, std::vector<ip::Address>> entries_;  // key "<id>@<ifname>" / "<id>@"
+  std::set<std::string> dirty_;
+  std::map<ip::Address, std::optional<Owner>> owners_;
+};
+
+}  // namespace dualstack::ipam

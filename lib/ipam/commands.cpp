@@ -1,0 +1,162 @@
+#include "dualstack/ipam/commands.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "dualstack/cni/error.hpp"
+#include "dualstack/cni/result.hpp"
+#include "dualstack/ipam/allocator.hpp"
+#include "dualstack/ipam/config.hpp"
+#include "dualstack/ipam/disk_store.hpp"
+
+namespace dualstack::ipam {
+
+using cni::Code;
+using cni::Error;
+
+namespace {
+
+cni::Attachment attachmentOf(const cni::Env& env) { return {env.containerId, env.ifname}; }
+
+}  // namespace
+
+nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Allocate);
+  const std::vector<RangeSet> sets = rangeSets(cfg);
+  const auto requested = assignRequested(sets, cfg.requested);
+  const cni::Attachment a = attachmentOf(env);
+
+  auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::Create);
+  store->prepare(a);
+  store->lock();
+  const auto allocations = allocate(sets, a, requested, *store);
+  // Should this fail, the addresses stay with the attachment: a runtime follows a failed ADD
+  // with DEL.
+  store->commit();
+
+  cni::Result result;
+  for (const auto& al : allocations) {
+    const RangeSet& set = sets[al.set];
+    const Range* r = set.rangeFor(al.address);
+    if (r == nullptr) r = set.subnetFor(al.address);
+    result.ips.push_back(
+        {ip::Prefix(al.address, r->subnet.length()), r->gateway, std::nullopt});
+  }
+  result.routes = cfg.routes;
+  return result.toJson(conf.cniVersion);
+}
+
+void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Store);
+  auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::Existing);
+  if (!store) return;
+  store->lock();
+  std::string failure;
+  try {
+    release(attachmentOf(env), *store);
+  } catch (const Error& e) {
+    failure = e.msg();
+  }
+  store->commit();
+  if (!failure.empty()) throw Error(Code::IoFailure, failure);
+}
+
+void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Allocate);
+  const std::vector<RangeSet> sets = rangeSets(cfg);
+  const cni::Attachment a = attachmentOf(env);
+  const std::string who = a.containerId + "/" + a.ifname;
+
+  auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::Existing);
+  if (!store) {
+    throw Error(Code::CheckFailed, who + " holds no address: the store " + cfg.dataDir + "/" +
+                                       cfg.network + " does not exist");
+  }
+  store->lock();
+  const auto held = store->addressesOf(a);
+  store->commit();
+
+  for (const auto& set : sets) {
+    const bool has = std::any_of(held.begin(), held.end(), [&](const ip::Address& h) {
+      return set.subnetFor(h) != nullptr;
+    });
+    if (!has) {
+      throw Error(Code::CheckFailed, who + " holds no " + std::string(familyLabel(set.family())) +
+                                         " address in " + set.str());
+    }
+  }
+  if (!conf.prevResult.is_null()) {
+    const auto prev = cni::Result::fromJson(conf.prevResult, "prevResult");
+    for (const auto& c : prev.ips) {
+      const ip::Address addr = c.address.address();
+      const bool ours = std::any_of(sets.begin(), sets.end(),
+                                    [&](const RangeSet& s) { return s.subnetFor(addr) != nullptr; });
+      if (ours && std::find(held.begin(), held.end(), addr) == held.end()) {
+        throw Error(Code::CheckFailed, "prevResult lists " + addr.str() + " but the store does " +
+                                           "not hold it for " + who);
+      }
+    }
+  }
+}
+
+void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
+  // Releasing everything because a runtime forgot the list would be a disaster; an explicitly
+  // empty list does mean "release all".
+  if (!conf.raw.contains("cni.dev/valid-attachments") && !conf.raw.contains("cni.dev/attachments")) {
+    throw Error(Code::InvalidConfig, "GC needs cni.dev/valid-attachments in the config");
+  }
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Store);
+  auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::Existing);
+  if (!store) return;
+  store->lock();
+  const GcResult r = collectGarbage(conf.validAttachments, *store);
+  std::vector<std::string> errors = r.errors;
+  try {
+    store->removeStaleTemps(std::chrono::minutes(10));
+  } catch (const Error& e) {
+    errors.push_back(e.msg());
+  }
+  try {
+    store->commit();
+  } catch (const Error& e) {
+    errors.push_back(e.msg());
+  }
+  if (!errors.empty()) {
+    std::string msg = "GC of " + store->path() + " released " +
+                      std::to_string(r.released.size()) + " addresses but failed: ";
+    for (std::size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
+    throw Error(Code::IoFailure, msg);
+  }
+}
+
+void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Allocate);
+  std::vector<RangeSet> sets = cfg.ranges;
+  if (cfg.node) {
+    NodeInfo node;
+    try {
+      node = cfg.node->load();
+    } catch (const Error& e) {
+      throw Error(Code::NotAvailable, "no pod CIDR known: " + e.msg());
+    }
+    sets = rangeSetsForNode(node);
+  }
+  auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::ReadOnly);
+  if (!store) return;
+  store->lock();
+  if (const RangeSet* full = firstExhausted(sets, *store)) {
+    throw Error(Code::NotAvailable, exhaustedMessage(*full));
+  }
+}
+
+cni::Handlers handlers() {
+  cni::Handlers h;
+  h.add = cmdAdd;
+  h.del = cmdDel;
+  h.check = cmdCheck;
+  h.gc = cmdGc;
+  h.status = cmdStatus;
+  return h;
+}
+
+}  // namespace dualstack::ipam

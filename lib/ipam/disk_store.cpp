@@ -1,0 +1,674 @@
+#include "dualstack/ipam/disk_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+
+#include "dualstack/cni/error.hpp"
+
+namespace dualstack::ipam {
+
+using cni::Code;
+using cni::Error;
+using ip::Address;
+
+namespace {
+
+constexpr const char* kIndexDir = ".dualstack";
+constexpr const char* kStateFile = "state";
+constexpr const char* kLockFile = "lock";
+constexpr std::string_view kTempPrefix = ".tmp-";
+constexpr std::string_view kEntryMagic = "# dualstack-ipam index entry v1";
+constexpr std::string_view kStateMagic = "# dualstack-ipam index state v1";
+constexpr std::size_t kMaxEntryName = 200;
+constexpr std::size_t kMaxSmallFile = 64 * 1024;
+
+std::string keyOf(const std::string& containerId, const std::string& ifname) {
+  return containerId + "@" + ifname;
+}
+std::string keyOf(const cni::Attachment& a) { return keyOf(a.containerId, a.ifname); }
+std::string keyOf(const Owner& o) { return keyOf(o.containerId, o.ifname); }
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string hashedName(const std::string& key, int n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "~%016llx.%d", static_cast<unsigned long long>(fnv1a(key)), n);
+  return buf;
+}
+
+Error ioError(std::string_view what, const std::string& path, int err) {
+  return cni::errnoError(Code::IoFailure, std::string(what) + " " + path, err);
+}
+
+// Reads a small file relative to dirFd; nullopt when it does not exist.
+std::optional<std::string> readSmall(int dirFd, const std::string& name, const std::string& dirPath) {
+  const int fd = ::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw ioError("open", dirPath + "/" + name, errno);
+  }
+  std::string data;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw ioError("read", dirPath + "/" + name, err);
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<std::size_t>(n));
+    if (data.size() > kMaxSmallFile) break;
+  }
+  ::close(fd);
+  return data;
+}
+
+void writeAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw ioError("write", path, errno);
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Rewrites a small file in place. Readers hold the lock, and a torn file after a crash is
+// detected (unparsable), so no temp file is needed. No O_TRUNC: on ext4, truncating a file with
+// data to zero queues its pages for writeback at close (auto_da_alloc), and the next truncate
+// waits for that I/O, milliseconds spent under the store lock.
+void writeSmall(int dirFd, const std::string& name, std::string_view data,
+                const std::string& dirPath) {
+  const std::string path = dirPath + "/" + name;
+  const int fd = ::openat(dirFd, name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) throw ioError("create", path, errno);
+  try {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw ioError("stat", path, errno);
+    std::size_t off = 0;
+    while (off < data.size()) {
+      const ssize_t n = ::pwrite(fd, data.data() + off, data.size() - off, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw ioError("write", path, errno);
+      off += static_cast<std::size_t>(n);
+    }
+    if (static_cast<std::size_t>(st.st_size) > data.size() &&
+        ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) {
+      throw ioError("truncate", path, errno);
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+}
+
+std::string_view trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+struct ParsedEntry {
+  std::string key;
+  std::vector<Address> addresses;
+};
+
+std::optional<ParsedEntry> parseEntry(std::string_view text) {
+  std::string containerId, ifname;
+  std::vector<Address> addrs;
+  bool first = true;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;  // torn write
+    const auto line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    if (first) {
+      if (line != kEntryMagic) return std::nullopt;
+      first = false;
+      continue;
+    }
+    const auto sp = line.find(' ');
+    if (sp == std::string_view::npos) return std::nullopt;
+    const auto k = line.substr(0, sp);
+    const auto v = line.substr(sp + 1);
+    if (k == "containerID") {
+      containerId = v;
+    } else if (k == "ifname") {
+      ifname = v;
+    } else if (k == "address") {
+      auto a = Address::parse(v);
+      if (!a) return std::nullopt;
+      addrs.push_back(*a);
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (first || containerId.empty()) return std::nullopt;
+  return ParsedEntry{keyOf(containerId, ifname), std::move(addrs)};
+}
+
+std::string formatEntry(const std::string& key, const std::vector<Address>& addrs) {
+  const auto at = key.find('@');
+  std::string s(kEntryMagic);
+  s += "\ncontainerID " + key.substr(0, at) + "\n";
+  if (at + 1 < key.size()) s += "ifname " + key.substr(at + 1) + "\n";
+  for (const auto& a : addrs) s += "address " + a.str() + "\n";
+  return s;
+}
+
+// The directory fd for dataDir, creating missing components (0700) when asked.
+int openDataDir(const std::string& dataDir, bool create) {
+  int fd = ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT || !create) return fd;
+  for (std::size_t pos = 1; pos <= dataDir.size(); ++pos) {
+    if (pos != dataDir.size() && dataDir[pos] != '/') continue;
+    const std::string prefix = dataDir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return -1;
+  }
+  return ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+}  // namespace
+
+// ---- Fd ----
+
+DiskStore::Fd& DiskStore::Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    reset();
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+DiskStore::Fd::~Fd() { reset(); }
+
+void DiskStore::Fd::reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+// ---- opening and locking ----
+
+std::unique_ptr<DiskStore> DiskStore::open(const std::string& dataDir, const std::string& network,
+                                           Mode mode) {
+  const bool create = mode == Mode::Create;
+  const std::string path = dataDir + (dataDir.back() == '/' ? "" : "/") + network;
+  const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  // The common case in one call; O_NOFOLLOW guards the network directory itself.
+  int fd = ::open(path.c_str(), flags);
+  if (fd >= 0) return std::unique_ptr<DiskStore>(new DiskStore(path, fd, mode));
+  Fd data(openDataDir(dataDir, create));
+  if (!data) {
+    if (errno == ENOENT && !create) return nullptr;
+    throw ioError("open data directory", dataDir, errno);
+  }
+  fd = ::openat(data.get(), network.c_str(), flags);
+  if (fd < 0 && errno == ENOENT) {
+    if (!create) return nullptr;
+    if (::mkdirat(data.get(), network.c_str(), 0700) != 0 && errno != EEXIST) {
+      throw ioError("create", path, errno);
+    }
+    fd = ::openat(data.get(), network.c_str(), flags);
+  }
+  if (fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      throw Error(Code::IoFailure, path + " is not a directory (a symlink or a file?)");
+    }
+    throw ioError("open", path, errno);
+  }
+  return std::unique_ptr<DiskStore>(new DiskStore(path, fd, mode));
+}
+
+DiskStore::DiskStore(std::string path, int dirFd, Mode mode)
+    : path_(std::move(path)), dir_(dirFd), mode_(mode) {}
+
+DiskStore::~DiskStore() {
+  if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
+}
+
+void DiskStore::prepare(const cni::Attachment& a) {
+  if (mode_ == Mode::ReadOnly) throw Error(Code::Internal, "prepare on a read-only store");
+  if (tempOwner_ && *tempOwner_ == a) return;
+  if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
+  temp_.reset();
+  tempName_.clear();
+  tempOwner_.reset();
+
+  // An O_TMPFILE has no name until linkat() gives it one: never half-written under a name, never
+  // left behind by a crash, invisible to host-local's walk.
+  int fd = namedTemps_ ? -1 : ::openat(dir_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (namedTemps_ || (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))) {
+    openIndexDir();
+    static std::atomic<int> counter{0};
+    tempName_ = std::string(kTempPrefix) + std::to_string(::getpid()) + "-" +
+                std::to_string(counter++);
+    fd = ::openat(index_.get(), tempName_.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      const int err = errno;
+      tempName_.clear();
+      throw ioError("create temp file in", path_ + "/" + kIndexDir, err);
+    }
+  } else if (fd < 0) {
+    throw ioError("create temp file in", path_, errno);
+  }
+  temp_ = Fd(fd);
+  writeAll(fd, ownerFileContent(a), path_ + " (temp file)");
+  if (::fdatasync(fd) != 0) throw ioError("fdatasync temp file in", path_, errno);
+  tempOwner_ = a;
+}
+
+void DiskStore::lock() {
+  lock_ = Fd(::openat(dir_.get(), kLockFile, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!lock_) throw ioError("open", path_ + "/" + kLockFile, errno);
+  while (::flock(lock_.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) throw ioError("lock", path_ + "/" + kLockFile, errno);
+  }
+  locked_ = true;
+  if (mode_ == Mode::ReadOnly) return;
+  openIndexDir();
+  const auto state = readSmall(index_.get(), kStateFile, path_ + "/" + kIndexDir);
+  recordedState_ = state.value_or("");
+  trusted_ = state && *state == stamp();
+}
+
+void DiskStore::openIndexDir() {
+  if (index_) return;
+  const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::openat(dir_.get(), kIndexDir, flags);
+  if (fd < 0 && errno == ENOENT) {
+    if (::mkdirat(dir_.get(), kIndexDir, 0700) != 0 && errno != EEXIST) {
+      throw ioError("create", path_ + "/" + kIndexDir, errno);
+    }
+    fd = ::openat(dir_.get(), kIndexDir, flags);
+  }
+  if (fd < 0) throw ioError("open", path_ + "/" + kIndexDir, errno);
+  index_ = Fd(fd);
+}
+
+void DiskStore::unlock() {
+  lock_.reset();  // closing the last fd drops the flock
+  locked_ = false;
+}
+
+void DiskStore::requireLocked(const char* what) const {
+  if (!locked_) throw Error(Code::Internal, std::string(what) + " on an unlocked store");
+}
+
+std::string DiskStore::stamp() const {
+  struct stat st {};
+  if (::fstat(dir_.get(), &st) != 0) throw ioError("stat", path_, errno);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%s\ndir %llu %lld.%09ld %lld.%09ld\n", kStateMagic.data(),
+                static_cast<unsigned long long>(st.st_ino),
+                static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
+                static_cast<long long>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec);
+  return buf;
+}
+
+// ---- the index ----
+
+void DiskStore::ensureIndex() {
+  if (!trusted_ && !full_) rebuild();
+}
+
+void DiskStore::rebuild() {
+  walk();
+  rebuilt_ = true;
+}
+
+std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::walk() {
+  requireLocked("walk");
+  const int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ioError("open", path_, errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    throw ioError("read directory", path_, err);
+  }
+  std::vector<std::pair<Address, std::optional<Owner>>> found;
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_REG) {
+      names.emplace_back(e->d_name);
+    } else if (e->d_type == DT_UNKNOWN) {
+      struct stat st {};
+      if (::fstatat(dir_.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        names.emplace_back(e->d_name);
+      }
+    }
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) throw ioError("read directory", path_, err);
+
+  entries_.clear();
+  owners_.clear();
+  for (const auto& name : names) {
+    // Only canonical names count, as host-local only ever looks up those.
+    const auto a = Address::parse(name);
+    if (!a || a->str() != name) continue;
+    const auto content = readSmall(dir_.get(), name, path_);
+    if (!content) continue;  // raced with nothing (we hold the lock), but be tolerant
+    auto owner = parseOwnerFile(*content);
+    owners_[*a] = owner;
+    if (owner) entries_[keyOf(*owner)].push_back(*a);
+    found.emplace_back(*a, std::move(owner));
+  }
+  full_ = true;
+  rewriteAll_ = true;
+  dirty_.clear();
+  return found;
+}
+
+std::optional<std::vector<Address>> DiskStore::readEntry(const std::string& key, bool* consistent) {
+  const std::string dirPath = path_ + "/" + kIndexDir;
+  if (key.size() <= kMaxEntryName) {
+    const auto text = readSmall(index_.get(), key, dirPath);
+    if (!text) return std::nullopt;
+    auto parsed = parseEntry(*text);
+    if (!parsed || parsed->key != key) {
+      *consistent = false;
+      return std::nullopt;
+    }
+    return std::move(parsed->addresses);
+  }
+  for (int n = 0;; ++n) {
+    const auto text = readSmall(index_.get(), hashedName(key, n), dirPath);
+    if (!text) return std::nullopt;
+    auto parsed = parseEntry(*text);
+    if (!parsed) {
+      *consistent = false;
+      return std::nullopt;
+    }
+    if (parsed->key == key) return std::move(parsed->addresses);
+  }
+}
+
+std::vector<Address>& DiskStore::entry(const std::string& key) {
+  if (auto it = entries_.find(key); it != entries_.end() || full_) return entries_[key];
+  bool consistent = true;
+  auto addrs = readEntry(key, &consistent);
+  if (consistent && addrs) {
+    // The entry must agree with the per-IP files it names.
+    const auto at = key.find('@');
+    const Owner expected{key.substr(0, at), key.substr(at + 1)};
+    for (const auto& a : *addrs) {
+      if (ownerOf(a) != expected) {
+        consistent = false;
+        break;
+      }
+    }
+  }
+  if (!consistent) {
+    rebuild();
+    return entries_[key];
+  }
+  return entries_[key] = addrs.value_or(std::vector<Address>{});
+}
+
+void DiskStore::writeEntry(const std::string& key, const std::vector<Address>& addrs) {
+  if (addrs.empty()) {
+    removeEntry(key);
+    return;
+  }
+  const std::string dirPath = path_ + "/" + kIndexDir;
+  if (key.size() <= kMaxEntryName) {
+    writeSmall(index_.get(), key, formatEntry(key, addrs), dirPath);
+    return;
+  }
+  for (int n = 0;; ++n) {
+    const std::string name = hashedName(key, n);
+    const auto text = readSmall(index_.get(), name, dirPath);
+    const auto parsed = text ? parseEntry(*text) : std::nullopt;
+    if (!text || !parsed || parsed->key == key) {
+      writeSmall(index_.get(), name, formatEntry(key, addrs), dirPath);
+      return;
+    }
+  }
+}
+
+void DiskStore::removeEntry(const std::string& key) {
+  const std::string dirPath = path_ + "/" + kIndexDir;
+  if (key.size() <= kMaxEntryName) {
+    if (::unlinkat(index_.get(), key.c_str(), 0) != 0 && errno != ENOENT) {
+      throw ioError("remove", dirPath + "/" + key, errno);
+    }
+    return;
+  }
+  // Hashed names form a chain ~h.0, ~h.1, ...; keep it without holes by moving its last
+  // member into the removed slot.
+  int found = -1, last = -1;
+  for (int n = 0;; ++n) {
+    const auto text = readSmall(index_.get(), hashedName(key, n), dirPath);
+    if (!text) break;
+    last = n;
+    const auto parsed = parseEntry(*text);
+    if (found < 0 && parsed && parsed->key == key) found = n;
+  }
+  if (found < 0) return;
+  const std::string hole = hashedName(key, found);
+  if (last != found) {
+    const std::string tail = hashedName(key, last);
+    if (::renameat(index_.get(), tail.c_str(), index_.get(), hole.c_str()) != 0) {
+      throw ioError("rename", dirPath + "/" + tail, errno);
+    }
+  } else if (::unlinkat(index_.get(), hole.c_str(), 0) != 0 && errno != ENOENT) {
+    throw ioError("remove", dirPath + "/" + hole, errno);
+  }
+}
+
+void DiskStore::rewriteIndex() {
+  const std::string dirPath = path_ + "/" + kIndexDir;
+  std::set<std::string> keep{kStateFile};
+  std::map<std::uint64_t, int> chains;
+  for (const auto& [key, addrs] : entries_) {
+    if (addrs.empty()) continue;
+    std::string name = key;
+    if (key.size() > kMaxEntryName) name = hashedName(key, chains[fnv1a(key)]++);
+    // Reading is cheaper than writing: most entries are unchanged after host-local's visit.
+    const std::string text = formatEntry(key, addrs);
+    if (readSmall(index_.get(), name, dirPath) != text) {
+      writeSmall(index_.get(), name, text, dirPath);
+    }
+    keep.insert(name);
+  }
+  const int fd = ::openat(index_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ioError("open", dirPath, errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    throw ioError("read directory", dirPath, err);
+  }
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == ".." || keep.count(name) != 0) continue;
+    if (name.compare(0, kTempPrefix.size(), kTempPrefix) == 0) continue;
+    stale.push_back(name);
+  }
+  ::closedir(d);
+  for (const auto& name : stale) {
+    if (::unlinkat(index_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+      throw ioError("remove", dirPath + "/" + name, errno);
+    }
+  }
+}
+
+// ---- Store ----
+
+bool DiskStore::isAllocated(const Address& a) {
+  requireLocked("isAllocated");
+  if (owners_.count(a) != 0) return true;
+  if (full_) return false;  // a walk under this lock saw every file
+  struct stat st {};
+  if (::fstatat(dir_.get(), a.str().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw ioError("stat", path_ + "/" + a.str(), errno);
+}
+
+std::optional<Owner> DiskStore::ownerOf(const Address& a) {
+  requireLocked("ownerOf");
+  if (auto it = owners_.find(a); it != owners_.end()) return it->second;
+  if (full_) return std::nullopt;
+  const auto content = readSmall(dir_.get(), a.str(), path_);
+  if (!content) return std::nullopt;
+  return owners_[a] = parseOwnerFile(*content);
+}
+
+std::vector<Address> DiskStore::addressesOf(const cni::Attachment& a) {
+  requireLocked("addressesOf");
+  ensureIndex();
+  const bool wasFull = full_;
+  std::vector<Address> out = entry(keyOf(a));
+  const std::vector<Address> legacy = entry(keyOf(a.containerId, ""));
+  if (!wasFull && full_) out = entries_[keyOf(a)];  // the second lookup rebuilt the index
+  out.insert(out.end(), legacy.begin(), legacy.end());
+  return out;
+}
+
+std::optional<Address> DiskStore::lastReserved(std::size_t rangeSetId) {
+  requireLocked("lastReserved");
+  const auto text = readSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), path_);
+  if (!text) return std::nullopt;
+  return Address::parse(trim(*text));
+}
+
+bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
+  requireLocked("reserve");
+  if (mode_ == Mode::ReadOnly) throw Error(Code::Internal, "reserve on a read-only store");
+  ensureIndex();
+  prepare(a);
+  const Owner owner{a.containerId, a.ifname};
+  // Looked up before linking: a rebuild it may trigger must not see the new file yet.
+  auto& addrs = entry(keyOf(owner));
+  const std::string name = addr.str();
+  int rc = 0;
+  if (tempName_.empty()) {
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it the kernel answers ENOENT and the
+    // /proc/self/fd link does the same job.
+    rc = ::linkat(temp_.get(), "", dir_.get(), name.c_str(), AT_EMPTY_PATH);
+    if (rc != 0 && errno == ENOENT) {
+      const std::string proc = "/proc/self/fd/" + std::to_string(temp_.get());
+      rc = ::linkat(AT_FDCWD, proc.c_str(), dir_.get(), name.c_str(), AT_SYMLINK_FOLLOW);
+    }
+  } else {
+    rc = ::linkat(index_.get(), tempName_.c_str(), dir_.get(), name.c_str(), 0);
+  }
+  if (rc != 0) {
+    if (errno == EEXIST) return false;
+    throw ioError("create", path_ + "/" + name, errno);
+  }
+  linked_ = true;
+  owners_[addr] = owner;
+  addrs.push_back(addr);
+  dirty_.insert(keyOf(owner));
+  return true;
+}
+
+void DiskStore::setLastReserved(std::size_t rangeSetId, const Address& addr) {
+  requireLocked("setLastReserved");
+  writeSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), addr.str(), path_);
+}
+
+void DiskStore::release(const Address& addr) {
+  requireLocked("release");
+  if (mode_ == Mode::ReadOnly) throw Error(Code::Internal, "release on a read-only store");
+  ensureIndex();
+  const auto owner = ownerOf(addr);
+  const std::string name = addr.str();
+  // Not fsynced: a release lost in a crash leaves the address held by a gone attachment (GC
+  // frees it), never handed out twice.
+  if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+    throw ioError("remove", path_ + "/" + name, errno);
+  }
+  owners_.erase(addr);
+  if (owner) {
+    auto& e = entry(keyOf(*owner));
+    std::erase(e, addr);
+    dirty_.insert(keyOf(*owner));
+  }
+}
+
+std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::list() {
+  auto all = walk();
+  rebuilt_ = true;
+  return all;
+}
+
+void DiskStore::commit() {
+  if (!locked_) return;
+  if (mode_ != Mode::ReadOnly && index_ && (trusted_ || full_)) {
+    if (rewriteAll_) {
+      rewriteIndex();
+    } else {
+      for (const auto& key : dirty_) writeEntry(key, entries_[key]);
+    }
+    dirty_.clear();
+    const std::string now = stamp();
+    if (now != recordedState_ || rewriteAll_) {
+      writeSmall(index_.get(), kStateFile, now, path_ + "/" + kIndexDir);
+      recordedState_ = now;
+    }
+  }
+  if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
+  tempName_.clear();
+  unlock();
+  // The new names must survive a crash before the runtime hears of them; the file contents were
+  // synced before they got their names. Outside the lock, so concurrent ADDs share commits.
+  if (linked_ && ::fsync(dir_.get()) != 0) throw ioError("fsync", path_, errno);
+  linked_ = false;
+}
+
+std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {
+  requireLocked("removeStaleTemps");
+  if (!index_) return 0;
+  const int fd = ::openat(index_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ioError("open", path_ + "/" + kIndexDir, errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    throw ioError("read directory", path_ + "/" + kIndexDir, err);
+  }
+  std::vector<std::string> temps;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.compare(0, kTempPrefix.size(), kTempPrefix) == 0 && name != tempName_) {
+      temps.push_back(name);
+    }
+  }
+  ::closedir(d);
+  const auto now = std::time(nullptr);
+  std::size_t removed = 0;
+  for (const auto& name : temps) {
+    // Temps are written before the lock is taken, so a young one may belong to a running ADD.
+    struct stat st {};
+    if (::fstatat(index_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (now - st.st_mtime < age.count()) continue;
+    if (::unlinkat(index_.get(), name.c_str(), 0) == 0) ++removed;
+  }
+  return removed;
+}
+
+}  // namespace dualstack::ipam

@@ -1,2 +1,0 @@
-// Placeholder until the ipam layer lands.
-namespace dualstack {}
