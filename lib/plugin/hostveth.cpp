@@ -8,8 +8,8 @@ namespace {
 
 // FNV-1a, 64 bit: stable across builds and machines, which a std::hash is not.
 std::uint64_t fnv1a(std::uint64_t h, std::string_view s) {
-  for (unsigned char c : s) {
-    h ^= c;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
     h *= 0x100000001b3ULL;
   }
   // A separator byte that cannot occur in any of the fields keeps ("ab","c") != ("a","bc").

@@ -1,0 +1,286 @@
+// ADD: IPAM, then a veth pair with both families addressed and routed on both ends.
+#include <linux/if_addr.h>
+#include <cstdio>
+#include <linux/rtnetlink.h>
+
+#include "common.hpp"
+#include "dualstack/cni/delegate.hpp"
+#include "dualstack/cni/json.hpp"
+#include "dualstack/netlink/addr.hpp"
+#include "dualstack/netlink/route.hpp"
+#include "dualstack/netns/sysctl.hpp"
+#include "dualstack/plugin/config.hpp"
+#include "dualstack/plugin/hostveth.hpp"
+#include "dualstack/plugin/masq.hpp"
+#include "dualstack/plugin/plugin.hpp"
+#include "dualstack/plugin/rollback.hpp"
+
+namespace dualstack::plugin {
+
+using cni::Code;
+using cni::Error;
+
+namespace {
+
+constexpr std::uint32_t kDefaultMtu = 1500;
+
+bool hasFamily(const cni::Result& r, ip::Family f) {
+  for (const auto& ipc : r.ips) {
+    if (ipc.address.family() == f) return true;
+  }
+  return false;
+}
+
+// Picks the node-side name: the first candidate that is free. A link that already carries this
+// attachment's alias is a leftover of an earlier ADD of the same attachment whose pod end lives
+// elsewhere (the pod has no CNI_IFNAME, we checked): it is replaced.
+std::string chooseHostName(netlink::Socket& host, const std::string& network,
+                           const cni::Attachment& a) {
+  const std::string alias = hostVethAlias(network, a);
+  for (int c = 0; c < kHostVethCandidates; ++c) {
+    const std::string name = hostVethName(network, a, c);
+    auto link = netlink::getLink(host, name);
+    if (!link) return name;
+    if (link->alias == alias) {
+      netlink::deleteLink(host, link->index);
+      return name;
+    }
+  }
+  throw Error(Code::AlreadyExists,
+              "every node-side interface name for this attachment is taken by other links (" +
+                  hostVethName(network, a, 0) + ", ...)");
+}
+
+// The routes the pod gets for one family: the IPAM's routes of that family, else a default route.
+std::vector<cni::Route> podRoutes(const cni::Result& ipam, ip::Family f, const ip::Address& gw) {
+  std::vector<cni::Route> routes;
+  for (const auto& r : ipam.routes) {
+    if (r.dst.family() != f) continue;
+    cni::Route copy = r;
+    if (!copy.gw) copy.gw = gw;
+    routes.push_back(copy);
+  }
+  if (routes.empty()) {
+    routes.push_back(cni::Route{ip::Prefix(f == ip::Family::V4 ? ip::Address::v4(0) : ip::Address::v6(0), 0),
+                                gw, {}, {}, {}, {}, {}});
+  }
+  return routes;
+}
+
+netlink::Route toNetlink(const cni::Route& r, int oif) {
+  netlink::Route nr;
+  nr.dst = r.dst;
+  nr.gateway = r.gw;
+  nr.oif = oif;
+  if (r.priority) nr.metric = static_cast<std::uint32_t>(*r.priority);
+  if (r.table) nr.table = static_cast<std::uint32_t>(*r.table);
+  if (r.mtu) nr.mtu = static_cast<std::uint32_t>(*r.mtu);
+  if (r.advmss) nr.advmss = static_cast<std::uint32_t>(*r.advmss);
+  if (r.scope) nr.scope = static_cast<std::uint8_t>(*r.scope);
+  return nr;
+}
+
+// A pod attached to several networks (eth0, eth1, ...) keeps the route to a destination that an
+// earlier attachment installed through another interface, e.g. the default route: later
+// attachments do not fail on it. Returns whether the route was added (or already ours).
+bool addPodRoute(netlink::Socket& pod, const netlink::Route& route, const std::string& ifname) {
+  try {
+    netlink::addRoute(pod, route, ifname, netlink::IfExists::AcceptIdentical);
+    return true;
+  } catch (const Error& e) {
+    if (e.code() != Code::AlreadyExists) throw;
+    for (const auto& existing : netlink::listRoutes(pod, route.dst.family(), route.table)) {
+      if (existing.dst.network() == route.dst.network() && existing.oif != route.oif) {
+        std::fprintf(stderr, "dualstack: the pod already routes %s through another interface; "
+                     "keeping that route\n", route.dst.str().c_str());
+        return false;
+      }
+    }
+    throw;
+  }
+}
+
+// The pod end's MAC address requested by the runtime (CNI_ARGS MAC=, as podman sends it, or
+// runtimeConfig.mac); nullopt: the kernel picks a random one.
+std::optional<netlink::Mac> requestedMac(const cni::Env& env, const cni::NetConf& conf) {
+  std::optional<std::string> text = env.arg("MAC");
+  std::string source = "CNI_ARGS MAC";
+  if (const auto* m = conf.runtimeConfig.is_object() ? cni::member(conf.runtimeConfig, "mac", "runtimeConfig") : nullptr) {
+    if (!m->is_string()) throw Error(Code::InvalidConfig, "runtimeConfig.mac: expected a string");
+    text = m->get<std::string>();
+    source = "runtimeConfig.mac";
+  }
+  if (!text) return std::nullopt;
+  netlink::Mac mac{};
+  unsigned values[6];
+  char tail = 0;
+  if (text->size() != 17 ||
+      std::sscanf(text->c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &values[0], &values[1], &values[2],
+                  &values[3], &values[4], &values[5], &tail) != 6) {
+    throw Error(Code::InvalidConfig, source + " \"" + text->substr(0, 32) +
+                                         "\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
+  }
+  for (std::size_t i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(values[i]);
+  if ((mac[0] & 1) != 0) {
+    throw Error(Code::InvalidConfig, source + " " + *text + " is a multicast address");
+  }
+  return mac;
+}
+
+std::string v6conf(const std::string& dev, const char* key) {
+  return "net/ipv6/conf/" + dev + "/" + key;
+}
+
+}  // namespace
+
+nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
+  const PluginConfig pc = parsePluginConfig(conf);
+  const std::optional<netlink::Mac> mac = requestedMac(env, conf);
+  const cni::Attachment attachment{env.containerId, env.ifname};
+  const netns::Netns podNs = openPodNetns(env);
+  netlink::Socket host("node netns");
+  netlink::Socket pod = openSocketIn(podNs, "pod netns");
+  if (netlink::getLink(pod, env.ifname)) {
+    throw Error(Code::AlreadyExists, "the pod's network namespace " + env.netns +
+                                         " already has an interface named " + env.ifname +
+                                         " (CNI_IFNAME)");
+  }
+
+  Rollback rollback;
+  const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, conf.raw.dump());
+  rollback.add("release addresses (IPAM DEL)", [&] {
+    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
+  });
+  const cni::Result ipam = cni::Result::fromJson(ipamOut, "result of IPAM plugin " + pc.ipamType);
+  if (ipam.ips.empty()) {
+    throw Error(Code::InvalidConfig, "IPAM plugin " + pc.ipamType + " returned no address");
+  }
+  const bool v4 = hasFamily(ipam, ip::Family::V4);
+  const bool v6 = hasFamily(ipam, ip::Family::V6);
+
+  std::uint32_t mtu = kDefaultMtu;
+  if (pc.mtu) {
+    mtu = static_cast<std::uint32_t>(*pc.mtu);
+  } else if (auto m = netlink::defaultRouteMtu(host)) {
+    mtu = *m;
+  }
+
+  const std::string hostName = chooseHostName(host, conf.name, attachment);
+  netlink::VethSpec spec;
+  spec.hostName = hostName;
+  spec.hostMtu = mtu;
+  spec.hostAlias = hostVethAlias(conf.name, attachment);
+  // Down until its sysctls are set: an IPv6 link-local address would otherwise start DAD.
+  spec.hostUp = false;
+  spec.peerName = env.ifname;
+  spec.peerMtu = mtu;
+  spec.peerNetnsFd = podNs.fd();
+  spec.peerMac = mac;
+  const netlink::Veth veth = netlink::createVeth(host, pod, spec);
+  rollback.add("delete veth " + hostName, [&] { netlink::deleteLink(host, veth.host.index); });
+
+  // Pod end. /proc/sys/net belongs to the namespace of whoever opens it, hence the setns.
+  {
+    netns::ScopedSetns in(podNs);
+    if (v6) {
+      netns::setSysctlIfDifferent(v6conf(env.ifname, "disable_ipv6"), "0");
+      netns::writeSysctl(v6conf(env.ifname, "accept_dad"), "0");
+      netns::writeSysctl(v6conf(env.ifname, "keep_addr_on_down"), "1");
+    } else {
+      // No IPv6 address of ours, but the kernel still gives the link a link-local address and
+      // runs DAD on it; without IPv6 in the kernel there is no such file, which is fine.
+      try {
+        netns::writeSysctl(v6conf(env.ifname, "accept_dad"), "0");
+      } catch (const Error&) {
+      }
+    }
+  }
+  for (const auto& ipc : ipam.ips) {
+    netlink::addAddress(pod, veth.peer, ipc.address, IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  }
+  netlink::setLinkUp(pod, veth.peer);
+  if (auto lo = netlink::getLink(pod, "lo"); lo && !lo->up()) netlink::setLinkUp(pod, lo->iface());
+
+  cni::Result result;
+  result.interfaces.push_back({hostName, "", {}, ""});
+  result.interfaces.push_back({env.ifname, netlink::macString(veth.peerMac),
+                               static_cast<int>(mtu), env.netns});
+  result.dns = ipam.dns;
+  std::vector<ip::Family> families;
+  if (v4) families.push_back(ip::Family::V4);
+  if (v6) families.push_back(ip::Family::V6);
+  for (const auto family : families) {
+    const cni::IpConfig* first = nullptr;
+    for (const auto& ipc : ipam.ips) {
+      if (ipc.address.family() == family && first == nullptr) first = &ipc;
+    }
+    const ip::Address gw = gatewayFor(*first);
+    // The gateway is the node end's address, reachable on the link; everything else goes via
+    // it, including the pod's own subnet: other pods sit behind other veths.
+    netlink::Route onLink;
+    onLink.dst = ip::Prefix::host(gw);
+    onLink.oif = veth.peer.index;
+    netlink::addRoute(pod, onLink, env.ifname);
+    const ip::Prefix subnet = first->address.network();
+    auto routes = podRoutes(ipam, family, gw);
+    bool subnetCovered = false;
+    for (const auto& r : routes) subnetCovered = subnetCovered || r.dst == subnet;
+    if (!subnetCovered && subnet.length() < subnet.address().bits()) {
+      netlink::Route viaGw;
+      viaGw.dst = subnet;
+      viaGw.gateway = gw;
+      viaGw.oif = veth.peer.index;
+      netlink::addRoute(pod, viaGw, env.ifname, netlink::IfExists::AcceptIdentical);
+    }
+    for (const auto& r : routes) {
+      if (addPodRoute(pod, toNetlink(r, veth.peer.index), env.ifname)) result.routes.push_back(r);
+    }
+  }
+
+  // Node end: the gateways as host addresses, then a host route per pod address.
+  if (v6) {
+    netns::setSysctlIfDifferent(v6conf(hostName, "disable_ipv6"), "0");
+    netns::writeSysctl(v6conf(hostName, "accept_dad"), "0");
+    netns::writeSysctl(v6conf(hostName, "accept_ra"), "0");
+  } else {
+    try {
+      netns::writeSysctl(v6conf(hostName, "accept_dad"), "0");
+    } catch (const Error&) {
+    }
+  }
+  std::vector<ip::Address> gateways;
+  for (const auto& ipc : ipam.ips) {
+    const ip::Address gw = gatewayFor(ipc);
+    if (std::find(gateways.begin(), gateways.end(), gw) != gateways.end()) continue;
+    gateways.push_back(gw);
+    netlink::addAddress(host, veth.host, ip::Prefix::host(gw), IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  }
+  netlink::setLinkUp(host, veth.host);
+  for (const auto& ipc : ipam.ips) {
+    netlink::Route toPod;
+    toPod.dst = ip::Prefix::host(ipc.address.address());
+    toPod.oif = veth.host.index;
+    netlink::addRoute(host, toPod, hostName, netlink::IfExists::AcceptIdentical);
+  }
+  if (v4) netns::setSysctlIfDifferent("net/ipv4/ip_forward", "1");
+  if (v6) netns::setSysctlIfDifferent("net/ipv6/conf/all/forwarding", "1");
+
+  if (pc.ipMasq) {
+    std::vector<ip::Prefix> exclude = pc.ipMasqExcept;
+    for (const auto& ipc : ipam.ips) exclude.push_back(ipc.address.network());
+    enableMasquerade(conf.name, hostName, exclude);
+    rollback.add("remove masquerade for " + hostName,
+                 [&] { disableMasquerade(conf.name, hostName); });
+  }
+
+  if (auto hostLink = netlink::getLink(host, veth.host.index); hostLink && hostLink->mac) {
+    result.interfaces[0].mac = netlink::macString(*hostLink->mac);
+  }
+  for (const auto& ipc : ipam.ips) {
+    result.ips.push_back(cni::IpConfig{ipc.address, gatewayFor(ipc), 1});
+  }
+  rollback.commit();
+  return result.toJson(conf.cniVersion);
+}
+
+}  // namespace dualstack::plugin

@@ -1,0 +1,59 @@
+#include "common.hpp"
+
+#include "dualstack/plugin/hostveth.hpp"
+
+namespace dualstack::plugin {
+
+using cni::Code;
+using cni::Error;
+
+std::optional<netlink::LinkInfo> findHostVeth(netlink::Socket& host, const std::string& network,
+                                              const cni::Attachment& attachment) {
+  const std::string alias = hostVethAlias(network, attachment);
+  for (int c = 0; c < kHostVethCandidates; ++c) {
+    auto link = netlink::getLink(host, hostVethName(network, attachment, c));
+    if (!link) return std::nullopt;  // names are taken in order: a gap ends the search
+    if (link->alias == alias) return link;
+  }
+  return std::nullopt;
+}
+
+netlink::Socket openSocketIn(const netns::Netns& ns, std::string where) {
+  netns::ScopedSetns in(ns);
+  return netlink::Socket(std::move(where));
+}
+
+netns::Netns openPodNetns(const cni::Env& env) {
+  auto pod = netns::Netns::open(env.netns, "CNI_NETNS");
+  if (pod.sameAs(netns::Netns::current())) {
+    throw Error(Code::InvalidEnv, "CNI_NETNS=" + env.netns +
+                                      " is the plugin's own network namespace (the node's); the pod "
+                                      "needs a namespace of its own");
+  }
+  return pod;
+}
+
+ip::Address gatewayFor(const cni::IpConfig& ipc) {
+  if (ipc.gateway) return *ipc.gateway;
+  return ipc.address.network().address().plus(1);
+}
+
+void ErrorList::add(const cni::Error& e) { errors_.push_back(e); }
+
+void ErrorList::add(const std::string& context, const std::exception& e) {
+  if (const auto* ce = dynamic_cast<const cni::Error*>(&e)) {
+    cni::Error copy = *ce;
+    errors_.push_back(copy.context(context));
+  } else {
+    errors_.emplace_back(Code::Internal, context + ": " + e.what());
+  }
+}
+
+void ErrorList::throwIfAny(const std::string& prefix) const {
+  if (errors_.empty()) return;
+  std::string msg = prefix;
+  for (std::size_t i = 0; i < errors_.size(); ++i) msg += (i == 0 ? ": " : "; ") + errors_[i].msg();
+  throw Error(errors_.front().code(), msg);
+}
+
+}  // namespace dualstack::plugin

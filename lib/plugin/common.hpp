@@ -1,0 +1,42 @@
+// Pieces shared by the verbs of the dualstack plugin (private to lib/plugin).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dualstack/cni/config.hpp"
+#include "dualstack/cni/env.hpp"
+#include "dualstack/cni/result.hpp"
+#include "dualstack/netlink/link.hpp"
+#include "dualstack/netlink/socket.hpp"
+#include "dualstack/netns/netns.hpp"
+
+namespace dualstack::plugin {
+
+// The node-side veth of the attachment: one of its candidate names, carrying its alias.
+std::optional<netlink::LinkInfo> findHostVeth(netlink::Socket& host, const std::string& network,
+                                              const cni::Attachment& attachment);
+
+// A netlink socket bound to `ns` (opened while briefly inside it).
+netlink::Socket openSocketIn(const netns::Netns& ns, std::string where);
+
+// Opens CNI_NETNS for ADD/CHECK: it must exist, be a network namespace, and not be ours.
+netns::Netns openPodNetns(const cni::Env& env);
+
+// The gateway of each family: the IPAM's, else the subnet's first address.
+ip::Address gatewayFor(const cni::IpConfig& ipc);
+
+// Collects the failures of a best-effort verb and reports them together.
+class ErrorList {
+ public:
+  void add(const cni::Error& e);
+  void add(const std::string& context, const std::exception& e);
+  // Throws one Error holding every message, with the first error's code.
+  void throwIfAny(const std::string& prefix) const;
+
+ private:
+  std::vector<cni::Error> errors_;
+};
+
+}  // namespace dualstack::plugin

@@ -1,0 +1,104 @@
+// DEL, GC and STATUS: best effort teardown that never needs the pod's namespace.
+#include <algorithm>
+
+#include "common.hpp"
+#include "dualstack/cni/delegate.hpp"
+#include "dualstack/plugin/config.hpp"
+#include "dualstack/plugin/hostveth.hpp"
+#include "dualstack/plugin/masq.hpp"
+#include "dualstack/plugin/plugin.hpp"
+
+namespace dualstack::plugin {
+
+void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
+  const PluginConfig pc = parsePluginConfig(conf);
+  const cni::Attachment attachment{env.containerId, env.ifname};
+  ErrorList errors;
+  // Links first, addresses last, so an address is never handed out while still configured.
+  // Deleting the node end takes the pod end and every route through either with it.
+  std::string hostName = hostVethName(conf.name, attachment, 0);
+  try {
+    netlink::Socket host("node netns");
+    if (auto link = findHostVeth(host, conf.name, attachment)) {
+      hostName = link->name;
+      netlink::deleteLink(host, link->index);
+    }
+  } catch (const std::exception& e) {
+    errors.add("delete veth", e);
+  }
+  if (pc.ipMasq) {
+    try {
+      disableMasquerade(conf.name, hostName);
+    } catch (const std::exception& e) {
+      errors.add("remove masquerade", e);
+    }
+  }
+  try {
+    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
+  } catch (const std::exception& e) {
+    errors.add("release addresses", e);
+  }
+  errors.throwIfAny("DEL of " + env.ifname + " in container " + env.containerId + " incomplete");
+}
+
+void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
+  const PluginConfig pc = parsePluginConfig(conf);
+  ErrorList errors;
+  try {
+    cni::delegate(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
+  } catch (const std::exception& e) {
+    errors.add("IPAM GC", e);
+  }
+  auto valid = [&](const cni::Attachment& a) {
+    return std::find(conf.validAttachments.begin(), conf.validAttachments.end(), a) !=
+           conf.validAttachments.end();
+  };
+  std::vector<std::string> live;
+  try {
+    netlink::Socket host("node netns");
+    for (const auto& link : netlink::listLinks(host, "veth")) {
+      auto owner = parseHostVethAlias(conf.name, link.alias);
+      if (!owner) continue;
+      if (valid(*owner)) {
+        live.push_back(link.name);
+        continue;
+      }
+      try {
+        netlink::deleteLink(host, link.index);
+      } catch (const std::exception& e) {
+        errors.add("delete stale veth " + link.name, e);
+      }
+    }
+  } catch (const std::exception& e) {
+    errors.add("list veths", e);
+  }
+  if (pc.ipMasq) {
+    try {
+      for (const auto& name : masqueradedInterfaces(conf.name)) {
+        if (std::find(live.begin(), live.end(), name) == live.end()) {
+          disableMasquerade(conf.name, name);
+        }
+      }
+    } catch (const std::exception& e) {
+      errors.add("remove stale masquerade entries", e);
+    }
+  }
+  errors.throwIfAny("GC of network " + conf.name + " incomplete");
+}
+
+void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
+  const PluginConfig pc = parsePluginConfig(conf);
+  cni::delegate(pc.ipamType, cni::Command::Status, env, conf.raw.dump());
+}
+
+cni::Handlers handlers() {
+  cni::Handlers h;
+  h.add = cmdAdd;
+  h.del = cmdDel;
+  h.check = cmdCheck;
+  h.gc = cmdGc;
+  h.status = cmdStatus;
+  return h;
+}
+
+}  // namespace dualstack::plugin
