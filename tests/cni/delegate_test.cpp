@@ -53,7 +53,7 @@ void writePlugin(const std::string& path, const std::string& body) {
 // passes the process environment on, as a plugin exec'd by a runtime would.
 class ScopedEnv {
  public:
-  explicit ScopedEnv(std::map<std::string, std::optional<std::string>> vars) {
+  explicit ScopedEnv(const std::map<std::string, std::optional<std::string>>& vars) {
     for (const auto& [k, v] : vars) {
       const char* old = std::getenv(k.c_str());
       saved_[k] = old ? std::optional<std::string>(old) : std::nullopt;
@@ -286,7 +286,7 @@ TEST(Delegate, LargeStdinAndStdoutDoNotDeadlock) {
   // Echoes stdin to stdout as it reads: both pipes fill up at once with a naive implementation.
   writePlugin(dir.file("fake"), "exec cat");
   json config = json::parse(kConfig);
-  config["padding"] = std::string(200 * 1024, 'p');
+  config["padding"] = std::string(std::size_t{200} * 1024, 'p');
   const std::string text = config.dump();
   ASSERT_GT(text.size(), 200u * 1024u);
   Watchdog watchdog(60);
@@ -299,7 +299,8 @@ TEST(Delegate, PluginThatIgnoresLargeStdinAndFails) {
   // the delegate's error is what matters.
   writePlugin(dir.file("fake"),
               R"(echo '{"cniVersion":"1.0.0","code":7,"msg":"bad ipam config"}'; exit 1)");
-  const std::string big = std::string(R"({"pad":")") + std::string(512 * 1024, 'x') + "\"}";
+  const std::string big =
+      std::string(R"({"pad":")") + std::string(std::size_t{512} * 1024, 'x') + "\"}";
   Watchdog watchdog(60);
   const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), big);
   EXPECT_EQ(e.code(), Code::InvalidConfig);
@@ -309,7 +310,8 @@ TEST(Delegate, PluginThatIgnoresLargeStdinAndFails) {
 TEST(Delegate, PluginThatIgnoresLargeStdinAndSucceeds) {
   TempDir dir;
   writePlugin(dir.file("fake"), R"(echo '{"ok":true}')");
-  const std::string big = std::string(R"({"pad":")") + std::string(512 * 1024, 'x') + "\"}";
+  const std::string big =
+      std::string(R"({"pad":")") + std::string(std::size_t{512} * 1024, 'x') + "\"}";
   Watchdog watchdog(60);
   EXPECT_EQ(delegate("fake", Command::Add, envWithPath(dir.path()), big)["ok"], true);
   EXPECT_FALSE(sigpipeBlocked()) << "the signal mask must be restored";

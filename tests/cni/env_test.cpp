@@ -269,7 +269,7 @@ TEST(ParseCniArgs, PairWithoutKeyOrEqualsIsInvalidEnv) {
 }
 
 TEST(ParseCniArgs, OversizedArgsAreRejectedNotTruncated) {
-  const std::string limit = "K=" + std::string(64 * 1024 - 2, 'v');
+  const std::string limit = "K=" + std::string((std::size_t{64} * 1024) - 2, 'v');
   ASSERT_EQ(limit.size(), 64u * 1024u);
   const auto pairs = parseCniArgs(limit);
   ASSERT_EQ(pairs.size(), 1u);

@@ -149,8 +149,7 @@ TEST(ResultRoundTrip, ConvertBetweenVersions) {
   const json v1 = Result::fromJson(old).toJson("1.0.0");
   EXPECT_FALSE(v1["ips"][0].contains("version"));
   EXPECT_FALSE(v1["ips"][1].contains("gateway"));
-  json expectBack = old;
-  EXPECT_EQ(Result::fromJson(v1).toJson("0.4.0"), expectBack);
+  EXPECT_EQ(Result::fromJson(v1).toJson("0.4.0"), old);
 }
 
 TEST(ResultToJson, HostBitsAndCanonicalText) {

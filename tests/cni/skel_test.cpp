@@ -42,7 +42,7 @@ class Skel : public ::testing::Test {
   json runExpectingError(const t::EnvMap& env, const std::string& input) {
     const t::RunResult r = run(env, input);
     EXPECT_NE(r.exitCode, 0) << r.out;
-    const json j = r.json();
+    json j = r.json();
     EXPECT_TRUE(j.is_object()) << "stdout: " << r.out;
     if (!j.is_object()) return json::object();
     EXPECT_TRUE(j.contains("cniVersion")) << r.out;
@@ -158,8 +158,8 @@ TEST_F(Skel, OversizedStdinIsCode6) {
   }, old{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ignore, &old);
-  const std::string big =
-      R"({"cniVersion":"1.0.0","name":"n","pad":")" + std::string(2 << 20, 'x') + "\"}";
+  const std::string big = R"({"cniVersion":"1.0.0","name":"n","pad":")" +
+                          std::string(std::size_t{2} << 20, 'x') + "\"}";
   const json j = runExpectingError(addEnv(), big);
   ::sigaction(SIGPIPE, &old, nullptr);
   EXPECT_EQ(j["code"], 6);
