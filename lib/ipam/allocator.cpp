@@ -55,10 +55,9 @@ std::vector<std::optional<Address>> assignRequested(const std::vector<RangeSet>&
     if (!index) {
       for (const auto& set : sets) {
         if (const Range* r = set.subnetFor(a)) {
-          throw Error(Code::InvalidConfig, req.source + ": requested address " + a.str() +
-                                               " is in " + r->subnet.str() +
-                                               " but outside its range " + r->start.str() + "-" +
-                                               r->end.str());
+          throw Error(Code::InvalidConfig,
+                      req.source + ": requested address " + a.str() + " is in " + r->subnet.str() +
+                          " but outside its range " + r->start.str() + "-" + r->end.str());
         }
       }
       throw Error(Code::InvalidConfig, req.source + ": requested address " + a.str() +
@@ -70,10 +69,10 @@ std::vector<std::optional<Address>> assignRequested(const std::vector<RangeSet>&
                                            reservedWhat(*r, a) + " of " + r->subnet.str());
     }
     if (out[*index] && *out[*index] != a) {
-      throw Error(Code::InvalidConfig,
-                  req.source + ": requested address " + a.str() + " and " + out[*index]->str() +
-                      " (" + sources[*index] + ") fall into the same range (" +
-                      sets[*index].str() + "); an attachment gets one address per range");
+      throw Error(Code::InvalidConfig, req.source + ": requested address " + a.str() + " and " +
+                                           out[*index]->str() + " (" + sources[*index] +
+                                           ") fall into the same range (" + sets[*index].str() +
+                                           "); an attachment gets one address per range");
     }
     out[*index] = a;
     sources[*index] = req.source;
@@ -138,9 +137,9 @@ std::vector<Allocation> allocate(const std::vector<RangeSet>& sets, const cni::A
     }
     if (mine) {
       if (want && *want != *mine) {
-        throw Error(Code::AlreadyExists,
-                    attachmentName(a) + " already holds " + mine->str() + " in " + sets[i].str() +
-                        ", not the requested " + want->str() + "; DEL it first to change address");
+        throw Error(Code::AlreadyExists, attachmentName(a) + " already holds " + mine->str() +
+                                             " in " + sets[i].str() + ", not the requested " +
+                                             want->str() + "; DEL it first to change address");
       }
       out.push_back({i, *mine, false});
       continue;
@@ -148,9 +147,9 @@ std::vector<Allocation> allocate(const std::vector<RangeSet>& sets, const cni::A
     if (want) {
       if (store.isAllocated(*want)) {
         const auto owner = store.ownerOf(*want);
-        throw Error(Code::AlreadyExists,
-                    "requested address " + want->str() + " is already allocated" +
-                        (owner ? " to " + owner->str() : std::string()));
+        throw Error(Code::AlreadyExists, "requested address " + want->str() +
+                                             " is already allocated" +
+                                             (owner ? " to " + owner->str() : std::string()));
       }
       out.push_back({i, *want, true});
       continue;
@@ -170,8 +169,9 @@ std::vector<Allocation> allocate(const std::vector<RangeSet>& sets, const cni::A
       for (int attempt = 0; !store.reserve(al.address, a); ++attempt) {
         if (wasRequested || attempt == 8) {
           throw Error(Code::TryAgainLater,
-                      al.address.str() + " was taken while this ADD held the store lock; is "
-                                         "something writing the store without taking its lock?");
+                      al.address.str() +
+                          " was taken while this ADD held the store lock; is "
+                          "something writing the store without taking its lock?");
         }
         const auto next = findFree(sets[al.set], store);
         if (!next) throw Error(Code::RangeExhausted, exhaustedMessage(sets[al.set]));

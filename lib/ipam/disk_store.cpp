@@ -28,7 +28,14 @@ constexpr std::string_view kTempPrefix = ".tmp-";
 constexpr std::string_view kEntryMagic = "# dualstack-ipam index entry v1";
 constexpr std::string_view kStateMagic = "# dualstack-ipam index state v1";
 constexpr std::size_t kMaxEntryName = 200;
-constexpr std::size_t kMaxSmallFile = 64 * 1024;
+constexpr std::size_t kMaxSmallFile = std::size_t{64} << 10;
+
+std::string join(const std::string& dir, const std::string& name) {
+  std::string path = dir;
+  path += '/';
+  path += name;
+  return path;
+}
 
 std::string keyOf(const std::string& containerId, const std::string& ifname) {
   return containerId + "@" + ifname;
@@ -56,7 +63,8 @@ Error ioError(std::string_view what, const std::string& path, int err) {
 }
 
 // Reads a small file relative to dirFd; nullopt when it does not exist.
-std::optional<std::string> readSmall(int dirFd, const std::string& name, const std::string& dirPath) {
+std::optional<std::string> readSmall(int dirFd, const std::string& name,
+                                     const std::string& dirPath) {
   const int fd = ::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return std::nullopt;
@@ -70,11 +78,12 @@ std::optional<std::string> readSmall(int dirFd, const std::string& name, const s
     if (n < 0) {
       const int err = errno;
       ::close(fd);
-      throw ioError("read", dirPath + "/" + name, err);
+      throw ioError("read", join(dirPath, name), err);
     }
     if (n == 0) break;
     data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > kMaxSmallFile) break;
+    // A short read of a regular file is its end: saves the read that would return 0.
+    if (static_cast<std::size_t>(n) < sizeof buf || data.size() > kMaxSmallFile) break;
   }
   ::close(fd);
   return data;
@@ -93,14 +102,18 @@ void writeAll(int fd, std::string_view data, const std::string& path) {
 // detected (unparsable), so no temp file is needed. No O_TRUNC: on ext4, truncating a file with
 // data to zero queues its pages for writeback at close (auto_da_alloc), and the next truncate
 // waits for that I/O, milliseconds spent under the store lock.
+// `oldSize`, when this session read the file under the lock, saves an fstat.
 void writeSmall(int dirFd, const std::string& name, std::string_view data,
-                const std::string& dirPath) {
+                const std::string& dirPath, std::optional<std::size_t> oldSize = std::nullopt) {
   const std::string path = dirPath + "/" + name;
   const int fd = ::openat(dirFd, name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw ioError("create", path, errno);
   try {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) throw ioError("stat", path, errno);
+    if (!oldSize) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) throw ioError("stat", path, errno);
+      oldSize = static_cast<std::size_t>(st.st_size);
+    }
     std::size_t off = 0;
     while (off < data.size()) {
       const ssize_t n = ::pwrite(fd, data.data() + off, data.size() - off, static_cast<off_t>(off));
@@ -108,8 +121,7 @@ void writeSmall(int dirFd, const std::string& name, std::string_view data,
       if (n < 0) throw ioError("write", path, errno);
       off += static_cast<std::size_t>(n);
     }
-    if (static_cast<std::size_t>(st.st_size) > data.size() &&
-        ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) {
+    if (*oldSize > data.size() && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) {
       throw ioError("truncate", path, errno);
     }
   } catch (...) {
@@ -246,7 +258,8 @@ DiskStore::~DiskStore() {
 void DiskStore::prepare(const cni::Attachment& a) {
   if (mode_ == Mode::ReadOnly) throw Error(Code::Internal, "prepare on a read-only store");
   if (tempOwner_ && *tempOwner_ == a) return;
-  if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
+  openIndexDir();  // one syscall less under the lock
+  if (!tempName_.empty()) ::unlinkat(index_.get(), tempName_.c_str(), 0);
   temp_.reset();
   tempName_.clear();
   tempOwner_.reset();
@@ -257,8 +270,8 @@ void DiskStore::prepare(const cni::Attachment& a) {
   if (namedTemps_ || (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))) {
     openIndexDir();
     static std::atomic<int> counter{0};
-    tempName_ = std::string(kTempPrefix) + std::to_string(::getpid()) + "-" +
-                std::to_string(counter++);
+    tempName_ =
+        std::string(kTempPrefix) + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     fd = ::openat(index_.get(), tempName_.c_str(),
                   O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -510,7 +523,7 @@ void DiskStore::rewriteIndex() {
   ::closedir(d);
   for (const auto& name : stale) {
     if (::unlinkat(index_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
-      throw ioError("remove", dirPath + "/" + name, errno);
+      throw ioError("remove", join(dirPath, name), errno);
     }
   }
 }
@@ -550,6 +563,7 @@ std::vector<Address> DiskStore::addressesOf(const cni::Attachment& a) {
 std::optional<Address> DiskStore::lastReserved(std::size_t rangeSetId) {
   requireLocked("lastReserved");
   const auto text = readSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), path_);
+  lastReservedSizes_[rangeSetId] = text ? text->size() : 0;
   if (!text) return std::nullopt;
   return Address::parse(trim(*text));
 }
@@ -588,7 +602,13 @@ bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
 
 void DiskStore::setLastReserved(std::size_t rangeSetId, const Address& addr) {
   requireLocked("setLastReserved");
-  writeSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), addr.str(), path_);
+  std::optional<std::size_t> oldSize;
+  if (auto it = lastReservedSizes_.find(rangeSetId); it != lastReservedSizes_.end()) {
+    oldSize = it->second;
+  }
+  const std::string text = addr.str();
+  writeSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), text, path_, oldSize);
+  lastReservedSizes_[rangeSetId] = text.size();
 }
 
 void DiskStore::release(const Address& addr) {
@@ -627,7 +647,7 @@ void DiskStore::commit() {
     dirty_.clear();
     const std::string now = stamp();
     if (now != recordedState_ || rewriteAll_) {
-      writeSmall(index_.get(), kStateFile, now, path_ + "/" + kIndexDir);
+      writeSmall(index_.get(), kStateFile, now, path_ + "/" + kIndexDir, recordedState_.size());
       recordedState_ = now;
     }
   }

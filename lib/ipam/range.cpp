@@ -70,7 +70,8 @@ Range makeRange(const ip::Prefix& subnet, std::optional<Address> start, std::opt
   // A /31 or /32 (/127, /128) has no address left once the network, gateway (and broadcast)
   // are taken out; host-local refuses them too.
   if (subnet.length() > subnet.address().bits() - 2) {
-    throw Error(Code::InvalidConfig, at + subnet.str() + " is too small: it has no usable address " +
+    throw Error(Code::InvalidConfig, at + subnet.str() +
+                                         " is too small: it has no usable address " +
                                          "besides the network, gateway and broadcast addresses");
   }
   auto check = [&](const std::optional<Address>& a, const char* what) {

@@ -17,7 +17,8 @@ std::optional<Owner> parseOwnerFile(std::string_view content) {
   content = content.substr(first, content.find_last_not_of(kSpace) - first + 1);
   const auto sep = content.find(kLineBreak);
   if (sep == std::string_view::npos) return Owner{std::string(content), ""};
-  Owner o{std::string(content.substr(0, sep)), std::string(content.substr(sep + kLineBreak.size()))};
+  Owner o{std::string(content.substr(0, sep)),
+          std::string(content.substr(sep + kLineBreak.size()))};
   if (o.containerId.empty() || o.ifname.empty()) return std::nullopt;
   return o;
 }

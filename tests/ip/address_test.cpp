@@ -41,7 +41,7 @@ TEST(Address, CanonicalTextIsRfc5952) {
   // must name the same file here.
   EXPECT_EQ(A("FD00:0:0:0:0:0:0:1").str(), "fd00::1");
   EXPECT_EQ(A("fd00:0000:0000:0001:0000:0000:0000:0005").str(), "fd00:0:0:1::5");
-  EXPECT_EQ(A("2001:db8:0:0:1:0:0:1").str(), "2001:db8::1:0:0:1");  // leftmost longest run
+  EXPECT_EQ(A("2001:db8:0:0:1:0:0:1").str(), "2001:db8::1:0:0:1");     // leftmost longest run
   EXPECT_EQ(A("2001:db8:0:1:1:1:1:1").str(), "2001:db8:0:1:1:1:1:1");  // a single 0 stays
   EXPECT_EQ(A("0:0:0:0:0:0:0:0").str(), "::");
   EXPECT_EQ(A("::ffff:10.1.2.3").str(), "::ffff:10.1.2.3");
@@ -77,9 +77,9 @@ TEST(Prefix, ParsesAndRejects) {
   EXPECT_EQ(P("10.244.1.0/24").length(), 24);
   EXPECT_EQ(P("::/0").length(), 0);
   EXPECT_EQ(P("fd00::/128").length(), 128);
-  for (const char* bad : {"10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "fd00::/129", "10.0.0.0/-1",
-                          "10.0.0.0/08", "10.0.0.0/1a", "10.0.0.0/ 8", "/8", "x/8", "10.0.0.0/8/8",
-                          "10.0.0.0/1000"}) {
+  for (const char* bad :
+       {"10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "fd00::/129", "10.0.0.0/-1", "10.0.0.0/08",
+        "10.0.0.0/1a", "10.0.0.0/ 8", "/8", "x/8", "10.0.0.0/8/8", "10.0.0.0/1000"}) {
     EXPECT_FALSE(Prefix::parse(bad).has_value()) << bad;
   }
   auto bare = Prefix::parse("10.0.0.7", /*allowBare=*/true);
@@ -129,19 +129,18 @@ TEST_P(PrefixEdges, FirstLastAndSize) {
 
 INSTANTIATE_TEST_SUITE_P(
     Lengths, PrefixEdges,
-    ::testing::Values(
-        Edge{"10.244.1.0/24", "10.244.1.0", "10.244.1.255", 255},
-        Edge{"10.244.1.4/30", "10.244.1.4", "10.244.1.7", 3},
-        Edge{"10.244.1.6/31", "10.244.1.6", "10.244.1.7", 1},
-        Edge{"10.244.1.9/32", "10.244.1.9", "10.244.1.9", 0},
-        Edge{"0.0.0.0/0", "0.0.0.0", "255.255.255.255", 0xffffffffU},
-        Edge{"fd00:10:244:1::/64", "fd00:10:244:1::", "fd00:10:244:1:ffff:ffff:ffff:ffff",
-             (u128{1} << 64) - 1},
-        Edge{"fd00::100/120", "fd00::100", "fd00::1ff", 255},
-        Edge{"fd00::4/126", "fd00::4", "fd00::7", 3},
-        Edge{"fd00::6/127", "fd00::6", "fd00::7", 1},
-        Edge{"fd00::9/128", "fd00::9", "fd00::9", 0},
-        Edge{"::/0", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ~u128{0}}));
+    ::testing::Values(Edge{"10.244.1.0/24", "10.244.1.0", "10.244.1.255", 255},
+                      Edge{"10.244.1.4/30", "10.244.1.4", "10.244.1.7", 3},
+                      Edge{"10.244.1.6/31", "10.244.1.6", "10.244.1.7", 1},
+                      Edge{"10.244.1.9/32", "10.244.1.9", "10.244.1.9", 0},
+                      Edge{"0.0.0.0/0", "0.0.0.0", "255.255.255.255", 0xffffffffU},
+                      Edge{"fd00:10:244:1::/64", "fd00:10:244:1::",
+                           "fd00:10:244:1:ffff:ffff:ffff:ffff", (u128{1} << 64) - 1},
+                      Edge{"fd00::100/120", "fd00::100", "fd00::1ff", 255},
+                      Edge{"fd00::4/126", "fd00::4", "fd00::7", 3},
+                      Edge{"fd00::6/127", "fd00::6", "fd00::7", 1},
+                      Edge{"fd00::9/128", "fd00::9", "fd00::9", 0},
+                      Edge{"::/0", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ~u128{0}}));
 
 TEST(Prefix, ContainsChecksFamily) {
   EXPECT_FALSE(P("::/0").contains(A("10.0.0.1")));

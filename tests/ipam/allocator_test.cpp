@@ -75,8 +75,8 @@ TEST(FindFree, NeverHandsOutNetworkGatewayOrBroadcast) {
     store.held[*a] = Owner{"x", "eth0"};
     store.last[0] = *a;
   }
-  EXPECT_EQ(got, (std::vector<std::string>{"10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5",
-                                           "10.0.0.6"}));
+  EXPECT_EQ(got,
+            (std::vector<std::string>{"10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"}));
   EXPECT_TRUE(s.usable() == 5);
 }
 
@@ -154,9 +154,10 @@ TEST(Exhaustion, Slash30HasOneUsableAddress) {
   const std::vector<RangeSet> sets{set(0, "10.244.1.0/30")};
   auto first = allocate(sets, {"a", "eth0"}, {}, store);
   EXPECT_EQ(first.at(0).address.str(), "10.244.1.2");
-  EXPECT_EQ(codeOf([&] { allocate(sets, {"b", "eth0"}, {}, store); }),
-            cni::Code::RangeExhausted);
-  EXPECT_EQ(messageOf([&] { allocate(sets, {"b", "eth0"}, {}, store); }),
+  EXPECT_EQ(codeOf([&] { allocate(sets, {"b", "eth0"}, {}, store); }), cni::Code::RangeExhausted);
+  EXPECT_EQ(messageOf([&] {
+              allocate(sets, {"b", "eth0"}, {}, store);
+            }),
             "no free IPv4 address left in 10.244.1.0/30 (1 allocated of 1 usable)");
 }
 
@@ -165,7 +166,9 @@ TEST(Exhaustion, Slash126HasTwo) {
   const std::vector<RangeSet> sets{set(0, "fd00::/126")};
   allocate(sets, {"a", "eth0"}, {}, store);
   allocate(sets, {"b", "eth0"}, {}, store);
-  EXPECT_EQ(messageOf([&] { allocate(sets, {"c", "eth0"}, {}, store); }),
+  EXPECT_EQ(messageOf([&] {
+              allocate(sets, {"c", "eth0"}, {}, store);
+            }),
             "no free IPv6 address left in fd00::/126 (2 allocated of 2 usable)");
 }
 
@@ -253,9 +256,13 @@ TEST(Allocate, RequestedAddresses) {
   // Asking again for what the attachment holds is fine (podman network reload: DEL + ADD).
   EXPECT_NO_THROW(allocate(sets, kPod, req, store));
   // Another attachment cannot have it.
-  EXPECT_EQ(codeOf([&] { allocate(sets, {"pod2", "eth0"}, req, store); }),
+  EXPECT_EQ(codeOf([&] {
+              allocate(sets, {"pod2", "eth0"}, req, store);
+            }),
             cni::Code::AlreadyExists);
-  EXPECT_EQ(messageOf([&] { allocate(sets, {"pod2", "eth0"}, req, store); }),
+  EXPECT_EQ(messageOf([&] {
+              allocate(sets, {"pod2", "eth0"}, req, store);
+            }),
             "requested address fd00::99 is already allocated to pod1/eth0");
   // The attachment cannot switch address without DEL.
   const auto other = assignRequested(sets, {{A("fd00::98"), "args.cni.ips[0]"}});
@@ -265,9 +272,7 @@ TEST(Allocate, RequestedAddresses) {
 TEST(AssignRequested, Errors) {
   const std::vector<RangeSet> sets{set(0, "10.0.0.0/24", "10.0.0.10", "10.0.0.20"),
                                    set(1, "fd00::/64")};
-  auto msg = [&](std::vector<Requested> r) {
-    return messageOf([&] { assignRequested(sets, r); });
-  };
+  auto msg = [&](std::vector<Requested> r) { return messageOf([&] { assignRequested(sets, r); }); };
   EXPECT_EQ(msg({{A("192.168.0.1"), "CNI_ARGS IP"}}),
             "CNI_ARGS IP: requested address 192.168.0.1 is in none of the ranges "
             "(10.0.0.0/24 (10.0.0.10-10.0.0.20); fd00::/64)");
@@ -277,13 +282,19 @@ TEST(AssignRequested, Errors) {
   EXPECT_EQ(msg({{A("fd00::1"), "args.cni.ips[1]"}}),
             "args.cni.ips[1]: requested address fd00::1 is the gateway of fd00::/64");
   const std::vector<RangeSet> whole{set(0, "10.0.0.0/29", "10.0.0.0", "10.0.0.7")};
-  EXPECT_EQ(messageOf([&] { assignRequested(whole, {{A("10.0.0.0"), "x"}}); }),
+  EXPECT_EQ(messageOf([&] {
+              assignRequested(whole, {{A("10.0.0.0"), "x"}});
+            }),
             "x: requested address 10.0.0.0 is the network address of 10.0.0.0/29");
-  EXPECT_EQ(messageOf([&] { assignRequested(whole, {{A("10.0.0.7"), "x"}}); }),
+  EXPECT_EQ(messageOf([&] {
+              assignRequested(whole, {{A("10.0.0.7"), "x"}});
+            }),
             "x: requested address 10.0.0.7 is the broadcast address of 10.0.0.0/29");
   EXPECT_NE(msg({{A("fd00::5"), "a"}, {A("fd00::6"), "b"}}).find("fall into the same range"),
             std::string::npos);
-  EXPECT_EQ(codeOf([&] { assignRequested(sets, {{A("192.168.0.1"), "x"}}); }),
+  EXPECT_EQ(codeOf([&] {
+              assignRequested(sets, {{A("192.168.0.1"), "x"}});
+            }),
             cni::Code::InvalidConfig);
   auto ok = assignRequested(sets, {{A("fd00::5"), "a"}, {A("10.0.0.10"), "b"}});
   EXPECT_EQ(ok[0]->str(), "10.0.0.10");

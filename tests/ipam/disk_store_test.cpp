@@ -102,9 +102,9 @@ TEST_F(DiskStoreTest, HostLocalLayout) {
   EXPECT_EQ(mode(dir + "/lock"), 0600U);
   EXPECT_EQ(mode(dir + "/.dualstack/c1@eth0"), 0600U);
   // No temp file is ever left, under any name.
-  EXPECT_EQ(names(dir), (std::vector<std::string>{".dualstack", "10.244.1.2", "fd00:10:244:1::2",
-                                                  "last_reserved_ip.0", "last_reserved_ip.1",
-                                                  "lock"}));
+  EXPECT_EQ(names(dir),
+            (std::vector<std::string>{".dualstack", "10.244.1.2", "fd00:10:244:1::2",
+                                      "last_reserved_ip.0", "last_reserved_ip.1", "lock"}));
   EXPECT_EQ(names(dir + "/.dualstack"), (std::vector<std::string>{"c1@eth0", "state"}));
 
   auto s = open();
@@ -279,8 +279,8 @@ TEST_F(DiskStoreTest, ListAndGcRewriteTheWholeIndex) {
   auto r = collectGarbage({{"keep", "eth0"}}, *s);
   EXPECT_EQ(r.released.size(), 2U);
   s->commit();
-  EXPECT_EQ(names(dir), (std::vector<std::string>{".dualstack", "010.0.0.5", "10.0.0.2", "lock",
-                                                  "not-an-ip"}));
+  EXPECT_EQ(names(dir),
+            (std::vector<std::string>{".dualstack", "010.0.0.5", "10.0.0.2", "lock", "not-an-ip"}));
   EXPECT_EQ(names(dir + "/.dualstack"), (std::vector<std::string>{"keep@eth0", "state"}));
 }
 
@@ -293,8 +293,7 @@ TEST_F(DiskStoreTest, StaleTempFilesAreRemovedByGcOnly) {
   auto s = open();
   EXPECT_EQ(s->removeStaleTemps(std::chrono::minutes(10)), 1U);
   s->commit();
-  EXPECT_EQ(names(dir + "/.dualstack"),
-            (std::vector<std::string>{".tmp-1-1", "c1@eth0", "state"}));
+  EXPECT_EQ(names(dir + "/.dualstack"), (std::vector<std::string>{".tmp-1-1", "c1@eth0", "state"}));
 }
 
 TEST_F(DiskStoreTest, ExistingModeCreatesNothing) {

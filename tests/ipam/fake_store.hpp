@@ -13,7 +13,7 @@ class FakeStore : public Store {
  public:
   std::map<ip::Address, std::optional<Owner>> held;
   std::map<std::size_t, ip::Address> last;
-  std::size_t lookups = 0;   // isAllocated calls
+  std::size_t lookups = 0;            // isAllocated calls
   std::set<ip::Address> failReserve;  // reserve() throws for these
   std::set<ip::Address> stolen;       // reserve() finds these taken (a writer without the lock)
   int commits = 0;

@@ -13,8 +13,8 @@ namespace dualstack::ipam {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using dualstack::testing::RunResult;
+using nlohmann::json;
 
 const char* kHostLocal = "/usr/lib/cni/host-local";
 
@@ -32,13 +32,14 @@ class HostLocalInterop : public ::testing::Test {
   std::string store = dataDir + "/net1";
 
   json conf(const char* type) const {
-    return {{"cniVersion", "1.0.0"},
-            {"name", "net1"},
-            {"type", "bridge"},
-            {"ipam",
-             {{"type", type},
-              {"dataDir", dataDir},
-              {"ranges", {{{{"subnet", "10.244.1.0/24"}}}, {{{"subnet", "fd00:10:244:1::/64"}}}}}}}};
+    return {
+        {"cniVersion", "1.0.0"},
+        {"name", "net1"},
+        {"type", "bridge"},
+        {"ipam",
+         {{"type", type},
+          {"dataDir", dataDir},
+          {"ranges", {{{{"subnet", "10.244.1.0/24"}}}, {{{"subnet", "fd00:10:244:1::/64"}}}}}}}};
   }
 
   RunResult run(bool ours, const std::string& command, const std::string& id) const {
@@ -112,7 +113,8 @@ TEST_F(HostLocalInterop, ConcurrentAddsShareTheLock) {
   std::set<std::string> seen;
   for (const auto& r : results) {
     EXPECT_OK(r);
-    for (const auto& a : addresses(r)) EXPECT_TRUE(seen.insert(a).second) << "handed out twice: " << a;
+    for (const auto& a : addresses(r))
+      EXPECT_TRUE(seen.insert(a).second) << "handed out twice: " << a;
   }
   EXPECT_EQ(seen.size(), 2U * kPods);
   EXPECT_EQ(ipFiles().size(), 2U * kPods);
@@ -149,8 +151,7 @@ TEST_F(HostLocalInterop, SwitchingBackToHostLocal) {
   EXPECT_EQ(indexFiles(), (std::vector<std::string>{"pod2@eth0", "state"}));
   // host-local's next ADD skips what we hold.
   auto next = run(false, "ADD", "pod3");
-  EXPECT_EQ(addresses(next),
-            (std::vector<std::string>{"10.244.1.4/24", "fd00:10:244:1::4/64"}));
+  EXPECT_EQ(addresses(next), (std::vector<std::string>{"10.244.1.4/24", "fd00:10:244:1::4/64"}));
 }
 
 }  // namespace

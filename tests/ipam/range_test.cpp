@@ -10,7 +10,9 @@ namespace {
 ip::Address A(const char* text) { return *ip::Address::parse(text); }
 ip::Prefix P(const char* text) { return *ip::Prefix::parse(text); }
 
-Range plain(const char* cidr) { return makeRange(P(cidr), std::nullopt, std::nullopt, std::nullopt, "r"); }
+Range plain(const char* cidr) {
+  return makeRange(P(cidr), std::nullopt, std::nullopt, std::nullopt, "r");
+}
 
 std::string error(const char* cidr, const char* start, const char* end, const char* gw) {
   auto opt = [](const char* t) { return t ? std::optional(A(t)) : std::nullopt; };

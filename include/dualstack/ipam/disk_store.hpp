@@ -2,7 +2,7 @@
 // share a dataDir (and an operator can switch `type` without losing allocations):
 //
 //   <dataDir>/<network>/                 directories we create are mode 0700
-//     lock                               flock(LOCK_EX) for a whole session; host-local locks it too
+//     lock                               flock(LOCK_EX) for a whole session (host-local's too)
 //     <address>                          one file per allocated address, named by its canonical
 //                                        text ("10.244.1.5", "fd00:10:244:1::5"), mode 0600,
 //                                        content "<containerID>\r\n<ifname>" (no trailing newline);
@@ -143,6 +143,7 @@ class DiskStore final : public Store {
   std::map<std::string, std::vector<ip::Address>> entries_;  // key "<id>@<ifname>" / "<id>@"
   std::set<std::string> dirty_;
   std::map<ip::Address, std::optional<Owner>> owners_;
+  std::map<std::size_t, std::size_t> lastReservedSizes_;
 };
 
 }  // namespace dualstack::ipam
