@@ -9,6 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev googletest libnftables-dev
+  libyaml-cpp-dev libcurl4-openssl-dev openssl python3
   containernetworking-plugins iproute2 iputils-ping nftables bats procps jq
 )
 missing=()

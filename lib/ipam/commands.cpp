@@ -39,8 +39,7 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     const RangeSet& set = sets[al.set];
     const Range* r = set.rangeFor(al.address);
     if (r == nullptr) r = set.subnetFor(al.address);
-    result.ips.push_back(
-        {ip::Prefix(al.address, r->subnet.length()), r->gateway, std::nullopt});
+    result.ips.push_back({ip::Prefix(al.address, r->subnet.length()), r->gateway, std::nullopt});
   }
   result.routes = cfg.routes;
   return result.toJson(conf.cniVersion);
@@ -62,7 +61,7 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
 }
 
 void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
-  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Allocate);
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Check);
   const std::vector<RangeSet> sets = rangeSets(cfg);
   const cni::Attachment a = attachmentOf(env);
   const std::string who = a.containerId + "/" + a.ifname;
@@ -77,9 +76,8 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
   store->commit();
 
   for (const auto& set : sets) {
-    const bool has = std::any_of(held.begin(), held.end(), [&](const ip::Address& h) {
-      return set.subnetFor(h) != nullptr;
-    });
+    const bool has = std::any_of(held.begin(), held.end(),
+                                 [&](const ip::Address& h) { return set.subnetFor(h) != nullptr; });
     if (!has) {
       throw Error(Code::CheckFailed, who + " holds no " + std::string(familyLabel(set.family())) +
                                          " address in " + set.str());
@@ -89,8 +87,9 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
     const auto prev = cni::Result::fromJson(conf.prevResult, "prevResult");
     for (const auto& c : prev.ips) {
       const ip::Address addr = c.address.address();
-      const bool ours = std::any_of(sets.begin(), sets.end(),
-                                    [&](const RangeSet& s) { return s.subnetFor(addr) != nullptr; });
+      const bool ours = std::any_of(sets.begin(), sets.end(), [&](const RangeSet& s) {
+        return s.subnetFor(addr) != nullptr;
+      });
       if (ours && std::find(held.begin(), held.end(), addr) == held.end()) {
         throw Error(Code::CheckFailed, "prevResult lists " + addr.str() + " but the store does " +
                                            "not hold it for " + who);
@@ -102,7 +101,8 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
 void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
   // Releasing everything because a runtime forgot the list would be a disaster; an explicitly
   // empty list does mean "release all".
-  if (!conf.raw.contains("cni.dev/valid-attachments") && !conf.raw.contains("cni.dev/attachments")) {
+  if (!conf.raw.contains("cni.dev/valid-attachments") &&
+      !conf.raw.contains("cni.dev/attachments")) {
     throw Error(Code::InvalidConfig, "GC needs cni.dev/valid-attachments in the config");
   }
   const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Store);
@@ -122,8 +122,8 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
     errors.push_back(e.msg());
   }
   if (!errors.empty()) {
-    std::string msg = "GC of " + store->path() + " released " +
-                      std::to_string(r.released.size()) + " addresses but failed: ";
+    std::string msg = "GC of " + store->path() + " released " + std::to_string(r.released.size()) +
+                      " addresses but failed: ";
     for (std::size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
     throw Error(Code::IoFailure, msg);
   }

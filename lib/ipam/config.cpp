@@ -28,8 +28,8 @@ std::string indexed(std::string_view where, std::size_t i) {
 Prefix parseCidr(const std::string& text, const std::string& field) {
   auto p = Prefix::parse(text);
   if (!p) {
-    throw Error(Code::InvalidConfig,
-                field + ": " + shown(text) + " is not an address in CIDR form (like 10.244.1.0/24)");
+    throw Error(Code::InvalidConfig, field + ": " + shown(text) +
+                                         " is not an address in CIDR form (like 10.244.1.0/24)");
   }
   return *p;
 }
@@ -47,8 +47,8 @@ std::optional<Address> optAddress(const json& obj, const char* key, const std::s
 
 Range parseRange(const json& obj, const std::string& where) {
   if (!obj.is_object()) {
-    throw Error(Code::InvalidConfig, where + ": expected an object, got " +
-                                         std::string(cni::typeName(obj)));
+    throw Error(Code::InvalidConfig,
+                where + ": expected an object, got " + std::string(cni::typeName(obj)));
   }
   const auto subnet = parseCidr(cni::reqString(obj, "subnet", where), where + ".subnet");
   return makeRange(subnet, optAddress(obj, "rangeStart", where), optAddress(obj, "rangeEnd", where),
@@ -63,8 +63,8 @@ std::vector<cni::Route> parseRoutes(const json& ipam) {
     const std::string where = indexed("ipam.routes", i);
     const json& item = (*list)[i];
     if (!item.is_object()) {
-      throw Error(Code::InvalidConfig, where + ": expected an object, got " +
-                                           std::string(cni::typeName(item)));
+      throw Error(Code::InvalidConfig,
+                  where + ": expected an object, got " + std::string(cni::typeName(item)));
     }
     cni::Route r;
     r.dst = parseCidr(cni::reqString(item, "dst", where), where + ".dst");
@@ -112,8 +112,8 @@ void parseRequestedList(std::vector<Requested>& out, const json& obj, const char
   for (std::size_t i = 0; i < list->size(); ++i) {
     const std::string field = indexed(cni::fieldPath(where, key), i);
     if (!(*list)[i].is_string()) {
-      throw Error(Code::InvalidConfig, field + ": expected a string, got " +
-                                           std::string(cni::typeName((*list)[i])));
+      throw Error(Code::InvalidConfig,
+                  field + ": expected a string, got " + std::string(cni::typeName((*list)[i])));
     }
     addRequested(out, (*list)[i].get<std::string>(), field, Code::InvalidConfig);
   }
@@ -147,8 +147,7 @@ NodeAddress parseNodeAddress(const json& item, const std::string& where, bool* i
   if (parsed) {
     a.address = *parsed;
   } else if (a.type == "InternalIP" || a.type == "ExternalIP") {
-    throw Error(Code::InvalidConfig,
-                where + ".address: " + shown(text) + " is not an IP address");
+    throw Error(Code::InvalidConfig, where + ".address: " + shown(text) + " is not an IP address");
   }
   return a;
 }
@@ -170,8 +169,8 @@ std::vector<PodCidr> parsePodCidrs(const json* list, const std::string& where) {
   for (std::size_t i = 0; i < list->size(); ++i) {
     const std::string field = indexed(where, i);
     if (!(*list)[i].is_string()) {
-      throw Error(Code::InvalidConfig, field + ": expected a string, got " +
-                                           std::string(cni::typeName((*list)[i])));
+      throw Error(Code::InvalidConfig,
+                  field + ": expected a string, got " + std::string(cni::typeName((*list)[i])));
     }
     out.push_back({parseCidr((*list)[i].get<std::string>(), field), field});
   }
@@ -227,9 +226,9 @@ class NodeFile final : public NodeSource {
     const json node = cni::parseJson(text, "node file " + path_);
     NodeInfo info = parseNodeObject(node, "node file " + path_);
     if (info.podCIDRs.empty()) {
-      throw Error(Code::TryAgainLater,
-                  "node file " + path_ + " has no spec.podCIDRs yet (they are assigned by "
-                  "kube-controller-manager --allocate-node-cidrs)");
+      throw Error(Code::TryAgainLater, "node file " + path_ +
+                                           " has no spec.podCIDRs yet (they are assigned by "
+                                           "kube-controller-manager --allocate-node-cidrs)");
     }
     return info;
   }
@@ -237,6 +236,26 @@ class NodeFile final : public NodeSource {
 
  private:
   std::string path_;
+};
+
+class KubeNode final : public NodeSource {
+ public:
+  KubeNode(k8s::NodeApiConfig cfg, const std::string& dataDir, k8s::Access access)
+      : source_(std::move(cfg), dataDir), access_(access) {}
+  NodeInfo load() const override {
+    const k8s::Node n = source_.read(access_);
+    json addresses = json::array();
+    for (const auto& a : n.addresses) {
+      addresses.push_back({{"type", a.type}, {"address", a.address}});
+    }
+    const json obj = {{"spec", {{"podCIDRs", n.podCIDRs}}}, {"status", {{"addresses", addresses}}}};
+    return parseNodeObject(obj, describe());
+  }
+  std::string describe() const override { return source_.describe(); }
+
+ private:
+  k8s::ApiNodeSource source_;
+  k8s::Access access_;
 };
 
 }  // namespace
@@ -253,8 +272,8 @@ NodeInfo parseNodeObject(const json& node, std::string_view where) {
       }
     }
     if (const json* status = cni::optObject(node, "status", "")) {
-      info.addresses = parseNodeAddresses(cni::optArray(*status, "addresses", "status"),
-                                          "status.addresses");
+      info.addresses =
+          parseNodeAddresses(cni::optArray(*status, "addresses", "status"), "status.addresses");
     }
     for (auto& c : info.podCIDRs) c.field = w + ": " + c.field;
     return info;
@@ -263,27 +282,25 @@ NodeInfo parseNodeObject(const json& node, std::string_view where) {
   }
 }
 
-std::unique_ptr<NodeSource> makeNodeSource(const json& node, std::string_view where) {
+std::unique_ptr<NodeSource> makeNodeSource(const json& node, std::string_view where,
+                                           const std::string& dataDir, k8s::Access access) {
   const std::string w(where);
   if (!node.is_object()) {
-    throw Error(Code::InvalidConfig, w + ": expected an object, got " +
-                                         std::string(cni::typeName(node)));
+    throw Error(Code::InvalidConfig,
+                w + ": expected an object, got " + std::string(cni::typeName(node)));
+  }
+  if (k8s::isNodeApiConfig(node)) {
+    return std::make_unique<KubeNode>(k8s::parseNodeApiConfig(node, w), dataDir, access);
   }
   const bool inlineForm = node.contains("podCIDRs") || node.contains("addresses");
   if (auto file = cni::optString(node, "file", w)) {
     if (inlineForm) {
-      throw Error(Code::InvalidConfig,
-                  w + ": give either file or podCIDRs/addresses, not both");
+      throw Error(Code::InvalidConfig, w + ": give either file or podCIDRs/addresses, not both");
     }
     if (file->empty() || (*file)[0] != '/') {
       throw Error(Code::InvalidConfig, w + ".file: " + shown(*file) + " is not an absolute path");
     }
     return std::make_unique<NodeFile>(*file);
-  }
-  if (node.contains("kubeconfig")) {
-    throw Error(Code::InvalidConfig,
-                w + ".kubeconfig: reading the node from the Kubernetes API is not supported by "
-                    "this version; use podCIDRs or file");
   }
   NodeInfo info;
   info.podCIDRs = parsePodCidrs(cni::optArray(node, "podCIDRs", w), w + ".podCIDRs");
@@ -308,14 +325,14 @@ std::vector<RangeSet> rangeSetsForNode(const NodeInfo& node) {
     for (std::size_t j = 0; j < i; ++j) {
       const auto& other = node.podCIDRs[j];
       if (other.prefix.family() == c.prefix.family()) {
-        throw Error(Code::InvalidConfig,
-                    c.field + ": " + c.prefix.str() + " is a second " +
-                        std::string(familyLabel(c.prefix.family())) + " pod CIDR after " +
-                        other.prefix.str() + "; a node has at most one per family");
+        throw Error(Code::InvalidConfig, c.field + ": " + c.prefix.str() + " is a second " +
+                                             std::string(familyLabel(c.prefix.family())) +
+                                             " pod CIDR after " + other.prefix.str() +
+                                             "; a node has at most one per family");
       }
     }
-    sets.push_back(RangeSet{i, {makeRange(c.prefix, std::nullopt, std::nullopt, std::nullopt,
-                                          c.field)}});
+    sets.push_back(
+        RangeSet{i, {makeRange(c.prefix, std::nullopt, std::nullopt, std::nullopt, c.field)}});
   }
   if (const auto first = preferredFamily(node.addresses)) {
     std::stable_partition(sets.begin(), sets.end(),
@@ -331,15 +348,15 @@ std::vector<RangeSet> rangeSets(const IpamConfig& cfg) {
 
 IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope scope) {
   if (!conf.ipam.is_object()) {
-    throw Error(Code::InvalidConfig, "ipam is missing: dualstack-ipam reads its settings from "
-                                     "the config's ipam object");
+    throw Error(Code::InvalidConfig,
+                "ipam is missing: dualstack-ipam reads its settings from "
+                "the config's ipam object");
   }
   const json& ipam = conf.ipam;
   IpamConfig cfg;
   cfg.network = conf.name;
   cfg.dataDir = cni::optString(ipam, "dataDir", "ipam").value_or(std::string(kDefaultDataDir));
-  if (cfg.dataDir.empty() || cfg.dataDir[0] != '/' ||
-      cfg.dataDir.find('\0') != std::string::npos) {
+  if (cfg.dataDir.empty() || cfg.dataDir[0] != '/' || cfg.dataDir.find('\0') != std::string::npos) {
     throw Error(Code::InvalidConfig,
                 "ipam.dataDir: " + shown(cfg.dataDir) + " is not an absolute path");
   }
@@ -363,7 +380,8 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
                                              std::string(cni::typeName(set)));
       }
       RangeSet rs{cfg.ranges.size(), {}};
-      for (std::size_t j = 0; j < set.size(); ++j) rs.ranges.push_back(parseRange(set[j], indexed(where, j)));
+      for (std::size_t j = 0; j < set.size(); ++j)
+        rs.ranges.push_back(parseRange(set[j], indexed(where, j)));
       cfg.ranges.push_back(std::move(rs));
       names.push_back(where);
     }
@@ -374,7 +392,8 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
                 "ipam: give either node or host-local's ranges/subnet, not both");
   }
   if (node != nullptr) {
-    cfg.node = makeNodeSource(*node, "ipam.node");
+    cfg.node = makeNodeSource(*node, "ipam.node", cfg.dataDir,
+                              scope == Scope::Check ? k8s::Access::CacheOnly : k8s::Access::Api);
   } else if (cfg.ranges.empty()) {
     throw Error(Code::InvalidConfig,
                 "ipam: no address source: set ipam.node (podCIDRs or file) or host-local's "

@@ -110,7 +110,9 @@ TEST(IpamConfig, HostLocalRangesAndRoutes) {
   json ipam = {{"type", "dualstack-ipam"},
                {"dataDir", "/run/x"},
                {"ranges",
-                {{{{"subnet", "10.1.0.0/16"}, {"rangeStart", "10.1.2.10"}, {"rangeEnd", "10.1.2.20"},
+                {{{{"subnet", "10.1.0.0/16"},
+                   {"rangeStart", "10.1.2.10"},
+                   {"rangeEnd", "10.1.2.20"},
                    {"gateway", "10.1.0.254"}}},
                  {{{"subnet", "fd00::/64"}}}}},
                {"routes", {{{"dst", "0.0.0.0/0"}}, {{"dst", "::/0"}, {"gw", "fd00::1"}}}}};
@@ -135,8 +137,9 @@ TEST(IpamConfig, HostLocalsOldSingleRangeIsPrepended) {
 TEST(IpamConfig, RequestedAddressesFromAllThreeSources) {
   json extra = {{"runtimeConfig", {{"ips", {"10.244.1.9/24"}}}},
                 {"args", {{"cni", {{"ips", {"fd00:10:244:1::9"}}}}}}};
-  auto cfg = parseIpamConfig(netconf(kNode, extra), env("IgnoreUnknown=1;IP=10.244.1.9,fd00:10:244:1::9"),
-                             Scope::Allocate);
+  auto cfg =
+      parseIpamConfig(netconf(kNode, extra), env("IgnoreUnknown=1;IP=10.244.1.9,fd00:10:244:1::9"),
+                      Scope::Allocate);
   ASSERT_EQ(cfg.requested.size(), 2U);  // duplicates collapse
   EXPECT_EQ(cfg.requested[0].address.str(), "10.244.1.9");
   EXPECT_EQ(cfg.requested[0].source, "runtimeConfig.ips[0]");
@@ -192,7 +195,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"NoPodCidrs", node(json::array()), "", json::object(), cni::Code::InvalidConfig,
                 "ipam.node.podCIDRs is missing or empty: give the node's pod CIDRs (at most one "
                 "IPv4 and one IPv6), or use ipam.node.file"},
-        BadCase{"NoNodeFields", {{"node", json::object()}}, "", json::object(),
+        BadCase{"NoNodeFields",
+                {{"node", json::object()}},
+                "",
+                json::object(),
                 cni::Code::InvalidConfig,
                 "ipam.node.podCIDRs is missing or empty: give the node's pod CIDRs (at most one "
                 "IPv4 and one IPv6), or use ipam.node.file"},
@@ -206,32 +212,63 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"TooSmall6", node({"fd00::/127"}), "", json::object(), cni::Code::InvalidConfig,
                 "ipam.node.podCIDRs[0]: fd00::/127 is too small: it has no usable address "
                 "besides the network, gateway and broadcast addresses"},
-        BadCase{"NoSource", {{"type", "dualstack-ipam"}}, "", json::object(),
+        BadCase{"NoSource",
+                {{"type", "dualstack-ipam"}},
+                "",
+                json::object(),
                 cni::Code::InvalidConfig,
                 "ipam: no address source: set ipam.node (podCIDRs or file) or host-local's "
                 "ipam.ranges"},
         BadCase{"NodeAndRanges",
-                {{"node", {{"podCIDRs", {"10.0.0.0/24"}}}}, {"ranges", {{{{"subnet", "10.1.0.0/24"}}}}}},
-                "", json::object(), cni::Code::InvalidConfig,
+                {{"node", {{"podCIDRs", {"10.0.0.0/24"}}}},
+                 {"ranges", {{{{"subnet", "10.1.0.0/24"}}}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam: give either node or host-local's ranges/subnet, not both"},
-        BadCase{"FileAndInline", {{"node", {{"file", "/x"}, {"podCIDRs", {"10.0.0.0/24"}}}}}, "",
-                json::object(), cni::Code::InvalidConfig,
+        BadCase{"FileAndInline",
+                {{"node", {{"file", "/x"}, {"podCIDRs", {"10.0.0.0/24"}}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam.node: give either file or podCIDRs/addresses, not both"},
-        BadCase{"RelativeFile", {{"node", {{"file", "node.json"}}}}, "", json::object(),
-                cni::Code::InvalidConfig, "ipam.node.file: \"node.json\" is not an absolute path"},
-        BadCase{"Kubeconfig", {{"node", {{"kubeconfig", "/etc/k"}, {"name", "n"}}}}, "",
-                json::object(), cni::Code::InvalidConfig,
-                "ipam.node.kubeconfig: reading the node from the Kubernetes API is not supported "
-                "by this version; use podCIDRs or file"},
+        BadCase{"RelativeFile",
+                {{"node", {{"file", "node.json"}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
+                "ipam.node.file: \"node.json\" is not an absolute path"},
+        BadCase{"RelativeKubeconfig",
+                {{"node", {{"kubeconfig", "etc/k"}, {"name", "n"}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
+                "ipam.node.kubeconfig: \"etc/k\" is not an absolute path"},
+        BadCase{"KubeconfigAndFile",
+                {{"node", {{"kubeconfig", "/etc/k"}, {"file", "/n.json"}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
+                "ipam.node: give either kubeconfig or file, not both"},
         BadCase{"BadNodeAddress",
-                {{"node", {{"podCIDRs", {"10.0.0.0/24"}},
-                           {"addresses", {{{"type", "InternalIP"}, {"address", "10.0.0.300"}}}}}}},
-                "", json::object(), cni::Code::InvalidConfig,
+                {{"node",
+                  {{"podCIDRs", {"10.0.0.0/24"}},
+                   {"addresses", {{{"type", "InternalIP"}, {"address", "10.0.0.300"}}}}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam.node.addresses[0].address: \"10.0.0.300\" is not an IP address"},
-        BadCase{"RelativeDataDir", {{"dataDir", "var/lib"}, {"node", {{"podCIDRs", {"10.0.0.0/24"}}}}},
-                "", json::object(), cni::Code::InvalidConfig,
+        BadCase{"RelativeDataDir",
+                {{"dataDir", "var/lib"}, {"node", {{"podCIDRs", {"10.0.0.0/24"}}}}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam.dataDir: \"var/lib\" is not an absolute path"},
-        BadCase{"DataDirType", {{"dataDir", 5}}, "", json::object(), cni::Code::InvalidConfig,
+        BadCase{"DataDirType",
+                {{"dataDir", 5}},
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam.dataDir: expected a string, got a number"},
         BadCase{"Overlap", ranges({{{{"subnet", "10.0.0.0/16"}}}, {{{"subnet", "10.0.1.0/24"}}}}),
                 "", json::object(), cni::Code::InvalidConfig,
@@ -244,8 +281,8 @@ INSTANTIATE_TEST_SUITE_P(
                 ranges({{{{"subnet", "10.0.0.0/24"}, {"rangeEnd", "10.0.1.1"}}}}), "",
                 json::object(), cni::Code::InvalidConfig,
                 "ipam.ranges[0][0]: rangeEnd 10.0.1.1 is outside the subnet 10.0.0.0/24"},
-        BadCase{"GatewayOutside", ranges({{{{"subnet", "fd00::/64"}, {"gateway", "fd01::1"}}}}),
-                "", json::object(), cni::Code::InvalidConfig,
+        BadCase{"GatewayOutside", ranges({{{{"subnet", "fd00::/64"}, {"gateway", "fd01::1"}}}}), "",
+                json::object(), cni::Code::InvalidConfig,
                 "ipam.ranges[0][0]: gateway fd01::1 is outside the subnet fd00::/64"},
         BadCase{"BadGatewayText", ranges({{{{"subnet", "fd00::/64"}, {"gateway", "x"}}}}), "",
                 json::object(), cni::Code::InvalidConfig,
@@ -259,27 +296,39 @@ INSTANTIATE_TEST_SUITE_P(
                 cni::Code::InvalidConfig, "ipam.ranges[0] is empty"},
         BadCase{"RouteHostBits",
                 {{"node", {{"podCIDRs", {"10.0.0.0/24"}}}}, {"routes", {{{"dst", "10.0.0.1/8"}}}}},
-                "", json::object(), cni::Code::InvalidConfig,
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam.routes[0].dst: 10.0.0.1/8 has host bits set (the network is 10.0.0.0/8)"},
         BadCase{"RouteGwFamily",
                 {{"node", {{"podCIDRs", {"10.0.0.0/24"}}}},
                  {"routes", {{{"dst", "0.0.0.0/0"}, {"gw", "fd00::1"}}}}},
-                "", json::object(), cni::Code::InvalidConfig,
+                "",
+                json::object(),
+                cni::Code::InvalidConfig,
                 "ipam.routes[0].gw: fd00::1 is not of the family of dst 0.0.0.0/0"},
-        BadCase{"RequestedNotAnIp", node({"10.0.0.0/24"}), "", {{"runtimeConfig", {{"ips", {"x"}}}}},
-                cni::Code::InvalidConfig, "runtimeConfig.ips[0]: \"x\" is not an IP address"},
+        BadCase{"RequestedNotAnIp",
+                node({"10.0.0.0/24"}),
+                "",
+                {{"runtimeConfig", {{"ips", {"x"}}}}},
+                cni::Code::InvalidConfig,
+                "runtimeConfig.ips[0]: \"x\" is not an IP address"},
         BadCase{"RequestedOutside", node({"10.0.0.0/24"}), "IP=10.9.0.5", json::object(),
                 cni::Code::InvalidConfig,
                 "CNI_ARGS IP: requested address 10.9.0.5 is in none of the ranges (10.0.0.0/24)"},
         BadCase{"CniArgsIpMalformed", node({"10.0.0.0/24"}), "IP=10.0.0.5,nope", json::object(),
                 cni::Code::InvalidEnv, "CNI_ARGS IP: \"nope\" is not an IP address"},
-        BadCase{"ArgsIpsType", node({"10.0.0.0/24"}), "", {{"args", {{"cni", {{"ips", "10.0.0.5"}}}}}},
-                cni::Code::InvalidConfig, "args.cni.ips: expected an array, got a string"}),
+        BadCase{"ArgsIpsType",
+                node({"10.0.0.0/24"}),
+                "",
+                {{"args", {{"cni", {{"ips", "10.0.0.5"}}}}}},
+                cni::Code::InvalidConfig,
+                "args.cni.ips: expected an array, got a string"}),
     [](const ::testing::TestParamInfo<BadCase>& p) { return std::string(p.param.name); });
 
 TEST(IpamConfig, MissingIpamSection) {
-  auto conf = cni::parseNetConf(R"({"cniVersion":"1.0.0","name":"n","type":"bridge"})",
-                                cni::Command::Add);
+  auto conf =
+      cni::parseNetConf(R"({"cniVersion":"1.0.0","name":"n","type":"bridge"})", cni::Command::Add);
   try {
     parseIpamConfig(conf, env(), Scope::Store);
     ADD_FAILURE();
@@ -319,7 +368,9 @@ TEST_F(NodeFileTest, Failures) {
   write("{not json");
   f = failure(ipam());
   EXPECT_EQ(f.code, cni::Code::DecodeFailure) << f.msg;
-  EXPECT_NE(f.msg.find("node file " + dir.file("node.json") + " is not valid JSON"), std::string::npos) << f.msg;
+  EXPECT_NE(f.msg.find("node file " + dir.file("node.json") + " is not valid JSON"),
+            std::string::npos)
+      << f.msg;
 
   write(R"({"spec":{}})");
   f = failure(ipam());

@@ -14,8 +14,8 @@ namespace dualstack::ipam {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using dualstack::testing::RunResult;
+using nlohmann::json;
 
 const std::vector<std::string> kVersions = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 
@@ -178,7 +178,8 @@ TEST_F(IpamBinary, RoutesFromTheConfig) {
   json c = conf("1.1.0");
   c["ipam"]["routes"] = {{{"dst", "0.0.0.0/0"}}, {{"dst", "::/0"}, {"gw", "fd00:10:244:1::1"}}};
   const json j = run("ADD", "pod1", c).json();
-  EXPECT_EQ(j["routes"], json::parse(R"([{"dst":"0.0.0.0/0"},{"dst":"::/0","gw":"fd00:10:244:1::1"}])"));
+  EXPECT_EQ(j["routes"],
+            json::parse(R"([{"dst":"0.0.0.0/0"},{"dst":"::/0","gw":"fd00:10:244:1::1"}])"));
 }
 
 TEST_F(IpamBinary, RequestedAddressesSurviveANetworkReload) {
@@ -247,7 +248,8 @@ TEST_F(IpamBinary, Status) {
   std::ofstream(tmp.file("node.json")) << R"({"spec":{"podCIDRs":["10.244.9.0/30"]}})";
   EXPECT_OK(status(c));
   EXPECT_OK(run("ADD", "only", c));
-  expectError(status(c), 50, "no free IPv4 address left in 10.244.9.0/30 (1 allocated of 1 usable)");
+  expectError(status(c), 50,
+              "no free IPv4 address left in 10.244.9.0/30 (1 allocated of 1 usable)");
 
   // STATUS and GC need 1.1.0.
   expectError(status(conf("1.0.0")), 1);
@@ -303,7 +305,8 @@ TEST_F(IpamBinary, BadInputLeavesTheStoreAsItWas) {
       {"host bits", env, node({"10.244.1.1/24"}), 7, "has host bits set"},
       {"path in name", env, badName.dump(), 7, "not a valid network name"},
       {"no podCIDRs", env, node(json::array()), 7, "ipam.node.podCIDRs is missing or empty"},
-      {"two of a family", env, node({"10.244.1.0/24", "10.244.2.0/24"}), 7, "at most one per family"},
+      {"two of a family", env, node({"10.244.1.0/24", "10.244.2.0/24"}), 7,
+       "at most one per family"},
       {"no ipam", env, R"({"cniVersion":"1.0.0","name":"net1","type":"x"})", 7, "ipam is missing"},
       {"relative dataDir", env, withIpam({{"dataDir", "x/y"}}), 7, "ipam.dataDir"},
       {"requested outside", env, withIpam(json::object()), 7, "none of the ranges"},
@@ -335,7 +338,9 @@ TEST_F(IpamBinary, SixtyFourParallelAddsThenDels) {
   auto parallel = [&](const std::string& command) {
     std::vector<std::thread> threads;
     for (int i = 0; i < kPods; ++i) {
-      threads.emplace_back([&, i] { results[static_cast<std::size_t>(i)] = run(command, "pod" + std::to_string(i), c); });
+      threads.emplace_back([&, i] {
+        results[static_cast<std::size_t>(i)] = run(command, "pod" + std::to_string(i), c);
+      });
     }
     for (auto& t : threads) t.join();
   };

@@ -7,10 +7,14 @@
 //              "addresses": [{"type": "InternalIP", "address": "192.168.10.5"}]}
 //          or {"file": "/etc/cni/node.json"}        (a Node object as `kubectl get node -o json`
 //                                                    prints it, read at every ADD/CHECK/STATUS)
+//          or {"kubeconfig": "/etc/cni/net.d/dualstack-cni.kubeconfig", "name": "worker-1",
+//              "timeout": "2s", "cacheTTL": "60s"}  (the Kubernetes API, cached under dataDir:
+//                                                    see dualstack/k8s/node_source.hpp)
 //     -- or, instead of node, host-local's syntax --
-//     "ranges": [[{"subnet": "10.244.1.0/24", "rangeStart": ..., "rangeEnd": ..., "gateway": ...}]],
-//     "subnet": ..., "rangeStart": ..., "rangeEnd": ..., "gateway": ...   (host-local's old form)
-//     "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}]                 (copied into results)
+//     "ranges": [[{"subnet": "10.244.1.0/24", "rangeStart": "10.244.1.10",
+//                  "rangeEnd": "10.244.1.99", "gateway": "10.244.1.1"}]],
+//     "subnet": ..., "rangeStart": ..., "rangeEnd": ..., "gateway": ...  (host-local's old form)
+//     "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}]                (copied into results)
 //   }
 //
 // Each podCIDR becomes a range set of one range (gateway network+1, like host-local's default).
@@ -36,6 +40,7 @@
 #include "dualstack/ip/address.hpp"
 #include "dualstack/ipam/allocator.hpp"
 #include "dualstack/ipam/range.hpp"
+#include "dualstack/k8s/node_source.hpp"
 
 namespace dualstack::ipam {
 
@@ -56,9 +61,8 @@ struct NodeInfo {
   std::vector<NodeAddress> addresses;  // only the entries whose address is an IP address
 };
 
-// Where the node's podCIDRs and addresses come from: the inline config or a Node JSON file today.
-// The Kubernetes API (kubeconfig + node name) is meant to be one more implementation, chosen by
-// makeNodeSource(). DEL and GC never load it.
+// Where the node's podCIDRs and addresses come from: the inline config, a Node JSON file, or the
+// Kubernetes API (kubeconfig + node name), chosen by makeNodeSource(). DEL and GC never load it.
 class NodeSource {
  public:
   virtual ~NodeSource() = default;
@@ -68,8 +72,10 @@ class NodeSource {
   virtual std::string describe() const = 0;
 };
 
-// From the config's "node" object; Error(InvalidConfig) naming the field.
-std::unique_ptr<NodeSource> makeNodeSource(const nlohmann::json& node, std::string_view where);
+// From the config's "node" object; Error(InvalidConfig) naming the field. dataDir holds the
+// Kubernetes API source's cache; `access` says whether that source may ask the API server.
+std::unique_ptr<NodeSource> makeNodeSource(const nlohmann::json& node, std::string_view where,
+                                           const std::string& dataDir, k8s::Access access);
 // Parses a Node object (spec.podCIDRs, else spec.podCIDR; status.addresses). `where` prefixes
 // messages (the file name).
 NodeInfo parseNodeObject(const nlohmann::json& node, std::string_view where);
@@ -78,14 +84,15 @@ struct IpamConfig {
   std::string network;  // the network name: the store is <dataDir>/<network>
   std::string dataDir;
   std::vector<cni::Route> routes;
-  std::vector<RangeSet> ranges;           // host-local syntax; empty when `node` is set
+  std::vector<RangeSet> ranges;            // host-local syntax; empty when `node` is set
   std::shared_ptr<const NodeSource> node;  // null with host-local syntax
   std::vector<Requested> requested;        // runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=
 };
 
 enum class Scope {
   Store,     // DEL, GC: only what locates the store (dataDir); the rest is not even validated
-  Allocate,  // ADD, CHECK, STATUS: everything
+  Allocate,  // ADD, STATUS: everything
+  Check,     // CHECK: everything, but a Kubernetes API node source only reads its cache
 };
 
 // Parses and validates conf.ipam. Errors: Error(InvalidConfig) naming the field; a malformed

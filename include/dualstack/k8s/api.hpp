@@ -1,0 +1,55 @@
+// Reading one Node object from the Kubernetes API server.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dualstack/cni/error.hpp"
+#include "dualstack/k8s/kubeconfig.hpp"
+
+namespace dualstack::k8s {
+
+struct NodeAddress {
+  std::string type;  // InternalIP, ExternalIP, Hostname, ...
+  std::string address;
+};
+
+// What dualstack-ipam needs of a Node, as the API states it (validated by the ipam layer).
+struct Node {
+  std::string name;
+  std::vector<std::string> podCIDRs;   // spec.podCIDRs, else [spec.podCIDR]; may be empty
+  std::vector<NodeAddress> addresses;  // status.addresses, in the API's order
+};
+
+// From a Node object as the API (or `kubectl get node -o json`) gives it. Error(DecodeFailure)
+// naming the field when it has the wrong type; `where` prefixes messages.
+Node parseNode(const nlohmann::json& obj, std::string_view where);
+
+// No answer from the API server (no route, refused, timeout, reset) or it is overloaded (429,
+// 5xx): a cached copy of the node may stand in. Code TryAgainLater.
+class ApiUnavailable : public cni::Error {
+ public:
+  explicit ApiUnavailable(std::string msg) : cni::Error(cni::Code::TryAgainLater, std::move(msg)) {}
+};
+
+struct NodeRequest {
+  std::string name;
+  std::string nameSource;  // where the name came from, for the not-found hint ("K8S_NODE_NAME")
+  std::chrono::milliseconds timeout{2000};
+};
+
+// GET <server>/api/v1/nodes/<name> with the kubeconfig's credentials. Errors, each naming the
+// server and never showing a token or key:
+//   ApiUnavailable            unreachable, timeout, 429, 5xx
+//   Error(IoFailure)          TLS verification or handshake failure ("TLS ..." with a hint about
+//                             certificate-authority), unreadable certificate or token files,
+//                             other unexpected answers
+//   Error(InvalidConfig)      401 and 403 (which credential was used; the identity needs `get`
+//                             on `nodes`), 404 (node "<name>" not found)
+Node getNode(const Kubeconfig& kc, const NodeRequest& request);
+
+}  // namespace dualstack::k8s

@@ -1,0 +1,187 @@
+#include "dualstack/k8s/api.hpp"
+
+#include "dualstack/cni/json.hpp"
+#include "dualstack/cni/skel.hpp"
+#include "dualstack/k8s/http.hpp"
+#include "files.hpp"
+
+namespace dualstack::k8s {
+
+using cni::Code;
+using cni::Error;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxPem = 1U << 20;
+constexpr const char* kRbacHint = "see conf/kubernetes/rbac.yaml";
+
+std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// The message of a Kubernetes Status answer, else the start of the body; printable ASCII only.
+std::string statusMessage(const std::string& body) {
+  std::string msg;
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.value("kind", "") == "Status" && j.contains("message") &&
+      j["message"].is_string()) {
+    msg = j["message"].get<std::string>();
+  } else {
+    msg = body;
+  }
+  std::string out;
+  for (const char c : msg.substr(0, 300)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u >= 0x20 && u < 0x7f) ? c : ' ';
+  }
+  return out;
+}
+
+bool isNodeNotFound(const std::string& body, const std::string& name) {
+  const json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || j.value("reason", "") != "NotFound") return false;
+  const json* details = j.contains("details") ? &j["details"] : nullptr;
+  return details != nullptr && details->is_object() && details->value("kind", "") == "nodes" &&
+         details->value("name", "") == name;
+}
+
+std::string pem(const std::string& data, const std::string& file, const char* field,
+                const Kubeconfig& kc) {
+  if (!data.empty() || file.empty()) return data;
+  try {
+    return detail::readFile(file, field, kMaxPem);
+  } catch (Error& e) {
+    throw e.context("kubeconfig " + kc.path);
+  }
+}
+
+}  // namespace
+
+Node parseNode(const json& obj, std::string_view where) {
+  const std::string w(where);
+  const Code code = Code::DecodeFailure;
+  if (!obj.is_object()) {
+    throw Error(code, w + ": expected a Node object, got " + std::string(cni::typeName(obj)));
+  }
+  Node node;
+  if (const json* meta = cni::optObject(obj, "metadata", w, code)) {
+    node.name = cni::optString(*meta, "name", w + ".metadata", code).value_or("");
+  }
+  if (const json* spec = cni::optObject(obj, "spec", w, code)) {
+    const std::string ws = w + ".spec";
+    if (const json* list = cni::optArray(*spec, "podCIDRs", ws, code)) {
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        const json& item = (*list)[i];
+        if (!item.is_string()) {
+          throw Error(code, ws + ".podCIDRs[" + std::to_string(i) + "]: expected a string, got " +
+                                std::string(cni::typeName(item)));
+        }
+        node.podCIDRs.push_back(item.get<std::string>());
+      }
+    }
+    // Clusters older than dual-stack (and some tools) set only the singular field.
+    if (node.podCIDRs.empty()) {
+      if (auto one = cni::optString(*spec, "podCIDR", ws, code); one && !one->empty()) {
+        node.podCIDRs.push_back(*one);
+      }
+    }
+  }
+  if (const json* status = cni::optObject(obj, "status", w, code)) {
+    if (const json* list = cni::optArray(*status, "addresses", w + ".status", code)) {
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        const std::string wi = w + ".status.addresses[" + std::to_string(i) + "]";
+        const json& item = (*list)[i];
+        if (!item.is_object()) {
+          throw Error(code, wi + ": expected an object, got " + std::string(cni::typeName(item)));
+        }
+        node.addresses.push_back(
+            {cni::reqString(item, "type", wi, code), cni::reqString(item, "address", wi, code)});
+      }
+    }
+  }
+  return node;
+}
+
+Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
+  const std::string server = "the Kubernetes API server " + kc.server;
+  const std::string url = kc.server + "/api/v1/nodes/" + request.name;
+
+  HttpRequest http;
+  http.url = url;
+  http.timeout = request.timeout;
+  http.headers = {"Accept: application/json",
+                  "User-Agent: dualstack-ipam/" + std::string(cni::buildVersion())};
+  const std::string token = bearerToken(kc);
+  if (!token.empty()) http.headers.push_back("Authorization: Bearer " + token);
+  http.insecureSkipTlsVerify = kc.insecureSkipTlsVerify;
+  http.caPem = pem(kc.caData, kc.caFile, "certificate-authority", kc);
+  http.clientCertPem = pem(kc.clientCertData, kc.clientCertFile, "client-certificate", kc);
+  http.clientKeyPem = pem(kc.clientKeyData, kc.clientKeyFile, "client-key", kc);
+
+  HttpResponse response;
+  try {
+    response = httpGet(http);
+  } catch (const HttpError& e) {
+    switch (e.failure()) {
+      case HttpFailure::Unreachable:
+        throw ApiUnavailable("cannot reach " + server + " (kubeconfig " + kc.path +
+                             "): " + e.msg());
+      case HttpFailure::Tls: {
+        std::string hint = "check certificate-authority(-data) of cluster " +
+                           inQuotes(kc.clusterName) + " in kubeconfig " + kc.path +
+                           ": it must hold the CA that signed the API server's certificate";
+        if (!http.clientCertPem.empty()) {
+          hint += ", and the client-certificate and client-key of user " + inQuotes(kc.userName) +
+                  " must be a pair the API server's client CA signed";
+        }
+        throw Error(Code::IoFailure, "TLS with " + server + " failed: " + e.msg() + "; " + hint);
+      }
+      case HttpFailure::Setup:
+        throw Error(e.code(), "cannot ask " + server + ": " + e.msg());
+    }
+  }
+
+  const long status = response.status;
+  const std::string node = "node " + inQuotes(request.name);
+  if (status == 200) {
+    const json body = json::parse(response.body, nullptr, false);
+    if (body.is_discarded()) {
+      throw Error(Code::DecodeFailure,
+                  server + " answered GET " + url +
+                      " with something that is not JSON: " + statusMessage(response.body));
+    }
+    Node n = parseNode(body, node + " from " + kc.server);
+    if (n.name.empty()) n.name = request.name;
+    return n;
+  }
+  const std::string said = statusMessage(response.body);
+  if (status == 401) {
+    throw Error(Code::InvalidConfig,
+                server + " rejected the credentials (401 Unauthorized: " + said +
+                    "): " + kc.credentialDescription() +
+                    " is not valid (an expired or revoked token, or a certificate it does not "
+                    "trust); the identity needs `get` on `nodes` (" +
+                    kRbacHint + ")");
+  }
+  if (status == 403) {
+    throw Error(Code::InvalidConfig, server + " answered 403 Forbidden to GET " + node + " with " +
+                                         kc.credentialDescription() + " (" + said +
+                                         "): the identity needs `get` on `nodes` (" + kRbacHint +
+                                         ")");
+  }
+  if (status == 404 && isNodeNotFound(response.body, request.name)) {
+    throw Error(Code::InvalidConfig,
+                node + " not found at " + kc.server + " (the name came from " + request.nameSource +
+                    "): is K8S_NODE_NAME / node.name right? It must be the "
+                    "name `kubectl get nodes` shows (kubelet's --hostname-override, else the host "
+                    "name in lower case)");
+  }
+  if (status == 429 || status >= 500) {
+    throw ApiUnavailable(server + " answered " + std::to_string(status) + " for GET " + url + ": " +
+                         said);
+  }
+  throw Error(Code::IoFailure, server + " answered " + std::to_string(status) + " for GET " + url +
+                                   ": " + said + " (is the server URL in kubeconfig " + kc.path +
+                                   " right?)");
+}
+
+}  // namespace dualstack::k8s

@@ -1,0 +1,98 @@
+#include "dualstack/k8s/cache.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+
+#include "dualstack/cni/json.hpp"
+#include "files.hpp"
+
+namespace dualstack::k8s {
+
+using cni::Code;
+using cni::Error;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kVersion = 1;
+constexpr std::size_t kMaxCache = 1U << 20;
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms.count() % 1000));
+  return buf;
+}
+
+}  // namespace
+
+std::string cachePath(const std::string& dataDir, const std::string& nodeName) {
+  return dataDir + "/.dualstack-k8s/" + nodeName + ".json";
+}
+
+std::string formatCache(const CachedNode& c) {
+  json addresses = json::array();
+  for (const auto& a : c.node.addresses) {
+    addresses.push_back({{"type", a.type}, {"address", a.address}});
+  }
+  const json j = {
+      {"version", kVersion},
+      {"node", c.node.name},
+      {"kubeconfig", c.kubeconfig},
+      {"server", c.server},
+      {"fetchedAt", rfc3339(c.fetchedAt)},
+      {"fetchedAtMs",
+       std::chrono::duration_cast<std::chrono::milliseconds>(c.fetchedAt.time_since_epoch())
+           .count()},
+      {"podCIDRs", c.node.podCIDRs},
+      {"addresses", addresses},
+  };
+  return j.dump(2) + "\n";
+}
+
+CachedNode parseCache(std::string_view text, const std::string& path) {
+  const std::string what = "node cache " + path;
+  const Code code = Code::DecodeFailure;
+  const json j = cni::parseJson(text, what);
+  if (!j.is_object()) throw Error(code, what + ": expected an object");
+  const auto version = cni::optInt(j, "version", what, 0, 1000);
+  if (version != kVersion) {
+    throw Error(code, what + ": version " + (version ? std::to_string(*version) : "missing") +
+                          " is not " + std::to_string(kVersion));
+  }
+  CachedNode c;
+  c.node.name = cni::reqString(j, "node", what, code);
+  c.kubeconfig = cni::reqString(j, "kubeconfig", what, code);
+  c.server = cni::optString(j, "server", what, code).value_or("");
+  const auto ms = cni::optInt(j, "fetchedAtMs", what, 0, INT64_MAX);
+  if (!ms) throw Error(code, what + ": fetchedAtMs is missing");
+  c.fetchedAt = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
+  const json shaped = {{"spec", {{"podCIDRs", j.value("podCIDRs", json::array())}}},
+                       {"status", {{"addresses", j.value("addresses", json::array())}}}};
+  const Node parsed = parseNode(shaped, what);
+  c.node.podCIDRs = parsed.podCIDRs;
+  c.node.addresses = parsed.addresses;
+  if (c.node.podCIDRs.empty()) throw Error(code, what + ": podCIDRs is empty");
+  return c;
+}
+
+std::optional<CachedNode> readCache(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return std::nullopt;
+  return parseCache(detail::readFile(path, "node cache", kMaxCache), path);
+}
+
+void writeCache(const std::string& path, const CachedNode& c) {
+  detail::writeFileAtomic(path, formatCache(c));
+}
+
+}  // namespace dualstack::k8s

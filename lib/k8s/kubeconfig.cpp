@@ -1,0 +1,218 @@
+#include "dualstack/k8s/kubeconfig.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <utility>
+
+#include "dualstack/cni/error.hpp"
+#include "files.hpp"
+
+namespace dualstack::k8s {
+
+using cni::Code;
+using cni::Error;
+
+namespace {
+
+constexpr std::size_t kMaxKubeconfig = 4U << 20;
+constexpr std::size_t kMaxToken = 64U << 10;
+
+std::string inQuotes(std::string_view s) { return "\"" + std::string(s.substr(0, 100)) + "\""; }
+
+std::string trimmed(std::string_view s) {
+  const auto ws = " \t\r\n";
+  const auto b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(ws);
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::string field(const std::string& where, const char* key) {
+  return where.empty() ? std::string(key) : where + "." + key;
+}
+
+bool headerSafe(std::string_view s) {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+class Reader {
+ public:
+  explicit Reader(const std::string& path) : path_(path) {
+    const auto slash = path.rfind('/');
+    dir_ = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  }
+
+  [[noreturn]] void fail(const std::string& msg) const {
+    throw Error(Code::InvalidConfig, "kubeconfig " + path_ + ": " + msg);
+  }
+
+  // The string value of map[key]; "" when absent or null. Never shows the value in messages.
+  std::string str(const YAML::Node& map, const char* key, const std::string& where) const {
+    const YAML::Node v = map[key];
+    if (!v || v.IsNull()) return {};
+    if (!v.IsScalar()) fail(field(where, key) + ": expected a string");
+    return v.Scalar();
+  }
+
+  bool boolean(const YAML::Node& map, const char* key, const std::string& where) const {
+    const YAML::Node v = map[key];
+    if (!v || v.IsNull()) return false;
+    bool out = false;
+    if (!v.IsScalar() || !YAML::convert<bool>::decode(v, out)) {
+      fail(field(where, key) + ": expected true or false");
+    }
+    return out;
+  }
+
+  // A file name from the kubeconfig, relative ones resolved against its directory.
+  std::string file(const YAML::Node& map, const char* key, const std::string& where) const {
+    std::string p = str(map, key, where);
+    if (!p.empty() && p[0] != '/') p = dir_ + "/" + p;
+    return p;
+  }
+
+  std::string base64(const YAML::Node& map, const char* key, const std::string& where) const {
+    const std::string text = str(map, key, where);
+    if (text.empty()) return {};
+    const auto bytes = YAML::DecodeBase64(text);
+    if (bytes.empty()) fail(field(where, key) + ": not valid base64");
+    return std::string(bytes.begin(), bytes.end());
+  }
+
+  // The `item` map of the entry named `name` in the list `list` ("clusters", "cluster").
+  std::pair<YAML::Node, std::string> named(const YAML::Node& root, const char* list,
+                                           const char* item, const std::string& name) const {
+    const YAML::Node entries = root[list];
+    if (entries && !entries.IsNull() && !entries.IsSequence())
+      fail(std::string(list) + ": expected a list");
+    if (entries && entries.IsSequence()) {
+      for (std::size_t i = 0; i < entries.size(); ++i) {
+        const YAML::Node e = entries[i];
+        const std::string where = std::string(list) + "[" + std::to_string(i) + "]";
+        if (!e.IsMap()) fail(where + ": expected a map");
+        if (str(e, "name", where) != name) continue;
+        const YAML::Node body = e[item];
+        if (!body || !body.IsMap()) fail(where + "." + item + ": expected a map");
+        return {body, where + "." + item};
+      }
+    }
+    fail(std::string(item) + " " + inQuotes(name) + " is not in " + list);
+  }
+
+ private:
+  const std::string& path_;
+  std::string dir_;
+};
+
+}  // namespace
+
+std::string Kubeconfig::credentialDescription() const {
+  const std::string user = "kubeconfig user " + inQuotes(userName) + " in " + path;
+  std::string cert;
+  if (!clientCertFile.empty() || !clientCertData.empty()) {
+    cert = "client certificate " +
+           (clientCertData.empty() ? clientCertFile : std::string("client-certificate-data"));
+  }
+  std::string desc;
+  if (!tokenFile.empty()) {
+    desc = "token file " + tokenFile;
+  } else if (!token.empty()) {
+    desc = "token";
+  }
+  if (!cert.empty()) desc += (desc.empty() ? "" : " and ") + cert;
+  if (desc.empty()) return "no credentials (anonymous; " + user + " has none)";
+  return desc + " of " + user;
+}
+
+Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
+  Kubeconfig kc;
+  kc.path = path;
+  const Reader r(kc.path);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp's messages carry the position and the kind of problem, never the content.
+    r.fail("not valid YAML or JSON: " + e.msg + " at line " + std::to_string(e.mark.line + 1) +
+           ", column " + std::to_string(e.mark.column + 1));
+  }
+  try {
+    if (!root.IsMap()) r.fail("expected a map with clusters, contexts, users and current-context");
+    kc.contextName = r.str(root, "current-context", "");
+    if (kc.contextName.empty()) r.fail("current-context is not set");
+    const auto [context, contextWhere] = r.named(root, "contexts", "context", kc.contextName);
+    kc.clusterName = r.str(context, "cluster", contextWhere);
+    if (kc.clusterName.empty()) r.fail(contextWhere + ".cluster is not set");
+    kc.userName = r.str(context, "user", contextWhere);
+
+    const auto [cluster, clusterWhere] = r.named(root, "clusters", "cluster", kc.clusterName);
+    kc.server = r.str(cluster, "server", clusterWhere);
+    while (!kc.server.empty() && kc.server.back() == '/') kc.server.pop_back();
+    if (kc.server.rfind("https://", 0) != 0 && kc.server.rfind("http://", 0) != 0) {
+      r.fail(clusterWhere + ".server: " + (kc.server.empty() ? "missing" : inQuotes(kc.server)) +
+             " is not an https:// URL");
+    }
+    kc.caData = r.base64(cluster, "certificate-authority-data", clusterWhere);
+    if (kc.caData.empty()) kc.caFile = r.file(cluster, "certificate-authority", clusterWhere);
+    kc.insecureSkipTlsVerify = r.boolean(cluster, "insecure-skip-tls-verify", clusterWhere);
+    if (kc.insecureSkipTlsVerify && (!kc.caData.empty() || !kc.caFile.empty())) {
+      // kubectl refuses this combination too.
+      r.fail(clusterWhere +
+             ": insecure-skip-tls-verify and a certificate-authority exclude each "
+             "other");
+    }
+
+    if (kc.userName.empty()) return kc;
+    const auto [user, userWhere] = r.named(root, "users", "user", kc.userName);
+    for (const char* unsupported : {"exec", "auth-provider", "username", "password"}) {
+      const YAML::Node v = user[unsupported];
+      if (v && !v.IsNull()) {
+        r.fail(userWhere + "." + unsupported +
+               " is not supported by dualstack-ipam: give the user a token, tokenFile or "
+               "client-certificate and client-key");
+      }
+    }
+    kc.token = r.str(user, "token", userWhere);
+    if (!headerSafe(kc.token)) r.fail(userWhere + ".token contains control characters");
+    kc.tokenFile = r.file(user, "tokenFile", userWhere);
+    kc.clientCertData = r.base64(user, "client-certificate-data", userWhere);
+    if (kc.clientCertData.empty()) {
+      kc.clientCertFile = r.file(user, "client-certificate", userWhere);
+    }
+    kc.clientKeyData = r.base64(user, "client-key-data", userWhere);
+    if (kc.clientKeyData.empty()) kc.clientKeyFile = r.file(user, "client-key", userWhere);
+    const bool hasCert = !kc.clientCertData.empty() || !kc.clientCertFile.empty();
+    const bool hasKey = !kc.clientKeyData.empty() || !kc.clientKeyFile.empty();
+    if (hasCert != hasKey) {
+      r.fail(userWhere + ": " +
+             (hasCert ? "client-certificate without client-key"
+                      : "client-key without client-certificate"));
+    }
+  } catch (const YAML::Exception& e) {
+    r.fail(std::string("unexpected structure: ") + e.msg);
+  }
+  return kc;
+}
+
+Kubeconfig loadKubeconfig(const std::string& path) {
+  return parseKubeconfig(detail::readFile(path, "kubeconfig", kMaxKubeconfig), path);
+}
+
+std::string bearerToken(const Kubeconfig& kc) {
+  if (kc.tokenFile.empty()) return kc.token;
+  std::string token = trimmed(detail::readFile(kc.tokenFile, "token file", kMaxToken));
+  if (token.empty()) {
+    throw Error(Code::IoFailure,
+                "token file " + kc.tokenFile + " (kubeconfig " + kc.path + ") is empty");
+  }
+  if (!headerSafe(token)) {
+    throw Error(Code::IoFailure, "token file " + kc.tokenFile + " contains control characters");
+  }
+  return token;
+}
+
+}  // namespace dualstack::k8s

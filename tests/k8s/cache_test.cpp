@@ -1,0 +1,90 @@
+#include "dualstack/k8s/cache.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "apiserver.hpp"
+
+namespace dualstack::k8s {
+namespace {
+
+using cni::Code;
+using cni::Error;
+
+CachedNode sample() {
+  CachedNode c;
+  c.node = {"worker-1",
+            {"fd00:10:244:1::/64", "10.244.1.0/24"},
+            {{"InternalIP", "fd00:192:168:10::5"},
+             {"InternalIP", "192.168.10.5"},
+             {"Hostname", "worker-1"}}};
+  c.kubeconfig = "/etc/cni/net.d/dualstack.kubeconfig";
+  c.server = "https://192.168.10.2:6443";
+  c.fetchedAt = std::chrono::system_clock::time_point(std::chrono::milliseconds(1714557600123));
+  return c;
+}
+
+TEST(Cache, FormatIsDocumentedAndRoundTrips) {
+  const std::string text = formatCache(sample());
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["node"], "worker-1");
+  EXPECT_EQ(j["server"], "https://192.168.10.2:6443");
+  EXPECT_EQ(j["fetchedAt"], "2024-05-01T10:00:00.123Z");
+  EXPECT_EQ(j["fetchedAtMs"], 1714557600123);
+  EXPECT_EQ(j["podCIDRs"][0], "fd00:10:244:1::/64");
+  EXPECT_EQ(j["addresses"][2]["type"], "Hostname");
+
+  const CachedNode back = parseCache(text, "/c.json");
+  EXPECT_EQ(back.node.name, "worker-1");
+  EXPECT_EQ(back.node.podCIDRs, sample().node.podCIDRs);
+  ASSERT_EQ(back.node.addresses.size(), 3U);
+  EXPECT_EQ(back.node.addresses[1].address, "192.168.10.5");
+  EXPECT_EQ(back.kubeconfig, sample().kubeconfig);
+  EXPECT_EQ(back.fetchedAt, sample().fetchedAt);
+}
+
+TEST(Cache, WrittenAtomicallyPrivateAndReplaced) {
+  dualstack::testing::TempDir tmp;
+  const std::string path = cachePath(tmp.file("networks"), "worker-1");
+  EXPECT_EQ(path, tmp.file("networks/.dualstack-k8s/worker-1.json"));
+  EXPECT_EQ(readCache(path), std::nullopt);
+
+  writeCache(path, sample());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600U);
+  ASSERT_EQ(::stat(tmp.file("networks/.dualstack-k8s").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700U);
+
+  CachedNode next = sample();
+  next.node.podCIDRs = {"10.244.9.0/24"};
+  writeCache(path, next);
+  EXPECT_EQ(readCache(path)->node.podCIDRs, std::vector<std::string>{"10.244.9.0/24"});
+  // Only the cache itself is left: no temp files.
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(tmp.file("networks/.dualstack-k8s"))) {
+    names.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"worker-1.json"});
+}
+
+TEST(Cache, MalformedContentIsAnErrorNamingTheFile) {
+  for (const std::string text :
+       {"", "[]", R"({"version": 2})",
+        R"({"version": 1, "node": "a", "kubeconfig": "/k", "fetchedAtMs": 1, "podCIDRs": []})",
+        R"({"version": 1, "node": "a", "kubeconfig": "/k", "podCIDRs": ["10.0.0.0/24"]})"}) {
+    try {
+      parseCache(text, "/x/c.json");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::DecodeFailure) << e.msg();
+      EXPECT_NE(e.msg().find("node cache /x/c.json"), std::string::npos) << e.msg();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dualstack::k8s

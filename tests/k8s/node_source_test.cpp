@@ -1,0 +1,255 @@
+// The node source's config, and its cache policy against the test API server.
+#include "dualstack/k8s/node_source.hpp"
+
+#include <gtest/gtest.h>
+
+#include "apiserver.hpp"
+
+namespace dualstack::k8s {
+namespace {
+
+using cni::Code;
+using cni::Error;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using testing::nodeObject;
+using testing::Pki;
+using testing::TestApiServer;
+
+cni::EnvLookup env(std::optional<std::string> nodeName) {
+  return [nodeName](const char* name) -> std::optional<std::string> {
+    if (std::string(name) == "K8S_NODE_NAME") return nodeName;
+    return std::nullopt;
+  };
+}
+
+TEST(Duration, GoFormsAndSeconds) {
+  EXPECT_EQ(parseDuration(json("2s"), "f"), milliseconds(2000));
+  EXPECT_EQ(parseDuration(json("500ms"), "f"), milliseconds(500));
+  EXPECT_EQ(parseDuration(json("1m30s"), "f"), milliseconds(90000));
+  EXPECT_EQ(parseDuration(json("1.5s"), "f"), milliseconds(1500));
+  EXPECT_EQ(parseDuration(json("2h"), "f"), milliseconds(7200000));
+  EXPECT_EQ(parseDuration(json("0"), "f"), milliseconds(0));
+  EXPECT_EQ(parseDuration(json(3), "f"), milliseconds(3000));
+  EXPECT_EQ(parseDuration(json(0.25), "f"), milliseconds(250));
+  for (const json& bad : {json("2"), json("s"), json("-1s"), json("1.2.3s"), json("2 s"),
+                          json("2d"), json(-1), json(true), json(1e12)}) {
+    try {
+      parseDuration(bad, "ipam.node.timeout");
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::InvalidConfig);
+      EXPECT_EQ(e.msg().rfind("ipam.node.timeout: ", 0), 0U) << e.msg();
+    }
+  }
+}
+
+TEST(NodeName, Validation) {
+  EXPECT_TRUE(validNodeName("worker-1"));
+  EXPECT_TRUE(validNodeName("ip-10-0-1-5.eu-west-1.compute.internal"));
+  for (const char* bad : {"", "Worker-1", "-a", "a-", "a..b", "../x", "a/b", "a_b", ".a"}) {
+    EXPECT_FALSE(validNodeName(bad)) << bad;
+  }
+}
+
+TEST(NodeApiConfig, NameFromConfigThenEnvThenHostName) {
+  const json base = {{"kubeconfig", "/etc/k"}};
+  json withName = base;
+  withName["name"] = "worker-1";
+  auto c = parseNodeApiConfig(withName, "ipam.node", env("worker-2"));
+  EXPECT_EQ(c.name, "worker-1");
+  EXPECT_EQ(c.nameSource, "ipam.node.name");
+  EXPECT_EQ(c.timeout, milliseconds(2000));
+  EXPECT_EQ(c.cacheTTL, milliseconds(60000));
+
+  c = parseNodeApiConfig(base, "ipam.node", env("worker-2"));
+  EXPECT_EQ(c.name, "worker-2");
+  EXPECT_EQ(c.nameSource, "K8S_NODE_NAME");
+
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string lower = host;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (validNodeName(lower)) {
+    c = parseNodeApiConfig(base, "ipam.node", env(std::nullopt));
+    EXPECT_EQ(c.name, lower);
+    EXPECT_EQ(c.nameSource, "the host name");
+  }
+
+  json timed = withName;
+  timed["timeout"] = "250ms";
+  timed["cacheTTL"] = 0;
+  c = parseNodeApiConfig(timed, "ipam.node", env(std::nullopt));
+  EXPECT_EQ(c.timeout, milliseconds(250));
+  EXPECT_EQ(c.cacheTTL, milliseconds(0));
+}
+
+TEST(NodeApiConfig, BadInputIsNamed) {
+  struct Case {
+    json node;
+    std::optional<std::string> env;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {{{"kubeconfig", "k"}, {"name", "a"}},
+       {},
+       "ipam.node.kubeconfig: \"k\" is not an absolute path"},
+      {{{"kubeconfig", 7}}, {}, "ipam.node.kubeconfig"},
+      {{{"kubeconfig", "/k"}, {"file", "/n.json"}}, {}, "give either kubeconfig or file"},
+      {{{"kubeconfig", "/k"}, {"podCIDRs", json::array()}},
+       {},
+       "give either kubeconfig or podCIDRs"},
+      {{{"kubeconfig", "/k"}, {"name", "../etc"}},
+       {},
+       "node name \"../etc\" (from ipam.node.name)"},
+      {{{"kubeconfig", "/k"}}, "Worker_1", "node name \"Worker_1\" (from K8S_NODE_NAME)"},
+      {{{"kubeconfig", "/k"}, {"name", "a"}, {"timeout", "0s"}}, {}, "ipam.node.timeout: must be"},
+      {{{"kubeconfig", "/k"}, {"name", "a"}, {"cacheTTL", "forever"}}, {}, "ipam.node.cacheTTL: "},
+  };
+  for (const auto& c : cases) {
+    try {
+      parseNodeApiConfig(c.node, "ipam.node", env(c.env));
+      ADD_FAILURE() << "accepted " << c.node.dump();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::InvalidConfig);
+      EXPECT_NE(e.msg().find(c.message), std::string::npos) << e.msg();
+    }
+  }
+}
+
+constexpr const char* kToken = "c2VjcmV0LXRva2VuLWZvci1jYWNoZS10ZXN0cw";
+
+// The cache policy with a real server behind it.
+class Policy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server.setTokens({{kToken, "allow"}});
+    server.setNode(nodeObject("worker-1", {"10.244.1.0/24", "fd00:10:244:1::/64"},
+                              {{"InternalIP", "192.168.10.5"}}));
+    testing::KubeconfigSpec s;
+    s.server = server.url();
+    s.caFile = Pki::get().caCrt;
+    s.token = kToken;
+    testing::writeText(kubeconfig, testing::kubeconfigYaml(s));
+  }
+
+  ApiNodeSource source(const std::string& ttl) {
+    const json node = {{"kubeconfig", kubeconfig}, {"name", "worker-1"}, {"cacheTTL", ttl}};
+    return ApiNodeSource(parseNodeApiConfig(node, "ipam.node", env(std::nullopt)), dataDir,
+                         [this](const std::string& m) { warnings.push_back(m); });
+  }
+
+  dualstack::testing::TempDir tmp;
+  std::string kubeconfig = tmp.file("dualstack.kubeconfig");
+  std::string dataDir = tmp.file("networks");
+  TestApiServer server;
+  std::vector<std::string> warnings;
+};
+
+TEST_F(Policy, FreshCacheSavesTheRequest) {
+  auto src = source("1h");
+  EXPECT_EQ(src.read(Access::Api).podCIDRs.size(), 2U);
+  EXPECT_EQ(server.requests(), 1);
+  EXPECT_EQ(src.read(Access::Api).podCIDRs.size(), 2U);
+  EXPECT_EQ(server.requests(), 1);
+  const auto c = readCache(src.cacheFile());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->server, server.url());
+  EXPECT_EQ(c->kubeconfig, kubeconfig);
+  EXPECT_TRUE(warnings.empty());
+}
+
+TEST_F(Policy, ExpiredCacheIsRefreshed) {
+  auto src = source("0s");
+  src.read(Access::Api);
+  server.setNode(nodeObject("worker-1", {"10.244.1.0/24", "fd00:10:244:1::/64"},
+                            {{"InternalIP", "fd00:192:168:10::5"}}));
+  EXPECT_EQ(src.read(Access::Api).addresses[0].address, "fd00:192:168:10::5");
+  EXPECT_EQ(server.requests(), 2);
+  EXPECT_EQ(readCache(src.cacheFile())->node.addresses[0].address, "fd00:192:168:10::5");
+}
+
+TEST_F(Policy, StaleCacheStandsInWhileTheServerIsDown) {
+  auto src = source("0s");
+  src.read(Access::Api);
+  server.stop();
+  const Node n = src.read(Access::Api);
+  EXPECT_EQ(n.podCIDRs.size(), 2U);
+  ASSERT_EQ(warnings.size(), 1U);
+  EXPECT_NE(warnings[0].find("cannot reach the Kubernetes API server " + server.url()),
+            std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[0].find("using the copy of node \"worker-1\""), std::string::npos)
+      << warnings[0];
+}
+
+TEST_F(Policy, StaleCacheDoesNotHideAuthErrors) {
+  auto src = source("0s");
+  src.read(Access::Api);
+  server.setTokens({});
+  try {
+    src.read(Access::Api);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.msg().find("401"), std::string::npos) << e.msg();
+  }
+}
+
+TEST_F(Policy, NoCacheAndServerDownIsCode11NamingTheServer) {
+  server.stop();
+  try {
+    source("1h").read(Access::Api);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::TryAgainLater);
+    EXPECT_NE(e.msg().find(server.url()), std::string::npos) << e.msg();
+  }
+}
+
+TEST_F(Policy, NodeWithoutPodCidrsIsCode11AndNotCached) {
+  server.setNode(nodeObject("worker-1", {}, {{"InternalIP", "192.168.10.5"}}));
+  auto src = source("1h");
+  try {
+    src.read(Access::Api);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::TryAgainLater);
+    EXPECT_NE(e.msg().find("waiting for podCIDRs to be assigned (is kube-controller-manager "
+                           "running with --allocate-node-cidrs?)"),
+              std::string::npos)
+        << e.msg();
+  }
+  EXPECT_EQ(readCache(src.cacheFile()), std::nullopt);
+}
+
+TEST_F(Policy, CacheOnlyNeverAsks) {
+  auto src = source("0s");
+  try {
+    src.read(Access::CacheOnly);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.msg().find("no cached copy"), std::string::npos) << e.msg();
+  }
+  EXPECT_EQ(server.requests(), 0);
+  src.read(Access::Api);
+  EXPECT_EQ(src.read(Access::CacheOnly).podCIDRs.size(), 2U);
+  EXPECT_EQ(server.requests(), 1);
+}
+
+TEST_F(Policy, CacheOfAnotherKubeconfigOrCorruptIsIgnored) {
+  auto src = source("1h");
+  CachedNode other{{"worker-1", {"10.99.0.0/24"}, {}}, "/other.kubeconfig", "https://x", {}};
+  other.fetchedAt = std::chrono::system_clock::now();
+  writeCache(src.cacheFile(), other);
+  EXPECT_EQ(src.read(Access::Api).podCIDRs.size(), 2U);
+  EXPECT_EQ(server.requests(), 1);
+
+  testing::writeText(src.cacheFile(), "{not json");
+  EXPECT_EQ(src.read(Access::Api).podCIDRs.size(), 2U);
+  EXPECT_EQ(server.requests(), 2);
+  ASSERT_EQ(warnings.size(), 1U);
+  EXPECT_NE(warnings[0].find("ignoring the node cache"), std::string::npos) << warnings[0];
+}
+
+}  // namespace
+}  // namespace dualstack::k8s
