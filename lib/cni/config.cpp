@@ -34,6 +34,36 @@ std::vector<Attachment> parseAttachments(const json& list, std::string_view key)
   return out;
 }
 
+// cniVersions (CNI 1.1) lists every version the config is valid for. A runtime picks cniVersion
+// from it, so a config whose cniVersion is not listed contradicts itself.
+void checkCniVersions(const json& raw, const std::string& cniVersion) {
+  const json* list = optArray(raw, "cniVersions", "");
+  if (list == nullptr) return;
+  bool any = false;
+  bool listed = false;
+  std::string shown;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const json& v = (*list)[i];
+    if (!v.is_string()) {
+      throw Error(Code::InvalidConfig, "cniVersions[" + std::to_string(i) +
+                                           "]: expected a string, got " + std::string(typeName(v)));
+    }
+    const auto& text = v.get_ref<const std::string&>();
+    any = any || isSupportedVersion(text);
+    listed = listed || text == cniVersion;
+    if (i < 8) shown += (i == 0 ? "" : ", ") + text.substr(0, 16);
+  }
+  if (!any) {
+    throw Error(Code::IncompatibleVersion, "cniVersions [" + shown +
+                                               "] names no version this plugin supports (" +
+                                               supportedList() + ")");
+  }
+  if (!listed) {
+    throw Error(Code::InvalidConfig, "cniVersion " + cniVersion + " is not one of cniVersions [" +
+                                         shown + "]");
+  }
+}
+
 }  // namespace
 
 NetConf parseNetConf(std::string_view text, Command command) {
@@ -49,7 +79,8 @@ NetConf parseNetConf(std::string_view text, Command command) {
   }
   const json& raw = conf.raw;
 
-  auto version = optString(raw, "cniVersion", "");
+  // A cniVersion that is not a string cannot be decoded at all, as with libcni's skel.
+  auto version = optString(raw, "cniVersion", "", Code::DecodeFailure);
   if (!version) {
     throw Error(Code::IncompatibleVersion,
                 "cniVersion is missing; this plugin supports " + supportedList());
@@ -60,6 +91,7 @@ NetConf parseNetConf(std::string_view text, Command command) {
                                                supportedList());
   }
   conf.cniVersion = *version;
+  checkCniVersions(raw, conf.cniVersion);
   if (command == Command::Check && !versionAtLeast(conf.cniVersion, "0.4.0")) {
     throw Error(Code::IncompatibleVersion,
                 "CHECK needs cniVersion 0.4.0 or later, the config has " + conf.cniVersion);

@@ -191,7 +191,7 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
   if (!output.empty()) {
     try {
       parsed = json::parse(output);
-    } catch (const json::parse_error&) {
+    } catch (const json::exception&) {  // parse_error, or out_of_range for 1e999
       if (exitCode == 0) throw Error(Code::DecodeFailure, label + " printed output that is not JSON");
     }
   }

@@ -26,7 +26,8 @@ std::string_view typeName(const json& j) {
 json parseJson(std::string_view text, std::string_view what) {
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (1e999).
     std::string msg = e.what();
     // nlohmann prefixes "[json.exception.parse_error.101] "; keep the human part.
     if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);

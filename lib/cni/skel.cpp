@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/log.hpp"
 #include "dualstack/cni/version.hpp"
 
 #ifndef DUALSTACK_VERSION
@@ -68,7 +69,8 @@ int reportError(const Error& e, const std::string& input, std::string_view prog)
                       {"code", static_cast<int>(e.code())},
                       {"msg", e.msg()}};
   if (!e.details().empty()) j["details"] = e.details();
-  writeOut(j.dump() + "\n");
+  // Messages may quote input bytes that are not UTF-8: replace them rather than throw here.
+  writeOut(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(prog.size()), prog.data(), e.msg().c_str());
   return 1;
 }
@@ -98,6 +100,8 @@ int pluginMain(int argc, char** argv, std::string_view about, const Handlers& ha
     return help ? 0 : 2;
   }
 
+  Logger& log = processLogger();
+  logBegin(log, prog);
   std::string input;
   try {
     input = readStdin();
@@ -114,19 +118,28 @@ int pluginMain(int argc, char** argv, std::string_view about, const Handlers& ha
       return 0;
     }
     const NetConf conf = parseNetConf(input, env.command);
+    logConfigured(log, env, conf);
+    nlohmann::json result;
     switch (env.command) {
-      case Command::Add: writeOut(handlers.add(env, conf).dump() + "\n"); break;
+      case Command::Add:
+        result = handlers.add(env, conf);
+        writeOut(result.dump() + "\n");
+        break;
       case Command::Del: handlers.del(env, conf); break;
       case Command::Check: handlers.check(env, conf); break;
       case Command::Gc: handlers.gc(env, conf); break;
       case Command::Status: handlers.status(env, conf); break;
       case Command::Version: break;
     }
+    logSuccess(log, env.command, result);
     return 0;
   } catch (const Error& e) {
+    logFailure(log, e, input);
     return reportError(e, input, prog);
   } catch (const std::exception& e) {
-    return reportError(Error(Code::Internal, std::string("internal error: ") + e.what()), input, prog);
+    const Error internal(Code::Internal, std::string("internal error: ") + e.what());
+    logFailure(log, internal, input);
+    return reportError(internal, input, prog);
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "dualstack/cni/error.hpp"
@@ -37,6 +39,53 @@ bool headerSafe(std::string_view s) {
     if (u < 0x20 || u == 0x7f) return false;
   }
   return true;
+}
+
+// Standard base64 with padding, as kubectl reads the *-data fields; line breaks and spaces are
+// skipped. nullopt for anything else. (yaml-cpp's decoder indexes a table with signed chars and
+// reads out of bounds on bytes >= 0x80.)
+std::optional<std::string> decodeBase64(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  std::uint32_t acc = 0;
+  int have = 0;     // sextets in acc
+  int padding = 0;  // '=' seen
+  for (const char c : text) {
+    if (c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    const int v = value(c);
+    if (v < 0 || padding > 0) return std::nullopt;  // a bad byte, or data after padding
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    if (++have == 4) {
+      out += static_cast<char>((acc >> 16) & 0xff);
+      out += static_cast<char>((acc >> 8) & 0xff);
+      out += static_cast<char>(acc & 0xff);
+      acc = 0;
+      have = 0;
+    }
+  }
+  // A final group of 2 or 3 sextets needs exactly 2 or 1 '='; a complete input needs none.
+  if (have == 0 && padding == 0) return out;
+  if (have == 2 && padding == 2) {
+    out += static_cast<char>((acc >> 4) & 0xff);
+    return out;
+  }
+  if (have == 3 && padding == 1) {
+    out += static_cast<char>((acc >> 10) & 0xff);
+    out += static_cast<char>((acc >> 2) & 0xff);
+    return out;
+  }
+  return std::nullopt;
 }
 
 class Reader {
@@ -78,9 +127,9 @@ class Reader {
   std::string base64(const YAML::Node& map, const char* key, const std::string& where) const {
     const std::string text = str(map, key, where);
     if (text.empty()) return {};
-    const auto bytes = YAML::DecodeBase64(text);
-    if (bytes.empty()) fail(field(where, key) + ": not valid base64");
-    return std::string(bytes.begin(), bytes.end());
+    auto bytes = decodeBase64(text);
+    if (!bytes || bytes->empty()) fail(field(where, key) + ": not valid base64");
+    return std::move(*bytes);
   }
 
   // The `item` map of the entry named `name` in the list `list` ("clusters", "cluster").

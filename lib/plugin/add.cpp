@@ -105,10 +105,12 @@ bool addPodRoute(netlink::Socket& pod, const netlink::Route& route, const std::s
 std::optional<netlink::Mac> requestedMac(const cni::Env& env, const cni::NetConf& conf) {
   std::optional<std::string> text = env.arg("MAC");
   std::string source = "CNI_ARGS MAC";
+  Code code = Code::InvalidEnv;  // a bad CNI_ARGS value is an environment error
   if (const auto* m = conf.runtimeConfig.is_object() ? cni::member(conf.runtimeConfig, "mac", "runtimeConfig") : nullptr) {
     if (!m->is_string()) throw Error(Code::InvalidConfig, "runtimeConfig.mac: expected a string");
     text = m->get<std::string>();
     source = "runtimeConfig.mac";
+    code = Code::InvalidConfig;
   }
   if (!text) return std::nullopt;
   netlink::Mac mac{};
@@ -117,12 +119,12 @@ std::optional<netlink::Mac> requestedMac(const cni::Env& env, const cni::NetConf
   if (text->size() != 17 ||
       std::sscanf(text->c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &values[0], &values[1], &values[2],
                   &values[3], &values[4], &values[5], &tail) != 6) {
-    throw Error(Code::InvalidConfig, source + " \"" + text->substr(0, 32) +
+    throw Error(code, source + " \"" + text->substr(0, 32) +
                                          "\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
   }
   for (std::size_t i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(values[i]);
   if ((mac[0] & 1) != 0) {
-    throw Error(Code::InvalidConfig, source + " " + *text + " is a multicast address");
+    throw Error(code, source + " " + *text + " is a multicast address");
   }
   return mac;
 }

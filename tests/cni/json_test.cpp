@@ -71,6 +71,13 @@ TEST(Json, ParseErrorIsDecodeFailureWithoutLibraryPrefix) {
   EXPECT_THAT(e.msg(), ::testing::Not(HasSubstr("[json.exception")));
 }
 
+// nlohmann reports a number beyond a double's range as out_of_range, not as a parse error.
+TEST(Json, NumberOverflowIsDecodeFailure) {
+  const Error e = errorOf([] { parseJson(R"({"mtu": 1e999})", "network config"); });
+  EXPECT_EQ(e.code(), Code::DecodeFailure);
+  EXPECT_THAT(e.msg(), HasSubstr("network config is not valid JSON: number overflow"));
+}
+
 TEST(Json, FieldPathAndTypeNames) {
   EXPECT_EQ(fieldPath("", "name"), "name");
   EXPECT_EQ(fieldPath("ipam", "dataDir"), "ipam.dataDir");

@@ -154,6 +154,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "clusters: [{name: c, cluster: {server: 'https://h', "
                 "certificate-authority-data: '!!!'}}]\n",
                 "certificate-authority-data: not valid base64"},
+        // Bytes >= 0x80 once crashed the decoder; a missing '=' or data after it is invalid too.
+        BadCase{"Base64HighBytes",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
+                "clusters: [{name: c, cluster: {server: 'https://h', "
+                "certificate-authority-data: \"QUJD\u00e9\u00e9==\"}}]\n",
+                "certificate-authority-data: not valid base64"},
+        BadCase{"Base64MissingPadding",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
+                "clusters: [{name: c, cluster: {server: 'https://h', "
+                "certificate-authority-data: 'QUI'}}]\n",
+                "certificate-authority-data: not valid base64"},
+        BadCase{"Base64DataAfterPadding",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
+                "clusters: [{name: c, cluster: {server: 'https://h', "
+                "certificate-authority-data: 'QUI=QUJD'}}]\n",
+                "certificate-authority-data: not valid base64"},
         BadCase{"Exec",
                 "current-context: a\n" + kBase +
                     "users: [{name: u, user: {exec: {command: aws, apiVersion: x}}}]\n",
