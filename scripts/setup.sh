@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libnftables-dev
   libyaml-cpp-dev libcurl4-openssl-dev openssl python3
   containernetworking-plugins iproute2 iputils-ping nftables bats procps jq
+  clang libclang-rt-14-dev   # libFuzzer, for scripts/fuzz.sh
 )
 missing=()
 for p in "${packages[@]}"; do
