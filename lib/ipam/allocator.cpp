@@ -1,5 +1,7 @@
 #include "dualstack/ipam/allocator.hpp"
 
+#include <algorithm>
+
 #include "dualstack/cni/error.hpp"
 
 namespace dualstack::ipam {
@@ -214,11 +216,7 @@ std::vector<Address> release(const cni::Attachment& a, Store& store) {
 GcResult collectGarbage(const std::vector<cni::Attachment>& valid, Store& store) {
   GcResult result;
   for (const auto& [addr, owner] : store.list()) {
-    bool keep = false;
-    if (owner) {
-      for (const auto& v : valid) keep = keep || owner->holds(v);
-    }
-    if (keep) continue;
+    if (keptByGc(owner, valid)) continue;
     try {
       store.release(addr);
       result.released.push_back(addr);
@@ -227,6 +225,12 @@ GcResult collectGarbage(const std::vector<cni::Attachment>& valid, Store& store)
     }
   }
   return result;
+}
+
+bool keptByGc(const std::optional<Owner>& owner, const std::vector<cni::Attachment>& valid) {
+  if (!owner) return false;
+  return std::any_of(valid.begin(), valid.end(),
+                     [&](const cni::Attachment& v) { return owner->holds(v); });
 }
 
 const RangeSet* firstExhausted(const std::vector<RangeSet>& sets, Store& store) {

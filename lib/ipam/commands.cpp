@@ -45,19 +45,26 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   return result.toJson(conf.cniVersion);
 }
 
-void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
-  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Store);
-  auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::Existing);
-  if (!store) return;
+std::vector<ip::Address> releaseAttachment(const std::string& dataDir, const std::string& network,
+                                           const cni::Attachment& a) {
+  auto store = DiskStore::open(dataDir, network, DiskStore::Mode::Existing);
+  if (!store) return {};
   store->lock();
+  std::vector<ip::Address> released;
   std::string failure;
   try {
-    release(attachmentOf(env), *store);
+    released = release(a, *store);
   } catch (const Error& e) {
     failure = e.msg();
   }
   store->commit();
   if (!failure.empty()) throw Error(Code::IoFailure, failure);
+  return released;
+}
+
+void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
+  const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Store);
+  releaseAttachment(cfg.dataDir, cfg.network, attachmentOf(env));
 }
 
 void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {

@@ -59,6 +59,11 @@ std::string hashedName(const std::string& key, int n) {
 }
 
 Error ioError(std::string_view what, const std::string& path, int err) {
+  if (err == ELOOP) {  // every open in the store is O_NOFOLLOW
+    return Error(Code::IoFailure, "cannot " + std::string(what) + " " + path +
+                                      ": it is a symbolic link, and the store never follows " +
+                                      "links; remove it (the plugin recreates what it needs)");
+  }
   return cni::errnoError(Code::IoFailure, std::string(what) + " " + path, err);
 }
 
@@ -358,17 +363,19 @@ std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::walk() {
     throw ioError("read directory", path_, err);
   }
   std::vector<std::pair<Address, std::optional<Owner>>> found;
-  std::vector<std::string> names;
+  // Regular files are allocations; anything else under an address's name (a symlink, a
+  // directory, planted by someone) holds that address too, with nobody as its owner: it is
+  // never opened, never handed out, and GC removes the name itself.
+  std::vector<std::pair<std::string, bool>> names;  // name, regular file
   errno = 0;
   while (const dirent* e = ::readdir(d)) {
-    if (e->d_type == DT_REG) {
-      names.emplace_back(e->d_name);
-    } else if (e->d_type == DT_UNKNOWN) {
+    if (e->d_name[0] == '.' || e->d_type == DT_DIR) continue;
+    bool regular = e->d_type == DT_REG;
+    if (e->d_type == DT_UNKNOWN) {
       struct stat st {};
-      if (::fstatat(dir_.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-        names.emplace_back(e->d_name);
-      }
+      regular = ::fstatat(dir_.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
     }
+    names.emplace_back(e->d_name, regular);
   }
   const int err = errno;
   ::closedir(d);
@@ -376,13 +383,16 @@ std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::walk() {
 
   entries_.clear();
   owners_.clear();
-  for (const auto& name : names) {
+  for (const auto& [name, regular] : names) {
     // Only canonical names count, as host-local only ever looks up those.
     const auto a = Address::parse(name);
     if (!a || a->str() != name) continue;
-    const auto content = readSmall(dir_.get(), name, path_);
-    if (!content) continue;  // raced with nothing (we hold the lock), but be tolerant
-    auto owner = parseOwnerFile(*content);
+    std::optional<Owner> owner;
+    if (regular) {
+      const auto content = readSmall(dir_.get(), name, path_);
+      if (!content) continue;  // raced with nothing (we hold the lock), but be tolerant
+      owner = parseOwnerFile(*content);
+    }
     owners_[*a] = owner;
     if (owner) entries_[keyOf(*owner)].push_back(*a);
     found.emplace_back(*a, std::move(owner));
@@ -544,6 +554,12 @@ std::optional<Owner> DiskStore::ownerOf(const Address& a) {
   requireLocked("ownerOf");
   if (auto it = owners_.find(a); it != owners_.end()) return it->second;
   if (full_) return std::nullopt;
+  struct stat st {};
+  if (::fstatat(dir_.get(), a.str().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw ioError("stat", path_ + "/" + a.str(), errno);
+  }
+  if (!S_ISREG(st.st_mode)) return owners_[a] = std::nullopt;  // planted: held by nobody
   const auto content = readSmall(dir_.get(), a.str(), path_);
   if (!content) return std::nullopt;
   return owners_[a] = parseOwnerFile(*content);
@@ -689,6 +705,171 @@ std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {
     if (::unlinkat(index_.get(), name.c_str(), 0) == 0) ++removed;
   }
   return removed;
+}
+
+
+// ---- audit ----
+
+namespace {
+
+struct DirEntry {
+  std::string name;
+  mode_t type;  // S_IFREG, S_IFDIR, S_IFLNK, ...
+  std::time_t mtime;
+};
+
+std::vector<DirEntry> readDirectory(int dirFd, const std::string& path) {
+  const int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ioError("open", path, errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    throw ioError("read directory", path, err);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) throw ioError("read directory", path, err);
+  std::vector<DirEntry> out;
+  for (const auto& name : names) {
+    struct stat st {};
+    if (::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    out.push_back({name, st.st_mode & S_IFMT, st.st_mtime});
+  }
+  return out;
+}
+
+std::string_view kindOf(mode_t type) {
+  switch (type) {
+    case S_IFDIR: return "directory";
+    case S_IFLNK: return "symlink";
+    case S_IFREG: return "file";
+    default: return "special file";
+  }
+}
+
+bool isLastReservedName(std::string_view name) {
+  constexpr std::string_view prefix = "last_reserved_ip.";
+  if (name.substr(0, prefix.size()) != prefix || name.size() == prefix.size()) return false;
+  return name.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos;
+}
+
+}  // namespace
+
+std::vector<std::string> DiskStore::audit(std::chrono::seconds tempAge) {
+  requireLocked("audit");
+  std::vector<std::string> problems;
+  const auto problem = [&](const std::string& path, const std::string& what) {
+    problems.push_back(path + ": " + what);
+  };
+
+  // The network directory: per-IP files, last_reserved_ip.N, lock, .dualstack, nothing else.
+  std::map<Address, Owner> owners;
+  bool hasIndex = false;
+  for (const auto& e : readDirectory(dir_.get(), path_)) {
+    const std::string file = join(path_, e.name);
+    if (e.name == kIndexDir) {
+      if (e.type == S_IFDIR) {
+        hasIndex = true;
+      } else {
+        problem(file, "is a " + std::string(kindOf(e.type)) + ", expected the index directory");
+      }
+      continue;
+    }
+    if (e.name == kLockFile) {
+      if (e.type != S_IFREG) problem(file, "the lock is a " + std::string(kindOf(e.type)));
+      continue;
+    }
+    if (isLastReservedName(e.name)) {
+      const auto text = e.type == S_IFREG ? readSmall(dir_.get(), e.name, path_) : std::nullopt;
+      if (!text || !Address::parse(trim(*text))) problem(file, "does not hold an address");
+      continue;
+    }
+    const auto a = Address::parse(e.name);
+    if (!a || e.type != S_IFREG) {
+      problem(file, "not an allocation (stray " + std::string(kindOf(e.type)) + ")");
+      continue;
+    }
+    if (a->str() != e.name) {
+      problem(file, "not an allocation: the address is not in canonical form (" + a->str() +
+                        "), so no plugin ever looks it up");
+      continue;
+    }
+    const auto content = readSmall(dir_.get(), e.name, path_);
+    if (!content) continue;
+    const auto owner = parseOwnerFile(*content);
+    if (!owner) {
+      problem(file, "names no owner (the address is held by nobody; gc releases it)");
+      continue;
+    }
+    owners.emplace(*a, *owner);
+  }
+  if (!hasIndex) return problems;
+
+  // The index: every entry parses, lists only files its attachment holds, and every per-IP file
+  // is listed by its attachment's entry.
+  const std::string indexPath = join(path_, kIndexDir);
+  Fd index(::openat(dir_.get(), kIndexDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!index) throw ioError("open", indexPath, errno);
+  std::map<std::string, std::set<Address>> indexed;
+  const auto now = std::time(nullptr);
+  for (const auto& e : readDirectory(index.get(), indexPath)) {
+    const std::string file = join(indexPath, e.name);
+    if (e.name == kStateFile) continue;
+    if (e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0) {
+      if (now - e.mtime >= tempAge.count()) {
+        problem(file, "temp file of an ADD that did not finish (gc removes it)");
+      }
+      continue;
+    }
+    if (e.type != S_IFREG) {
+      problem(file, "not an index entry (stray " + std::string(kindOf(e.type)) + ")");
+      continue;
+    }
+    const auto text = readSmall(index.get(), e.name, indexPath);
+    const auto parsed = text ? parseEntry(*text) : std::nullopt;
+    const bool hashed = e.name.front() == '~';
+    if (!parsed || (!hashed && parsed->key != e.name)) {
+      problem(file, "not a valid index entry");
+      continue;
+    }
+    const auto at = parsed->key.find('@');
+    const Owner expected{parsed->key.substr(0, at), parsed->key.substr(at + 1)};
+    for (const auto& a : parsed->addresses) {
+      indexed[parsed->key].insert(a);
+      const auto it = owners.find(a);
+      if (it == owners.end()) {
+        problem(file, "lists " + a.str() + " for " + expected.str() + ", but " +
+                          join(path_, a.str()) + " does not hold an allocation");
+      } else if (!(it->second == expected)) {
+        problem(file, "lists " + a.str() + " for " + expected.str() + ", but the address belongs to " +
+                          it->second.str());
+      }
+    }
+  }
+  for (const auto& [a, owner] : owners) {
+    const auto it = indexed.find(keyOf(owner));
+    if (it == indexed.end() || it->second.count(a) == 0) {
+      problem(join(path_, a.str()), "held by " + owner.str() +
+                                       " but missing from the index (a GC rewrites the index)");
+    }
+  }
+  return problems;
+}
+
+std::optional<std::int64_t> DiskStore::allocatedAt(const Address& a) {
+  struct stat st {};
+  if (::fstatat(dir_.get(), a.str().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw ioError("stat", path_ + "/" + a.str(), errno);
+  }
+  return static_cast<std::int64_t>(st.st_mtime);
 }
 
 }  // namespace dualstack::ipam

@@ -66,6 +66,8 @@ struct GcResult {
 // GC: releases every allocation whose owner is not among `valid` (a legacy ID-only owner is kept
 // when any valid attachment has its container ID; a record naming nobody is released).
 GcResult collectGarbage(const std::vector<cni::Attachment>& valid, Store& store);
+// Whether GC keeps an allocation of `owner` (the rule collectGarbage applies).
+bool keptByGc(const std::optional<Owner>& owner, const std::vector<cni::Attachment>& valid);
 
 // STATUS: the first set with no free address, or nullptr.
 const RangeSet* firstExhausted(const std::vector<RangeSet>& sets, Store& store);

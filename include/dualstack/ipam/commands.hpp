@@ -1,11 +1,15 @@
 // The verbs of the dualstack-ipam binary, wired into cni::pluginMain by cmd/dualstack-ipam.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/config.hpp"
 #include "dualstack/cni/env.hpp"
 #include "dualstack/cni/skel.hpp"
+#include "dualstack/ip/address.hpp"
 
 namespace dualstack::ipam {
 
@@ -21,6 +25,12 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf);
 void cmdGc(const cni::Env& env, const cni::NetConf& conf);
 // Error(NotAvailable) when no podCIDR is known or a range set is exhausted.
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf);
+
+// DEL's work on the store <dataDir>/<network>, shared with `dualstack-ipam release`: releases
+// the attachment's addresses under the store lock and returns them (none when the store does not
+// exist). Error(IoFailure) listing every address that could not be released.
+std::vector<ip::Address> releaseAttachment(const std::string& dataDir, const std::string& network,
+                                           const cni::Attachment& a);
 
 cni::Handlers handlers();
 

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +81,14 @@ class DiskStore final : public Store {
 
   // GC: removes temp files of crashed ADDs older than `age`; returns how many.
   std::size_t removeStaleTemps(std::chrono::seconds age);
+
+  // Operators (dualstack-ipam verify): every disagreement between the per-IP files and the index,
+  // files that are not part of the store, unreadable records and temp files older than
+  // `tempAge`, one line each naming the file. Reads only; needs the lock. A store without an
+  // index (only host-local has used it) is checked for stray files only.
+  std::vector<std::string> audit(std::chrono::seconds tempAge);
+  // When the per-IP file of `a` was last written (seconds since the epoch), if it exists.
+  std::optional<std::int64_t> allocatedAt(const ip::Address& a);
   // Tests: use the named temp files of filesystems without O_TMPFILE.
   void useNamedTemps() { namedTemps_ = true; }
   // Whether this session rebuilt the index from the per-IP files (for tests).

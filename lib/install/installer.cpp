@@ -1,0 +1,345 @@
+#include "dualstack/install/installer.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "dualstack/cni/error.hpp"
+#include "dualstack/cni/skel.hpp"
+#include "dualstack/install/files.hpp"
+#include "dualstack/install/kubeconfig.hpp"
+#include "dualstack/k8s/kubeconfig.hpp"
+
+namespace dualstack::install {
+
+using cni::Code;
+using cni::Error;
+using std::chrono::milliseconds;
+
+namespace {
+
+// conf/60-dualstack-kubernetes.conflist, embedded at build time.
+constexpr std::string_view kDefaultConflist =
+#include "dualstack_default_conflist.inc"
+    ;
+
+void log(const std::string& msg) { std::cerr << "dualstack-install: " << msg << std::endl; }
+
+std::string hostPath(const Options& o, const std::string& path) {
+  std::string root = o.hostRoot;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return root == "/" ? path : root + path;
+}
+
+std::string joinPath(const std::string& dir, const std::string& name) {
+  return dir + (!dir.empty() && dir.back() == '/' ? "" : "/") + name;
+}
+
+// RFC 1123 subdomain, which Node names are.
+bool validNodeName(std::string_view n) {
+  if (n.empty() || n.size() > 253) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  }
+  return n.front() != '-' && n.front() != '.' && n.back() != '-' && n.back() != '.';
+}
+
+bool validFileName(std::string_view n) {
+  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string_view::npos;
+}
+
+milliseconds parseDuration(const std::string& text, const std::string& flag) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  double ms = -1;
+  if (used > 0 && v > 0) {
+    if (unit == "ms") ms = v;
+    else if (unit == "s" || unit.empty()) ms = v * 1000;
+    else if (unit == "m") ms = v * 60000;
+    else if (unit == "h") ms = v * 3600000;
+  }
+  if (ms < 1 || ms > 86400000.0) {
+    throw Error(Code::InvalidConfig, flag + " \"" + text + "\" is not a duration such as 500ms, 30s or 5m (at most 24h)");
+  }
+  return milliseconds(static_cast<std::int64_t>(ms));
+}
+
+std::string envOr(const char* name, const std::string& fallback = {}) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+struct Credentials {
+  std::string kubeconfig;
+  TokenTimes times;
+};
+
+// Reads the service account and renders the kubeconfig; throws Error naming the file at fault.
+Credentials readCredentials(const Options& o, const std::string& server) {
+  std::string token = readFile(o.tokenFile, "service account token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) throw Error(Code::InvalidConfig, "service account token " + o.tokenFile + " is empty");
+  const std::string ca = readFile(o.caFile, "cluster CA certificate");
+  if (ca.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    throw Error(Code::InvalidConfig, "cluster CA certificate " + o.caFile + " holds no PEM certificate");
+  }
+  Credentials c;
+  c.kubeconfig = renderKubeconfig(server, ca, token, "service account token " + o.tokenFile);
+  // What the plugin will read must parse: check it with the plugin's own parser.
+  k8s::parseKubeconfig(c.kubeconfig, "generated kubeconfig");
+  c.times = tokenTimes(token);
+  return c;
+}
+
+// How long to sleep before reading the token again: the interval, or sooner, at 80% of the
+// token's remaining lifetime, so a rotated token is picked up well before the old one expires.
+milliseconds nextCheck(const Options& o, const TokenTimes& t) {
+  milliseconds wait = o.interval;
+  if (t.expiresAt) {
+    const std::int64_t remaining = *t.expiresAt - static_cast<std::int64_t>(std::time(nullptr));
+    const milliseconds soon = remaining > 0 ? milliseconds(remaining * 800) : milliseconds(5000);
+    wait = std::min(wait, std::max(soon, milliseconds(1000)));
+  }
+  return wait;
+}
+
+struct Plan {
+  std::string binDir, confDir;  // in the container
+  std::vector<std::pair<std::string, std::string>> binaries;  // name, content
+  std::string server;
+  Credentials credentials;
+  std::string conflist;
+};
+
+// Everything read and checked before the first write: bad input changes nothing.
+Plan prepare(const Options& o) {
+  Plan p;
+  if (!validNodeName(o.nodeName)) {
+    throw Error(Code::InvalidConfig,
+                o.nodeName.empty()
+                    ? std::string("no node name: set K8S_NODE_NAME (the downward API's spec.nodeName) or --node-name")
+                    : "node name \"" + o.nodeName + "\" is not a valid Kubernetes node name");
+  }
+  p.server = o.server;
+  if (p.server.empty()) {
+    const std::string host = envOr("KUBERNETES_SERVICE_HOST"), port = envOr("KUBERNETES_SERVICE_PORT", "443");
+    if (host.empty()) {
+      throw Error(Code::InvalidConfig, "no API server: KUBERNETES_SERVICE_HOST is not set (not in a pod?); pass --server");
+    }
+    p.server = serverUrl(host, port);
+  }
+  if (p.server.rfind("https://", 0) != 0) {
+    throw Error(Code::InvalidConfig, "API server \"" + p.server + "\" must be an https:// URL");
+  }
+  for (const auto& name : o.binaries) {
+    const std::string src = joinPath(o.sourceDir, name);
+    p.binaries.emplace_back(name, readFile(src, "plugin binary"));
+    if (p.binaries.back().second.compare(0, 4, "\x7f" "ELF") != 0) {
+      throw Error(Code::InvalidConfig, "plugin binary " + src + " is not an executable (no ELF header)");
+    }
+  }
+  p.credentials = readCredentials(o, p.server);
+  const std::string templ = o.conflistTemplate.empty() ? std::string(kDefaultConflist)
+                                                       : readFile(o.conflistTemplate, "conflist template");
+  p.conflist = renderConflist(templ, o.conflistTemplate.empty() ? "the built-in conflist" : o.conflistTemplate,
+                              joinPath(o.cniConfDir, o.kubeconfigName), o.nodeName);
+  p.binDir = hostPath(o, o.cniBinDir);
+  p.confDir = hostPath(o, o.cniConfDir);
+  prepareDirectory(p.binDir);
+  prepareDirectory(p.confDir);
+  return p;
+}
+
+void uninstall(const Options& o, const Plan& p) {
+  // The conflist first: from then on the runtime starts no new pod with dualstack.
+  for (const auto& [dir, name] : std::vector<std::pair<std::string, std::string>>{
+           {p.confDir, o.conflistName}, {p.confDir, o.kubeconfigName}}) {
+    if (removeFile(dir, name)) log("removed " + joinPath(dir, name));
+  }
+  for (const auto& [name, content] : p.binaries) {
+    if (removeFile(p.binDir, name)) log("removed " + joinPath(p.binDir, name));
+  }
+}
+
+}  // namespace
+
+std::string usage() {
+  return R"(Usage: dualstack-install [OPTIONS]
+
+Installs dualstack-cni on the node it runs on (the entrypoint of its DaemonSet): copies the
+plugin binaries into the host's CNI bin dir, writes a kubeconfig from the pod's service account
+(mode 0600) and the conflist into the host's CNI conf dir, every file replaced atomically, then
+rewrites the kubeconfig whenever the service account token changes, until SIGTERM. On SIGTERM the
+node keeps working: everything installed stays.
+
+  --host-root DIR          where the host's root is mounted (default /host)
+  --cni-bin-dir DIR        the host's CNI bin dir (default /opt/cni/bin)
+  --cni-conf-dir DIR       the host's CNI conf dir (default /etc/cni/net.d)
+  --conflist-name NAME     default 10-dualstack.conflist
+  --kubeconfig-name NAME   default dualstack-cni.kubeconfig
+  --source-dir DIR         where the binaries to install are (default /opt/cni/bin)
+  --conflist-template FILE the conflist to install (default: the built-in copy of
+                           conf/60-dualstack-kubernetes.conflist); node.kubeconfig and node.name
+                           of each dualstack-ipam are filled in
+  --token-file FILE        default /var/run/secrets/kubernetes.io/serviceaccount/token
+  --ca-file FILE           default /var/run/secrets/kubernetes.io/serviceaccount/ca.crt
+  --server URL             default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+  --node-name NAME         default $K8S_NODE_NAME
+  --interval DURATION      how often the token is read again (default 60s; sooner when 80% of
+                           its remaining lifetime has passed)
+  --once                   install and exit (an init container, a test)
+  --uninstall-on-exit      on SIGTERM, remove the conflist, the kubeconfig and the binaries
+                           (pods on the node then cannot be torn down by the runtime)
+  --help, --version
+)";
+}
+
+Options parseOptions(int argc, char** argv, bool* help) {
+  Options o;
+  o.nodeName = envOr("K8S_NODE_NAME");
+  *help = false;
+  const std::vector<std::pair<std::string, std::string Options::*>> valued = {
+      {"--host-root", &Options::hostRoot},
+      {"--cni-bin-dir", &Options::cniBinDir},
+      {"--cni-conf-dir", &Options::cniConfDir},
+      {"--conflist-name", &Options::conflistName},
+      {"--kubeconfig-name", &Options::kubeconfigName},
+      {"--source-dir", &Options::sourceDir},
+      {"--conflist-template", &Options::conflistTemplate},
+      {"--token-file", &Options::tokenFile},
+      {"--ca-file", &Options::caFile},
+      {"--server", &Options::server},
+      {"--node-name", &Options::nodeName}};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> value;
+    if (const auto eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    }
+    const auto needValue = [&]() -> std::string {
+      if (value) return *value;
+      if (i + 1 >= argc) throw Error(Code::InvalidConfig, arg + " needs a value");
+      return argv[++i];
+    };
+    const auto it = std::find_if(valued.begin(), valued.end(), [&](const auto& v) { return v.first == arg; });
+    if (arg == "--help" || arg == "-h") {
+      *help = true;
+    } else if (arg == "--once" && !value) {
+      o.once = true;
+    } else if (arg == "--uninstall-on-exit" && !value) {
+      o.uninstallOnExit = true;
+    } else if (arg == "--interval") {
+      o.interval = parseDuration(needValue(), arg);
+    } else if (it != valued.end()) {
+      o.*(it->second) = needValue();
+    } else {
+      throw Error(Code::InvalidConfig, "unknown argument \"" + std::string(argv[i]) + "\" (see --help)");
+    }
+  }
+  for (const auto* dir : {&o.cniBinDir, &o.cniConfDir, &o.hostRoot}) {
+    if (dir->empty() || dir->front() != '/') {
+      throw Error(Code::InvalidConfig, "\"" + *dir + "\" must be an absolute directory");
+    }
+  }
+  if (!validFileName(o.conflistName) || !validFileName(o.kubeconfigName)) {
+    throw Error(Code::InvalidConfig, "--conflist-name and --kubeconfig-name must be plain file names");
+  }
+  return o;
+}
+
+std::string renderConflist(const std::string& templateText, const std::string& where,
+                           const std::string& kubeconfigPath, const std::string& nodeName) {
+  // ordered_json: the installed file keeps the template's key order.
+  auto j = nlohmann::ordered_json::parse(templateText, nullptr, false);
+  if (!j.is_object() || !j.contains("plugins") || !j["plugins"].is_array()) {
+    throw Error(Code::InvalidConfig, where + " is not a conflist (a JSON object with \"plugins\")");
+  }
+  std::size_t found = 0;
+  for (auto& p : j["plugins"]) {
+    if (!p.is_object() || !p.contains("ipam") || !p["ipam"].is_object() ||
+        p["ipam"].value("type", "") != "dualstack-ipam") {
+      continue;
+    }
+    auto& node = p["ipam"]["node"];
+    if (!node.is_object()) node = nlohmann::ordered_json::object();
+    // The node comes from the API: static podCIDRs or a Node file would contradict it.
+    for (const char* key : {"podCIDRs", "addresses", "file"}) node.erase(key);
+    node["kubeconfig"] = kubeconfigPath;
+    node["name"] = nodeName;
+    ++found;
+  }
+  if (found == 0) throw Error(Code::InvalidConfig, where + " has no plugin with ipam.type dualstack-ipam");
+  return j.dump(2) + "\n";
+}
+
+int run(const Options& o) {
+  const Plan p = prepare(o);
+  for (const auto& [name, content] : p.binaries) {
+    const bool changed = replaceFile(p.binDir, name, content, 0755);
+    log((changed ? "installed " : "up to date: ") + joinPath(p.binDir, name));
+  }
+  const std::string kubeconfigFile = joinPath(p.confDir, o.kubeconfigName);
+  replaceFile(p.confDir, o.kubeconfigName, p.credentials.kubeconfig, 0600);
+  log("wrote " + kubeconfigFile + " (API server " + p.server + ", node " + o.nodeName + ")");
+  replaceFile(p.confDir, o.conflistName, p.conflist, 0644);
+  log("wrote " + joinPath(p.confDir, o.conflistName));
+  if (o.once) return 0;
+
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  TokenTimes times = p.credentials.times;
+  std::int64_t warnedExpiry = 0;
+  for (;;) {
+    const milliseconds wait = nextCheck(o, times);
+    timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>(wait.count() % 1000) * 1000000L};
+    const int sig = ::sigtimedwait(&stop, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log(std::string("got ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      break;
+    }
+    if (sig < 0 && errno == EINTR) continue;
+    // The token file is replaced by kubelet (a symlink swap): read it again, rewrite on change.
+    try {
+      const Credentials c = readCredentials(o, p.server);
+      times = c.times;
+      if (replaceFile(p.confDir, o.kubeconfigName, c.kubeconfig, 0600)) {
+        log("service account token or CA changed: rewrote " + kubeconfigFile);
+      }
+      if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
+        log("restored " + joinPath(p.confDir, o.conflistName));
+      }
+      const auto now = static_cast<std::int64_t>(std::time(nullptr));
+      if (times.expiresAt && *times.expiresAt <= now && warnedExpiry != *times.expiresAt) {
+        warnedExpiry = *times.expiresAt;
+        log("warning: the service account token in " + o.tokenFile +
+            " has expired and was not replaced; the plugin's API requests will fail until it is");
+      }
+    } catch (const std::exception& e) {
+      // Kept running: the next check may succeed (a token mid-rotation, a full disk).
+      log(std::string("warning: ") + e.what());
+    }
+  }
+  if (o.uninstallOnExit) {
+    uninstall(o, p);
+  } else {
+    log("leaving the installed files in place");
+  }
+  return 0;
+}
+
+}  // namespace dualstack::install

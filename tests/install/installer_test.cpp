@@ -1,0 +1,419 @@
+// dualstack-install against a temporary host root: atomic replacement under concurrent execs,
+// the kubeconfig from a service account and its rotation, SIGTERM, uninstall, bad input.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "dualstack/cni/error.hpp"
+#include "dualstack/install/files.hpp"
+#include "dualstack/install/installer.hpp"
+#include "dualstack/install/kubeconfig.hpp"
+#include "dualstack/k8s/kubeconfig.hpp"
+#include "support/support.hpp"
+
+extern char** environ;
+
+namespace dualstack::install {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void writeAll(const std::string& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+// Replaces a file the way kubelet updates a projected token: a new file renamed over the old.
+void rotate(const std::string& path, const std::string& content) {
+  writeAll(path + ".new", content);
+  fs::rename(path + ".new", path);
+}
+
+mode_t modeOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+std::string base64Url(const std::string& s) {
+  std::string b = base64Encode(s);
+  for (auto& c : b) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!b.empty() && b.back() == '=') b.pop_back();
+  return b;
+}
+
+// A service-account-like JWT (unsigned: only the API server checks signatures).
+std::string jwt(std::int64_t iat, std::int64_t exp, const std::string& sub = "system:serviceaccount:kube-system:dualstack-cni") {
+  const std::string payload = "{\"iss\":\"https://kubernetes.default.svc\",\"sub\":\"" + sub +
+                              "\",\"iat\":" + std::to_string(iat) + ",\"exp\":" + std::to_string(exp) + "}";
+  return base64Url(R"({"alg":"RS256","kid":"k1"})") + "." + base64Url(payload) + ".c2lnbmF0dXJl";
+}
+
+std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return cond();
+}
+
+// A child process, killed (by its PID) and reaped when the test ends, also on failure.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
+        const std::string& errFile) {
+    std::vector<char*> argv, envp;
+    std::vector<std::string> a = args, e = env;
+    for (auto& s : a) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    for (auto& s : e) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    // The test binary may run with signals blocked by gtest's threads: start with a clean mask.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    const int rc = ::posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) pid_ = -1;
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  bool started() const { return pid_ > 0; }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  // Exit status, or -1 if it did not exit (normally) within the limit.
+  int wait(std::chrono::milliseconds limit) {
+    int status = 0;
+    const bool done = waitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
+    if (!done) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class Installer : public ::testing::Test {
+ protected:
+  dualstack::testing::TempDir tmp;
+  std::string host = tmp.file("host");
+  std::string sa = tmp.file("sa");
+  std::string binDir = host + "/opt/cni/bin";
+  std::string confDir = host + "/etc/cni/net.d";
+  std::string kubeconfig = confDir + "/dualstack-cni.kubeconfig";
+  std::string conflist = confDir + "/10-dualstack.conflist";
+  std::string errFile = tmp.file("install.err");
+  std::string ca = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n";
+
+  void SetUp() override {
+    fs::create_directories(host);
+    fs::create_directories(sa);
+    writeAll(sa + "/token", jwt(now(), now() + 3600) + "\n");
+    writeAll(sa + "/ca.crt", ca);
+  }
+
+  std::vector<std::string> args(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a = {dualstack::testing::binPath("dualstack-install"),
+                                  "--host-root", host,
+                                  "--source-dir", dualstack::testing::binDir(),
+                                  "--token-file", sa + "/token",
+                                  "--ca-file", sa + "/ca.crt",
+                                  "--server", "https://192.0.2.1:6443"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::vector<std::string> env(const std::string& node = "worker-1") const {
+    std::vector<std::string> e = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    if (!node.empty()) e.push_back("K8S_NODE_NAME=" + node);
+    return e;
+  }
+  // Runs to completion (--once or a failure); returns the exit status.
+  int runOnce(std::vector<std::string> extra = {}, const std::string& node = "worker-1") {
+    extra.push_back("--once");
+    Child c(args(extra), env(node), errFile);
+    EXPECT_TRUE(c.started());
+    return c.wait(30s);
+  }
+  std::string err() const { return readAll(errFile); }
+
+  std::vector<std::string> filesUnder(const std::string& dir) const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
+      if (!e.is_directory()) out.push_back(fs::relative(e.path(), dir).string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+TEST(InstallUnits, Base64AndTokenTimes) {
+  EXPECT_EQ(base64Encode(""), "");
+  EXPECT_EQ(base64Encode("f"), "Zg==");
+  EXPECT_EQ(base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(base64Encode("foo"), "Zm9v");
+  EXPECT_EQ(base64Encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64Encode("\xff\xfe\xfd"), "//79");
+
+  const auto t = tokenTimes(jwt(1700000000, 1700003600));
+  ASSERT_TRUE(t.issuedAt && t.expiresAt);
+  EXPECT_EQ(*t.issuedAt, 1700000000);
+  EXPECT_EQ(*t.expiresAt, 1700003600);
+  // base64url characters ('-', '_') in the payload decode too.
+  const auto u = tokenTimes(jwt(1, 2, "a?>?>~~~"));
+  EXPECT_EQ(u.expiresAt, std::optional<std::int64_t>(2));
+  EXPECT_FALSE(tokenTimes("an-opaque-static-token").expiresAt);
+  EXPECT_FALSE(tokenTimes("a.!!!.c").expiresAt);
+
+  EXPECT_EQ(serverUrl("10.96.0.1", "443"), "https://10.96.0.1:443");
+  EXPECT_EQ(serverUrl("fd00:10:96::1", "443"), "https://[fd00:10:96::1]:443");
+}
+
+TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  const std::string text = renderKubeconfig("https://[fd00::1]:6443", pem, "abc.def.ghi", "token file t");
+  const auto kc = k8s::parseKubeconfig(text, "test");
+  EXPECT_EQ(kc.server, "https://[fd00::1]:6443");
+  EXPECT_EQ(kc.caData, pem);
+  EXPECT_EQ(kc.token, "abc.def.ghi");
+  try {
+    renderKubeconfig("https://x:1", pem, "abc def", "token file /sa/token");
+    FAIL() << "a token with a space was accepted";
+  } catch (const cni::Error& e) {
+    EXPECT_THAT(e.msg(), HasSubstr("token file /sa/token holds a character"));
+  }
+}
+
+TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
+  const std::string templ = readAll(dualstack::testing::sourcePath("conf/10-dualstack.conflist"));
+  const auto j = nlohmann::json::parse(renderConflist(templ, "t", "/etc/cni/net.d/k", "worker-7"));
+  const auto& node = j["plugins"][0]["ipam"]["node"];
+  EXPECT_EQ(node["kubeconfig"], "/etc/cni/net.d/k");
+  EXPECT_EQ(node["name"], "worker-7");
+  EXPECT_FALSE(node.contains("podCIDRs"));
+  EXPECT_FALSE(node.contains("addresses"));
+  EXPECT_EQ(j["name"], "dualstack");
+
+  EXPECT_THROW(renderConflist(R"({"plugins": [{"type": "bridge", "ipam": {"type": "host-local"}}]})",
+                              "t", "/k", "n"),
+               cni::Error);
+  EXPECT_THROW(renderConflist("{not json", "t", "/k", "n"), cni::Error);
+}
+
+TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
+  ASSERT_EQ(runOnce(), 0) << err();
+  for (const char* b : {"dualstack", "dualstack-ipam"}) {
+    const std::string dst = binDir + "/" + b;
+    EXPECT_EQ(modeOf(dst), 0755u) << b;
+    EXPECT_TRUE(readAll(dst) == readAll(dualstack::testing::binPath(b))) << b;
+  }
+  EXPECT_EQ(modeOf(kubeconfig), 0600u);
+  const auto kc = k8s::loadKubeconfig(kubeconfig);
+  EXPECT_EQ(kc.server, "https://192.0.2.1:6443");
+  EXPECT_EQ(kc.token + "\n", readAll(sa + "/token"));
+  EXPECT_EQ(kc.caData, ca);
+
+  EXPECT_EQ(modeOf(conflist), 0644u);
+  const auto j = nlohmann::json::parse(readAll(conflist));
+  EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["name"], "worker-1");
+  EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["kubeconfig"], "/etc/cni/net.d/dualstack-cni.kubeconfig");
+  EXPECT_EQ(j["plugins"][0]["ipam"]["dataDir"], "/var/lib/cni/networks");
+
+  // Nothing else: no temp files left behind.
+  EXPECT_EQ(filesUnder(host),
+            (std::vector<std::string>{"etc/cni/net.d/10-dualstack.conflist",
+                                      "etc/cni/net.d/dualstack-cni.kubeconfig",
+                                      "opt/cni/bin/dualstack", "opt/cni/bin/dualstack-ipam"}));
+
+  // Again: the binaries are left alone.
+  ASSERT_EQ(runOnce(), 0) << err();
+  EXPECT_THAT(err(), HasSubstr("up to date: " + binDir + "/dualstack"));
+
+  // The installed plugin answers: the node ends up working.
+  std::string out;
+  EXPECT_EQ(dualstack::testing::shell("env -u CNI_COMMAND " + binDir + "/dualstack-ipam --version", &out), 0);
+  EXPECT_THAT(out, HasSubstr("dualstack-ipam "));
+}
+
+TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
+  ASSERT_EQ(runOnce(), 0) << err();
+  const std::string target = binDir + "/dualstack";
+  const std::string a = readAll(dualstack::testing::binPath("dualstack"));
+  const std::string b = readAll(dualstack::testing::binPath("dualstack-ipam"));
+  ASSERT_NE(a, b);
+
+  // The exec loop is another process, as a container runtime is: it must never inherit the
+  // writer's file descriptors (a child forked while one is open would hold it until its exec).
+  const std::string stopFile = tmp.file("stop"), result = tmp.file("result");
+  Child loop({"/bin/sh", "-c",
+              "n=0; f=0; while [ ! -e " + stopFile + " ]; do " + target +
+                  " --version >/dev/null 2>&1 || f=$((f+1)); n=$((n+1)); done; echo $n $f >" + result},
+             {"PATH=/usr/bin:/bin"}, tmp.file("loop.err"));
+  ASSERT_TRUE(loop.started());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  int replaced = 0;
+  while (replaced < 40 || std::chrono::steady_clock::now() < deadline - 3s) {
+    EXPECT_TRUE(replaceFile(binDir, "dualstack", replaced % 2 == 0 ? b : a, 0755));
+    ++replaced;
+  }
+  writeAll(stopFile, "");
+  ASSERT_EQ(loop.wait(10s), 0);
+  int execs = 0, failures = -1;
+  std::istringstream(readAll(result)) >> execs >> failures;
+  EXPECT_EQ(failures, 0) << readAll(tmp.file("loop.err"));
+  EXPECT_GE(execs, 20) << "the exec loop hardly ran; the test proves little";
+  EXPECT_EQ(modeOf(target), 0755u);
+  EXPECT_EQ(filesUnder(binDir), (std::vector<std::string>{"dualstack", "dualstack-ipam"}));
+}
+
+TEST_F(Installer, RewritesTheKubeconfigWhenTheTokenRotatesAndLeavesFilesOnSigterm) {
+  Child c(args({"--interval", "200ms"}), env(), errFile);
+  ASSERT_TRUE(c.started());
+  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  const std::string fresh = jwt(now(), now() + 7200, "rotated");
+  rotate(sa + "/token", fresh);
+  ASSERT_TRUE(waitFor([&] { return readAll(kubeconfig).find(fresh) != std::string::npos; }, 10s))
+      << err();
+  EXPECT_EQ(modeOf(kubeconfig), 0600u);
+  EXPECT_EQ(k8s::loadKubeconfig(kubeconfig).token, fresh);
+  // (The log line follows the rename.)
+  EXPECT_TRUE(waitFor([&] { return err().find("rewrote " + kubeconfig) != std::string::npos; }, 5s))
+      << err();
+
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(10s), 0) << err();
+  for (const auto& f : {binDir + "/dualstack", binDir + "/dualstack-ipam", kubeconfig, conflist}) {
+    EXPECT_TRUE(fs::exists(f)) << f;
+  }
+  EXPECT_THAT(err(), HasSubstr("leaving the installed files in place"));
+}
+
+TEST_F(Installer, ReadsTheTokenAgainBeforeItExpires) {
+  // The interval is long; only the token's own lifetime (3 s, re-read at 80%) brings the check
+  // forward.
+  writeAll(sa + "/token", jwt(now(), now() + 3));
+  Child c(args({"--interval", "10m"}), env(), errFile);
+  ASSERT_TRUE(c.started());
+  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  const std::string fresh = jwt(now(), now() + 3600, "next");
+  rotate(sa + "/token", fresh);
+  EXPECT_TRUE(waitFor([&] { return readAll(kubeconfig).find(fresh) != std::string::npos; }, 8s))
+      << err();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(10s), 0) << err();
+}
+
+TEST_F(Installer, UninstallOnExitRemovesWhatItInstalledOnly) {
+  fs::create_directories(binDir);
+  fs::create_directories(confDir);
+  writeAll(binDir + "/loopback", "#!/bin/sh\n");
+  writeAll(confDir + "/99-other.conflist", "{}");
+  Child c(args({"--uninstall-on-exit", "--interval", "1s"}), env(), errFile);
+  ASSERT_TRUE(c.started());
+  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(10s), 0) << err();
+  EXPECT_EQ(filesUnder(host), (std::vector<std::string>{"etc/cni/net.d/99-other.conflist",
+                                                        "opt/cni/bin/loopback"}));
+  EXPECT_THAT(err(), HasSubstr("removed " + conflist));
+}
+
+TEST_F(Installer, BadInputChangesNothing) {
+  // No token.
+  fs::remove(sa + "/token");
+  EXPECT_EQ(runOnce(), 1);
+  EXPECT_THAT(err(), HasSubstr("read service account token " + sa + "/token: No such file or directory"));
+  EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
+  writeAll(sa + "/token", "\n");
+  EXPECT_EQ(runOnce(), 1);
+  EXPECT_THAT(err(), HasSubstr("service account token " + sa + "/token is empty"));
+  writeAll(sa + "/token", jwt(now(), now() + 3600));
+
+  // No node name.
+  EXPECT_EQ(runOnce({}, ""), 1);
+  EXPECT_THAT(err(), HasSubstr("no node name: set K8S_NODE_NAME"));
+  EXPECT_EQ(runOnce({}, "Bad_Name"), 1);
+  EXPECT_THAT(err(), HasSubstr("node name \"Bad_Name\" is not a valid Kubernetes node name"));
+
+  // A CA that is not one.
+  writeAll(sa + "/ca.crt", "garbage");
+  EXPECT_EQ(runOnce(), 1);
+  EXPECT_THAT(err(), HasSubstr("cluster CA certificate " + sa + "/ca.crt holds no PEM certificate"));
+  writeAll(sa + "/ca.crt", ca);
+
+  // A template without dualstack-ipam.
+  writeAll(tmp.file("t.conflist"), R"({"name": "x", "plugins": [{"type": "bridge"}]})");
+  EXPECT_EQ(runOnce({"--conflist-template", tmp.file("t.conflist")}), 1);
+  EXPECT_THAT(err(), HasSubstr(tmp.file("t.conflist") + " has no plugin with ipam.type dualstack-ipam"));
+
+  // A source directory without the binaries.
+  EXPECT_EQ(runOnce({"--source-dir", tmp.path()}), 1);
+  EXPECT_THAT(err(), HasSubstr("read plugin binary " + tmp.file("dualstack")));
+
+  // Unknown options and bad durations.
+  EXPECT_EQ(runOnce({"--frobnicate"}), 1);
+  EXPECT_THAT(err(), HasSubstr("unknown argument \"--frobnicate\""));
+  EXPECT_EQ(runOnce({"--interval", "soon"}), 1);
+  EXPECT_THAT(err(), HasSubstr("--interval \"soon\" is not a duration"));
+  EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
+
+  // A conf dir that cannot be created: nothing is installed, not even the binaries.
+  fs::create_directories(host + "/etc/cni");
+  writeAll(host + "/etc/cni/net.d", "a file where the directory should be");
+  EXPECT_EQ(runOnce(), 1);
+  EXPECT_THAT(err(), HasSubstr(host + "/etc/cni/net.d"));
+  EXPECT_FALSE(fs::exists(binDir + "/dualstack"));
+  EXPECT_FALSE(fs::exists(binDir + "/dualstack-ipam"));
+}
+
+TEST_F(Installer, HelpAndVersion) {
+  std::string out;
+  EXPECT_EQ(dualstack::testing::shell(dualstack::testing::binPath("dualstack-install") + " --help", &out), 0);
+  EXPECT_THAT(out, HasSubstr("--uninstall-on-exit"));
+  EXPECT_EQ(dualstack::testing::shell(dualstack::testing::binPath("dualstack-install") + " --version", &out), 0);
+  EXPECT_THAT(out, HasSubstr("dualstack-install "));
+}
+
+}  // namespace
+}  // namespace dualstack::install
