@@ -30,7 +30,8 @@ struct Owner {
 // host-local's file content for an owner: "containerID\r\nifname", or the bare ID (legacy).
 std::string ownerFileContent(const cni::Attachment& a);
 // Parses a per-IP file the way host-local matches it: surrounding whitespace trimmed, the ID and
-// ifname separated by "\r\n". nullopt when the content names nobody (e.g. an empty file).
+// ifname separated by "\r\n". nullopt when the content names nobody: an empty file, or text
+// that is not a valid container ID and ifname (a torn write, garbage).
 std::optional<Owner> parseOwnerFile(std::string_view content);
 
 class Store {

@@ -1,0 +1,480 @@
+// Bad input, run as a runtime runs the plugins: every case is one ADD of `dualstack` (and of
+// `dualstack-ipam` where the input concerns it) with the host side inside a fresh "node"
+// namespace and a fresh pod namespace. Each must fail with the CNI error code the specification
+// gives for it and a message naming the offending field or variable, and leave both the address
+// store and the kernel state of both namespaces exactly as they were.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "support/support.hpp"
+
+namespace dualstack::hardening {
+namespace {
+
+using nlohmann::json;
+using testing::EnvMap;
+using testing::RunResult;
+using testing::TempDir;
+using testing::TestNetns;
+
+// The value written into the kubeconfig used by the Kubernetes case; it must never be echoed.
+constexpr const char* kSecretToken = "tok-SECRET-91f3c2d7e0a4";
+
+enum Binaries : unsigned { kPlugin = 1, kIpam = 2, kBoth = 3 };
+
+// What one invocation gets: the config (or raw stdin text instead) and the environment.
+struct Invocation {
+  json conf;
+  std::optional<std::string> rawStdin;
+  EnvMap env;
+  std::string scratch;  // a directory inside the snapshotted tree, for files a case needs
+  std::string podPath;
+};
+
+using Mutator = std::function<void(Invocation&)>;
+
+struct BadInput {
+  std::string name;
+  unsigned binaries;
+  int code;
+  std::vector<std::string> msgParts;  // each must appear in the error's msg
+  Mutator mutate;
+};
+
+std::ostream& operator<<(std::ostream& os, const BadInput& c) { return os << c.name; }
+
+// ---- mutators ----
+
+Mutator set(const std::string& pointer, json value) {
+  return [pointer, value](Invocation& in) { in.conf[json::json_pointer(pointer)] = value; };
+}
+Mutator erase(const std::string& pointer) {
+  return [pointer](Invocation& in) {
+    const json::json_pointer p(pointer);
+    in.conf[p.parent_pointer()].erase(p.back());
+  };
+}
+Mutator setEnv(const std::string& key, std::string value) {
+  return [key, value](Invocation& in) { in.env[key] = value; };
+}
+Mutator unsetEnv(const std::string& key) {
+  return [key](Invocation& in) { in.env.erase(key); };
+}
+Mutator raw(std::string text) {
+  return [text](Invocation& in) { in.rawStdin = text; };
+}
+Mutator all(std::vector<Mutator> ms) {
+  return [ms](Invocation& in) {
+    for (const auto& m : ms) m(in);
+  };
+}
+// A file in the case's scratch directory (created before the "before" snapshot).
+Mutator withFile(const std::string& name, const std::string& content,
+                 std::function<void(Invocation&, const std::string& path)> use) {
+  return [name, content, use](Invocation& in) {
+    const std::string path = in.scratch + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    use(in, path);
+  };
+}
+
+const json kNodeAddrs = json::array({{{"type", "InternalIP"}, {"address", "192.168.10.5"}}});
+
+std::vector<BadInput> cases() {
+  const std::string huge(2u << 20, ' ');
+  std::string nested(200000, '[');
+  std::vector<BadInput> c = {
+      // ---- stdin that is not a config ----
+      {"EmptyStdin", kBoth, 6, {"not valid JSON"}, raw("")},
+      {"MalformedJson", kBoth, 6, {"not valid JSON"}, raw("{\"cniVersion\": \"1.0.0\", name}")},
+      {"TruncatedJson", kBoth, 6, {"not valid JSON"},
+       [](Invocation& in) { const auto t = in.conf.dump(); in.rawStdin = t.substr(0, t.size() / 2); }},
+      {"TrailingGarbage", kBoth, 6, {"not valid JSON"},
+       [](Invocation& in) { in.rawStdin = in.conf.dump() + " }{"; }},
+      {"NulByteInside", kBoth, 6, {"not valid JSON"},
+       [](Invocation& in) { auto t = in.conf.dump(); t.insert(10, 1, '\0'); in.rawStdin = t; }},
+      {"InvalidUtf8", kBoth, 6, {"not valid JSON"},
+       [](Invocation& in) {
+         auto t = in.conf.dump();
+         t.insert(t.find("dualstack\""), "\xc3\x28");
+         in.rawStdin = t;
+       }},
+      {"NumberTooLargeForADouble", kBoth, 6, {"not valid JSON", "number overflow"},
+       [](Invocation& in) { in.rawStdin = in.conf.dump().insert(1, "\"x\": 1e999, "); }},
+      {"NotAnObject", kBoth, 6, {"must be a JSON object", "an array"}, raw("[1, 2, 3]")},
+      {"Oversized", kBoth, 6, {"larger than"},
+       [huge](Invocation& in) { in.conf["padding"] = huge; }},
+      {"DeeplyNestedUnterminated", kBoth, 6, {"not valid JSON"}, raw(nested)},
+
+      // ---- cniVersion / cniVersions ----
+      {"CniVersionMissing", kBoth, 1, {"cniVersion is missing"}, erase("/cniVersion")},
+      {"CniVersionUnknown", kBoth, 1, {"cniVersion", "9.9.9", "not supported"},
+       set("/cniVersion", "9.9.9")},
+      {"CniVersionEmpty", kBoth, 1, {"cniVersion", "not supported"}, set("/cniVersion", "")},
+      {"CniVersionTwoParts", kBoth, 1, {"cniVersion", "\"1.0\""}, set("/cniVersion", "1.0")},
+      {"CniVersionNumber", kBoth, 6, {"cniVersion", "expected a string"}, set("/cniVersion", 1.0)},
+      {"CniVersionsNotArray", kBoth, 7, {"cniVersions", "expected an array"},
+       set("/cniVersions", "1.0.0")},
+      {"CniVersionsItemNumber", kBoth, 7, {"cniVersions[1]", "expected a string"},
+       set("/cniVersions", json::array({"1.0.0", 1}))},
+      {"CniVersionsWithoutCniVersion", kBoth, 7, {"cniVersions", "1.0.0"},
+       set("/cniVersions", json::array({"0.4.0", "1.1.0"}))},
+      {"CniVersionsOnlyUnsupported", kBoth, 1, {"cniVersions", "2.0.0"},
+       set("/cniVersions", json::array({"2.0.0", "9.9.9"}))},
+
+      // ---- name and type ----
+      {"NameMissing", kBoth, 7, {"name is missing"}, erase("/name")},
+      {"NameNumber", kBoth, 7, {"name", "expected a string"}, set("/name", 7)},
+      {"NamePathTraversal", kBoth, 7, {"name", "../x", "not a valid network name"}, set("/name", "../x")},
+      {"NameWithSlash", kBoth, 7, {"name", "a/b"}, set("/name", "a/b")},
+      {"NameDotDot", kBoth, 7, {"name", "not a valid network name"}, set("/name", "..")},
+      {"NameControlCharacter", kBoth, 7, {"name", "not a valid network name"}, set("/name", "net\n1")},
+      {"NameTooLong", kBoth, 7, {"name", "at most 64"}, set("/name", std::string(65, 'n'))},
+      // Messages quote the bad value cut to a length: a cut through a UTF-8 sequence must still
+      // give a valid JSON error.
+      {"NameNonAsciiCutInQuote", kBoth, 7, {"name", "not a valid network name"},
+       set("/name", "a" + [] { std::string s; for (int i = 0; i < 40; ++i) s += "\u00e9"; return s; }())},
+      {"CniVersionNonAsciiCutInQuote", kBoth, 1, {"cniVersion", "not supported"},
+       set("/cniVersion", "1" + [] { std::string s; for (int i = 0; i < 30; ++i) s += "\u00e9"; return s; }())},
+      {"TypeNumber", kBoth, 7, {"type", "expected a string"}, set("/type", 3)},
+
+      // ---- the plugin's own options ----
+      {"MtuString", kPlugin, 7, {"mtu", "expected an integer"}, set("/mtu", "1500")},
+      {"MtuFloat", kPlugin, 7, {"mtu", "expected an integer"}, set("/mtu", 1500.5)},
+      {"MtuNegative", kPlugin, 7, {"mtu", "out of range"}, set("/mtu", -1)},
+      {"MtuTooLarge", kPlugin, 7, {"mtu", "out of range"}, set("/mtu", 1000000)},
+      {"MtuBelowIpv6Minimum", kPlugin, 7, {"mtu", "1280"}, set("/mtu", 576)},
+      {"IpMasqString", kPlugin, 7, {"ipMasq", "true or false"}, set("/ipMasq", "true")},
+      {"IpMasqExceptString", kPlugin, 7, {"ipMasqExcept", "expected an array"},
+       set("/ipMasqExcept", "10.0.0.0/8")},
+      {"IpMasqExceptItemNumber", kPlugin, 7, {"ipMasqExcept[0]", "expected a CIDR string"},
+       set("/ipMasqExcept", json::array({5}))},
+      {"IpMasqExceptSlash33", kPlugin, 7, {"ipMasqExcept[0]", "not a CIDR"},
+       set("/ipMasqExcept", json::array({"10.0.0.0/33"}))},
+      {"IpMasqExceptHostBits", kPlugin, 7, {"ipMasqExcept[0]", "host bits"},
+       set("/ipMasqExcept", json::array({"10.0.0.1/8"}))},
+      {"RuntimeConfigMacInvalid", kPlugin, 7, {"runtimeConfig.mac"},
+       set("/runtimeConfig", {{"mac", "zz:zz"}})},
+      {"CniArgsMacInvalid", kPlugin, 4, {"CNI_ARGS MAC"}, setEnv("CNI_ARGS", "IgnoreUnknown=1;MAC=zz")},
+
+      // ---- ipam ----
+      {"IpamMissing", kBoth, 7, {"ipam is missing"}, erase("/ipam")},
+      {"IpamString", kBoth, 7, {"ipam", "expected an object"}, set("/ipam", "dualstack-ipam")},
+      {"IpamTypeMissing", kPlugin, 7, {"ipam.type is missing"}, erase("/ipam/type")},
+      {"IpamTypeNumber", kPlugin, 7, {"ipam.type", "expected a string"}, set("/ipam/type", 1)},
+      {"IpamTypeRelativePath", kPlugin, 7, {"ipam.type", "../x", "not a path"},
+       set("/ipam/type", "../x")},
+      {"IpamTypeAbsolutePath", kPlugin, 7, {"ipam.type", "/bin/sh", "not a path"},
+       set("/ipam/type", "/bin/sh")},
+      {"IpamTypeNotOnCniPath", kPlugin, 7, {"no-such-ipam-plugin"},
+       set("/ipam/type", "no-such-ipam-plugin")},
+      {"IpamDataDirNumber", kBoth, 7, {"ipam.dataDir", "expected a string"}, set("/ipam/dataDir", 5)},
+      {"IpamDataDirRelative", kBoth, 7, {"ipam.dataDir", "not an absolute path"},
+       set("/ipam/dataDir", "relative/dir")},
+      {"IpamNodeString", kBoth, 7, {"ipam.node", "expected an object"}, set("/ipam/node", "worker-1")},
+      {"IpamNodePodCidrsString", kBoth, 7, {"ipam.node.podCIDRs", "expected an array"},
+       set("/ipam/node/podCIDRs", "10.244.1.0/24")},
+      {"IpamNodePodCidrNumber", kBoth, 7, {"ipam.node.podCIDRs[0]", "expected a string"},
+       set("/ipam/node/podCIDRs", json::array({42}))},
+      {"IpamNodePodCidrsEmpty", kBoth, 7, {"ipam.node.podCIDRs", "empty"},
+       set("/ipam/node/podCIDRs", json::array())},
+      {"IpamNodeTwoIpv4PodCidrs", kBoth, 7, {"ipam.node.podCIDRs[1]", "second IPv4"},
+       set("/ipam/node/podCIDRs", json::array({"10.244.1.0/24", "10.245.1.0/24"}))},
+      {"IpamNodePodCidrHostBits", kBoth, 7, {"ipam.node.podCIDRs[0]", "host bits"},
+       set("/ipam/node/podCIDRs", json::array({"10.244.1.7/24"}))},
+      {"IpamNodePodCidrV4Slash33", kBoth, 7, {"ipam.node.podCIDRs[0]", "not an address in CIDR form"},
+       set("/ipam/node/podCIDRs", json::array({"10.244.1.0/33"}))},
+      {"IpamNodePodCidrV6Slash129", kBoth, 7, {"ipam.node.podCIDRs[1]", "not an address in CIDR form"},
+       set("/ipam/node/podCIDRs", json::array({"10.244.1.0/24", "fd00:10:244:1::/129"}))},
+      {"IpamNodePodCidrTooSmall", kBoth, 7, {"ipam.node.podCIDRs[0]", "too small"},
+       set("/ipam/node/podCIDRs", json::array({"10.244.1.0/31"}))},
+      {"IpamNodeAddressesString", kBoth, 7, {"ipam.node.addresses", "expected an array"},
+       set("/ipam/node/addresses", "192.168.10.5")},
+      {"IpamNodeAddressNotObject", kBoth, 7, {"ipam.node.addresses[0]", "expected an object"},
+       set("/ipam/node/addresses", json::array({5}))},
+      {"IpamNodeAddressTypeNumber", kBoth, 7, {"ipam.node.addresses[0].type", "expected a string"},
+       set("/ipam/node/addresses", json::array({{{"type", 1}, {"address", "192.168.10.5"}}}))},
+      {"IpamNodeInternalIpNotAnIp", kBoth, 7, {"ipam.node.addresses[0].address", "not an IP address"},
+       set("/ipam/node/addresses", json::array({{{"type", "InternalIP"}, {"address", "node-1"}}}))},
+      {"IpamNodeFileNumber", kBoth, 7, {"ipam.node.file", "expected a string"},
+       set("/ipam/node", {{"file", 3}})},
+      {"IpamNodeFileRelative", kBoth, 7, {"ipam.node.file", "not an absolute path"},
+       set("/ipam/node", {{"file", "node.json"}})},
+      {"IpamNodeFileAndPodCidrs", kBoth, 7, {"ipam.node", "either file or podCIDRs"},
+       set("/ipam/node/file", "/etc/node.json")},
+      {"IpamNodeFileMissing", kBoth, 11, {"ipam.node.file", "no-such-node.json"},
+       [](Invocation& in) { in.conf["ipam"]["node"] = {{"file", in.scratch + "/no-such-node.json"}}; }},
+      {"IpamNodeFileNotJson", kBoth, 6, {"node file", "not valid JSON"},
+       withFile("node.json", "{\"spec\": ", [](Invocation& in, const std::string& p) {
+         in.conf["ipam"]["node"] = {{"file", p}};
+       })},
+      {"IpamNodeFilePodCidrsWrongType", kBoth, 7, {"node file", "spec.podCIDRs", "expected an array"},
+       withFile("node.json", R"({"spec": {"podCIDRs": "10.244.1.0/24"}})",
+                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
+      {"IpamNodeFileNoPodCidrsYet", kBoth, 11, {"node file", "no spec.podCIDRs yet"},
+       withFile("node.json", R"({"spec": {}, "status": {}})",
+                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
+      {"IpamNodeKubeconfigNumber", kBoth, 7, {"ipam.node.kubeconfig", "expected a string"},
+       set("/ipam/node", {{"kubeconfig", 1}, {"name", "worker-1"}})},
+      {"IpamNodeKubeconfigRelative", kBoth, 7, {"ipam.node.kubeconfig", "not an absolute path"},
+       set("/ipam/node", {{"kubeconfig", "kube.conf"}, {"name", "worker-1"}})},
+      {"IpamNodeNameInvalid", kBoth, 7, {"ipam.node.name", "not a valid Kubernetes node name"},
+       set("/ipam/node", {{"kubeconfig", "/etc/kube.conf"}, {"name", "../Worker"}})},
+      {"IpamNodeTimeoutWrongType", kBoth, 7, {"ipam.node.timeout"},
+       set("/ipam/node", {{"kubeconfig", "/etc/kube.conf"}, {"name", "w1"}, {"timeout", true}})},
+      {"IpamNodeApiServerUnreachable", kBoth, 11, {"127.0.0.1:1"},
+       withFile("kube.conf",
+                std::string("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+                            "{server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}\n"
+                            "users:\n- name: u\n  user: {token: \"") +
+                    kSecretToken +
+                    "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                    "current-context: x\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}, {"timeout", "1s"}};
+                })},
+      {"IpamKubeconfigMalformed", kBoth, 7, {"kube.conf"},
+       withFile("kube.conf", std::string("clusters: [ {server: \"") + kSecretToken + "\"\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      {"IpamNodeAndRanges", kBoth, 7, {"ipam", "not both"},
+       set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"}}})}))},
+      {"IpamNoAddressSource", kBoth, 7, {"ipam", "no address source"}, erase("/ipam/node")},
+      {"IpamRangesString", kBoth, 7, {"ipam.ranges", "expected an array"},
+       all({erase("/ipam/node"), set("/ipam/ranges", "10.9.0.0/24")})},
+      {"IpamRangeSetNotArray", kBoth, 7, {"ipam.ranges[0]", "expected an array"},
+       all({erase("/ipam/node"), set("/ipam/ranges", json::array({{{"subnet", "10.9.0.0/24"}}}))})},
+      {"IpamRangeNotObject", kBoth, 7, {"ipam.ranges[0][0]", "expected an object"},
+       all({erase("/ipam/node"), set("/ipam/ranges", json::array({json::array({"10.9.0.0/24"})}))})},
+      {"IpamRangeSubnetMissing", kBoth, 7, {"ipam.ranges[0][0].subnet is missing"},
+       all({erase("/ipam/node"), set("/ipam/ranges", json::array({json::array({json::object()})}))})},
+      {"IpamRangeSubnetInvalid", kBoth, 7, {"ipam.ranges[0][0].subnet", "not an address in CIDR form"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/99"}}})}))})},
+      {"IpamRangeStartNumber", kBoth, 7, {"ipam.ranges[0][0].rangeStart", "expected a string"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges",
+                json::array({json::array({{{"subnet", "10.9.0.0/24"}, {"rangeStart", 10}}})}))})},
+      {"IpamRangeStartOutsideSubnet", kBoth, 7, {"ipam.ranges[0][0]", "rangeStart", "outside"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges", json::array({json::array(
+                                    {{{"subnet", "10.9.0.0/24"}, {"rangeStart", "10.8.0.5"}}})}))})},
+      {"IpamRangeEndBeforeStart", kBoth, 7, {"ipam.ranges[0][0]", "rangeStart", "after rangeEnd"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges",
+                json::array({json::array({{{"subnet", "10.9.0.0/24"},
+                                           {"rangeStart", "10.9.0.50"},
+                                           {"rangeEnd", "10.9.0.20"}}})}))})},
+      {"IpamRangeGatewayInvalid", kBoth, 7, {"ipam.ranges[0][0].gateway", "not an IP address"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges",
+                json::array({json::array({{{"subnet", "10.9.0.0/24"}, {"gateway", "gw"}}})}))})},
+      {"IpamRangesOverlap", kBoth, 7, {"ipam.ranges[1]", "overlaps"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/16"}}}),
+                                             json::array({{{"subnet", "10.9.4.0/24"}}})}))})},
+      {"IpamRoutesString", kBoth, 7, {"ipam.routes", "expected an array"},
+       set("/ipam/routes", "0.0.0.0/0")},
+      {"IpamRouteDstMissing", kBoth, 7, {"ipam.routes[0].dst is missing"},
+       set("/ipam/routes", json::array({{{"gw", "10.244.1.1"}}}))},
+      {"IpamRouteGwOtherFamily", kBoth, 7, {"ipam.routes[0].gw", "family"},
+       set("/ipam/routes", json::array({{{"dst", "0.0.0.0/0"}, {"gw", "fd00::1"}}}))},
+
+      // ---- runtimeConfig, args, prevResult ----
+      {"RuntimeConfigString", kBoth, 7, {"runtimeConfig", "expected an object"},
+       set("/runtimeConfig", "ips")},
+      {"RuntimeConfigIpsNotArray", kBoth, 7, {"runtimeConfig.ips", "expected an array"},
+       set("/runtimeConfig", {{"ips", "10.244.1.9"}})},
+      {"RuntimeConfigIpInvalid", kBoth, 7, {"runtimeConfig.ips[0]", "not an IP address"},
+       set("/runtimeConfig", {{"ips", json::array({"10.244.1.300"})}})},
+      {"ArgsString", kBoth, 7, {"args", "expected an object"}, set("/args", "cni")},
+      {"ArgsCniIpsNotArray", kBoth, 7, {"args.cni.ips", "expected an array"},
+       set("/args", {{"cni", {{"ips", 1}}}})},
+      {"PrevResultString", kBoth, 6, {"prevResult", "expected an object"}, set("/prevResult", "{}")},
+      {"PrevResultBadAddress", kBoth, 6, {"prevResult", "ips[0].address"},
+       set("/prevResult", {{"cniVersion", "1.0.0"}, {"ips", json::array({{{"address", "nope"}}})}})},
+      {"PrevResultInterfaceIndex", kBoth, 6, {"prevResult", "ips[0].interface"},
+       set("/prevResult", {{"cniVersion", "1.0.0"},
+                           {"ips", json::array({{{"address", "10.1.0.2/24"}, {"interface", 4}}})}})},
+
+      // ---- environment ----
+      {"CommandUnknown", kBoth, 4, {"CNI_COMMAND", "ATTACH"}, setEnv("CNI_COMMAND", "ATTACH")},
+      {"ContainerIdMissing", kBoth, 4, {"CNI_CONTAINERID is not set"}, unsetEnv("CNI_CONTAINERID")},
+      {"ContainerIdPathTraversal", kBoth, 4, {"CNI_CONTAINERID", "../x"},
+       setEnv("CNI_CONTAINERID", "../x")},
+      {"ContainerIdWithSlash", kBoth, 4, {"CNI_CONTAINERID", "a/b"}, setEnv("CNI_CONTAINERID", "a/b")},
+      {"ContainerIdControlCharacter", kBoth, 4, {"CNI_CONTAINERID", "\\x01"},
+       setEnv("CNI_CONTAINERID", "abc\x01")},
+      {"ContainerIdTooLong", kBoth, 4, {"CNI_CONTAINERID", "128"},
+       setEnv("CNI_CONTAINERID", std::string(129, 'c'))},
+      {"IfnameMissing", kBoth, 4, {"CNI_IFNAME is not set"}, unsetEnv("CNI_IFNAME")},
+      {"IfnameEmpty", kBoth, 4, {"CNI_IFNAME is not set"}, setEnv("CNI_IFNAME", "")},
+      {"IfnameTooLong", kBoth, 4, {"CNI_IFNAME", "eth0123456789abc"}, setEnv("CNI_IFNAME", "eth0123456789abc")},
+      {"IfnameWithSlash", kBoth, 4, {"CNI_IFNAME", "e/0"}, setEnv("CNI_IFNAME", "e/0")},
+      {"IfnameDot", kBoth, 4, {"CNI_IFNAME", "\".\""}, setEnv("CNI_IFNAME", ".")},
+      {"IfnameDotDot", kBoth, 4, {"CNI_IFNAME", "\"..\""}, setEnv("CNI_IFNAME", "..")},
+      {"IfnameWithSpace", kBoth, 4, {"CNI_IFNAME"}, setEnv("CNI_IFNAME", "eth 0")},
+      {"CniPathMissing", kBoth, 4, {"CNI_PATH is not set"}, unsetEnv("CNI_PATH")},
+      {"CniArgsHuge", kBoth, 4, {"CNI_ARGS", "bytes long"},
+       setEnv("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=" + std::string(70000, 'p'))},
+      {"CniArgsNotKeyValue", kBoth, 4, {"CNI_ARGS", "not a KEY=VALUE pair"},
+       setEnv("CNI_ARGS", "IgnoreUnknown=1;garbage")},
+      {"CniArgsIpInvalid", kBoth, 4, {"CNI_ARGS IP", "not an IP address"},
+       setEnv("CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.999")},
+      {"NetnsMissingVariable", kBoth, 4, {"CNI_NETNS is not set"}, unsetEnv("CNI_NETNS")},
+      {"NetnsDoesNotExist", kPlugin, 3, {"CNI_NETNS", "does not exist"},
+       [](Invocation& in) { in.env["CNI_NETNS"] = in.scratch + "/no-such-netns"; }},
+      {"NetnsRegularFile", kPlugin, 4, {"CNI_NETNS", "not a network namespace"},
+       withFile("not-a-netns", "x", [](Invocation& in, const std::string& p) { in.env["CNI_NETNS"] = p; })},
+      {"NetnsDirectory", kPlugin, 4, {"CNI_NETNS", "not a network namespace"},
+       [](Invocation& in) { in.env["CNI_NETNS"] = in.scratch; }},
+      {"NetnsMountNamespace", kPlugin, 4, {"CNI_NETNS", "/proc/self/ns/mnt"},
+       setEnv("CNI_NETNS", "/proc/self/ns/mnt")},
+      {"NetnsIsThePluginsOwn", kPlugin, 4, {"CNI_NETNS", "plugin's own network namespace"},
+       setEnv("CNI_NETNS", "/proc/self/ns/net")},
+  };
+  return c;
+}
+
+// ---- the observed state ----
+
+std::string mustShell(const std::string& command) {
+  std::string out;
+  const int rc = testing::shell(command + " 2>&1", &out);
+  if (rc != 0) throw std::runtime_error("`" + command + "` failed (" + std::to_string(rc) + "): " + out);
+  return out;
+}
+
+struct KernelState {
+  std::map<std::string, std::string> views;
+  bool operator==(const KernelState&) const = default;
+};
+
+KernelState kernelState(const std::vector<const TestNetns*>& namespaces) {
+  KernelState s;
+  for (const auto* ns : namespaces) {
+    for (const char* view : {"-d link show", "addr show", "route show", "-6 route show"}) {
+      s.views[ns->name() + ": ip " + view] = mustShell("ip -n " + ns->name() + " " + view);
+    }
+  }
+  return s;
+}
+
+std::string diff(const KernelState& a, const KernelState& b) {
+  std::string out;
+  for (const auto& [k, v] : a.views) {
+    const auto it = b.views.find(k);
+    if (it == b.views.end() || it->second != v) {
+      out += "--- " + k + " before:\n" + v + "--- after:\n" + (it == b.views.end() ? "" : it->second);
+    }
+  }
+  return out;
+}
+
+std::string listTree(const std::map<std::string, std::string>& tree) {
+  std::string out;
+  for (const auto& [path, content] : tree) out += " " + path + "(" + std::to_string(content.size()) + ")";
+  return out;
+}
+
+json baseConf(const std::string& dataDir) {
+  std::ifstream f(testing::sourcePath("conf/10-dualstack.conflist"));
+  const json list = json::parse(f);
+  json conf = list.at("plugins").at(0);
+  conf["name"] = list.at("name");
+  conf["cniVersion"] = list.at("cniVersion");
+  conf["ipam"]["dataDir"] = dataDir;
+  return conf;
+}
+
+class BadInputTest : public ::testing::TestWithParam<BadInput> {
+ protected:
+  // A plugin that rejects oversized stdin stops reading it: writing the rest must fail with
+  // EPIPE, not kill the test process.
+  static void SetUpTestSuite() { std::signal(SIGPIPE, SIG_IGN); }
+};
+
+TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
+  DUALSTACK_REQUIRE_ROOT();
+  const BadInput& c = GetParam();
+  TempDir tmp;
+  const std::string dataDir = tmp.file("store/networks");
+  const std::string scratch = tmp.file("scratch");
+  std::filesystem::create_directories(scratch);
+  TestNetns node("node");
+  TestNetns pod("pod");
+
+  // The store already holds another pod's addresses: a bad ADD must leave them as they are.
+  const json good = baseConf(dataDir);
+  {
+    const RunResult r = testing::runPlugin(
+        testing::binPath("dualstack-ipam"), testing::cniEnv("ADD", "resident", pod.path()),
+        good.dump(), node.path());
+    ASSERT_EQ(r.exitCode, 0) << "setup ADD failed: " << r.out << r.err;
+  }
+
+  for (const unsigned which : {unsigned{kPlugin}, unsigned{kIpam}}) {
+    if ((c.binaries & which) == 0) continue;
+    const std::string binary = which == kPlugin ? "dualstack" : "dualstack-ipam";
+    SCOPED_TRACE(binary);
+
+    Invocation in{good, std::nullopt, testing::cniEnv("ADD", "cid-" + c.name, pod.path()), scratch,
+                  pod.path()};
+    c.mutate(in);
+    const std::string input = in.rawStdin ? *in.rawStdin : in.conf.dump();
+
+    const auto treeBefore = testing::snapshotTree(tmp.path());
+    const KernelState kernelBefore = kernelState({&node, &pod});
+    const RunResult r = testing::runPlugin(testing::binPath(binary), in.env, input, node.path());
+    const auto treeAfter = testing::snapshotTree(tmp.path());
+    const KernelState kernelAfter = kernelState({&node, &pod});
+
+    const std::string shown = "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out.substr(0, 2000) +
+                              "\nstderr: " + r.err.substr(0, 2000);
+    EXPECT_NE(r.exitCode, 0) << shown;
+    const json e = r.json();
+    ASSERT_TRUE(e.is_object()) << "stdout is not a CNI error: " << shown;
+    EXPECT_TRUE(e.contains("cniVersion") && e["cniVersion"].is_string()) << shown;
+    ASSERT_TRUE(e.contains("code") && e["code"].is_number_integer()) << shown;
+    ASSERT_TRUE(e.contains("msg") && e["msg"].is_string()) << shown;
+    EXPECT_EQ(e["code"].get<int>(), c.code) << shown;
+    const std::string msg = e["msg"].get<std::string>();
+    for (const auto& part : c.msgParts) EXPECT_THAT(msg, ::testing::HasSubstr(part)) << shown;
+    // Nothing on stdout but the error, and never a credential anywhere.
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << shown;
+    EXPECT_EQ(r.out.find(kSecretToken), std::string::npos) << shown;
+    EXPECT_EQ(r.err.find(kSecretToken), std::string::npos) << shown;
+
+    EXPECT_TRUE(treeBefore == treeAfter)
+        << "files changed\nbefore:" << listTree(treeBefore) << "\nafter: " << listTree(treeAfter);
+    EXPECT_TRUE(kernelBefore == kernelAfter) << "kernel state changed:\n" << diff(kernelBefore, kernelAfter);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, BadInputTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<BadInput>& p) { return p.param.name; });
+
+// The corpus is meant to stay large: guard against it shrinking by accident.
+TEST(BadInputCorpus, HasAtLeastSixtyDistinctCases) {
+  const auto all = cases();
+  std::set<std::string> names;
+  for (const auto& c : all) names.insert(c.name);
+  EXPECT_EQ(names.size(), all.size()) << "duplicate case names";
+  EXPECT_GE(all.size(), 60u);
+}
+
+}  // namespace
+}  // namespace dualstack::hardening
