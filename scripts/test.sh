@@ -15,6 +15,8 @@ echo "== unit and kernel tests (ASan + UBSan build)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j 2
 
+scripts/fuzz.sh 30   # the parsers under libFuzzer + ASan/UBSan, 30 s per target
 echo "== end-to-end tests (real clients: podman, libcni, the reference plugins)"
 e2e/setup.sh
 DUALSTACK_BIN_DIR="$PWD/build/bin" bats --timing e2e/
+scripts/package-test.sh   # the .deb: build, apt-get install, one pod with the installed plugins, remove
