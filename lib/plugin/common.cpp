@@ -13,7 +13,10 @@ std::optional<netlink::LinkInfo> findHostVeth(netlink::Socket& host, const std::
   for (int c = 0; c < kHostVethCandidates; ++c) {
     auto link = netlink::getLink(host, hostVethName(network, attachment, c));
     if (!link) return std::nullopt;  // names are taken in order: a gap ends the search
-    if (link->alias == alias) return link;
+    // The kernel ignores an alias in the create request, so ADD sets it right after: an ADD
+    // killed in between leaves our name without an alias. The name is a hash of network,
+    // container ID and ifname, so such a link is ours, and DEL must be able to remove it.
+    if (link->alias == alias || link->alias.empty()) return link;
   }
   return std::nullopt;
 }

@@ -2,6 +2,7 @@
 // namespace; GC removes what the runtime no longer knows and keeps the rest.
 #include <gmock/gmock.h>
 
+#include "dualstack/plugin/hostveth.hpp"
 #include "plugin_fixture.hpp"
 
 namespace dualstack::plugintest {
@@ -29,6 +30,24 @@ TEST_F(PluginDel, RepeatedDelSucceeds) {
   EXPECT_THAT(allocations("dualstack"), IsEmpty());
   EXPECT_THAT(routes(node(), false), IsEmpty());
   EXPECT_THAT(routes(node(), true), IsEmpty());
+}
+
+// An ADD killed between creating the veth and setting its alias leaves the node end under our
+// hashed name with no alias; DEL must still remove it, or every later ADD of that pod fails.
+TEST_F(PluginDel, DelRemovesAVethWhoseAddWasKilledBeforeTheAlias) {
+  auto& pod = newPod();
+  const json conf = pluginConf("10-dualstack.conflist");
+  const std::string name = plugin::hostVethName(conf["name"].get<std::string>(), {"cid-k", "eth0"}, 0);
+  ASSERT_EQ(testing::shell("ip -n " + node().name() + " link add " + name +
+                           " type veth peer name eth0 netns " + pod.name()),
+            0);
+  ASSERT_THAT(nodeVeths(), ElementsAre(name));
+  const RunResult d = del(pod.path(), "cid-k", conf);
+  EXPECT_EQ(d.exitCode, 0) << describe(d);
+  EXPECT_THAT(nodeVeths(), IsEmpty());
+  EXPECT_THAT(linkNames(pod), ElementsAre("lo"));
+  add(pod, "cid-k", conf);  // and the pod can be attached again
+  EXPECT_THAT(nodeVeths(), ElementsAre(name));
 }
 
 TEST_F(PluginDel, DelWithEmptyNetns) {
