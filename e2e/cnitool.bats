@@ -182,6 +182,93 @@ check_example() {
   refute_output --partial "18080"
 }
 
+# start_apiserver DIR: certificates, a token and a Node object in DIR, and the test API server
+# (tests/k8s/apiserver.py, real TLS) inside the node namespace, where the plugins run: its
+# 127.0.0.1 is the node's own loopback. Sets API_PORT, API_PID and API_FD.
+start_apiserver() {
+  local d=$1 ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  mkdir -p "$d/state/nodes"
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+  # shellcheck disable=SC2086
+  (cd "$d" &&
+    openssl req -x509 $ec -days 1 -subj /CN=e2e-kubernetes-ca -keyout ca.key -out ca.crt &&
+    openssl req $ec -subj /CN=kube-apiserver -keyout server.key -out server.csr &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+      -extfile server.ext -out server.crt) >/dev/null 2>&1 || fail "openssl failed"
+  echo "e2e-token allow system:serviceaccount:kube-system:dualstack-cni" >"$d/state/tokens"
+  # IPv6 first in status.addresses: the node is IPv6-primary, so IPv6 comes first in ips.
+  jq -n '{kind: "Node", apiVersion: "v1", metadata: {name: "e2e-node"},
+          spec: {podCIDRs: ["10.248.7.0/24", "fd00:10:248:7::/64"]},
+          status: {addresses: [{type: "InternalIP", address: "fd00:192:168:10::5"},
+                               {type: "InternalIP", address: "192.168.10.5"},
+                               {type: "Hostname", address: "e2e-node"}]}}' \
+    >"$d/state/nodes/e2e-node.json"
+  # The server exits when its stdin closes: this shell holds the FIFO's write end (closed by
+  # stop_apiserver, at the latest when the test process ends); the server is ended by PID.
+  mkfifo "$d/stdin"
+  ip netns exec "$E2E_NODE" python3 "$E2E_REPO/tests/k8s/apiserver.py" --cert "$d/server.crt" \
+    --key "$d/server.key" --state "$d/state" <"$d/stdin" >"$d/port" 2>"$d/apiserver.log" &
+  API_PID=$!
+  E2E_PIDS+=("$API_PID")
+  exec {API_FD}>"$d/stdin"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s "$d/port" ]] && break
+    sleep 0.1
+  done
+  API_PORT=$(head -1 "$d/port")
+  [[ -n "$API_PORT" ]] || fail "the test API server did not start: $(cat "$d/apiserver.log")"
+}
+
+# stop_apiserver: ends the server started by start_apiserver.
+stop_apiserver() {
+  exec {API_FD}>&-
+  kill "$API_PID" 2>/dev/null || true
+  wait "$API_PID" 2>/dev/null || true
+}
+
+@test "libcni: conf/60-dualstack-kubernetes.conflist reads the node from the API server" {
+  local d="$E2E_TMP/k8s" net pod1 pod2 r1 r2 f
+  start_apiserver "$d"
+  jq -n --arg server "https://127.0.0.1:$API_PORT" '{apiVersion: "v1", kind: "Config",
+      clusters: [{name: "e2e", cluster: {server: $server, "certificate-authority": "ca.crt"}}],
+      users: [{name: "dualstack-cni", user: {token: "e2e-token"}}],
+      contexts: [{name: "e2e", context: {cluster: "e2e", user: "dualstack-cni"}}],
+      "current-context": "e2e"}' >"$d/kubeconfig"
+  chmod 0600 "$d/kubeconfig"
+  jq --arg kc "$d/kubeconfig" '.plugins[0].ipam.node.kubeconfig = $kc
+      | .plugins[0].ipam.node.name = "e2e-node"' \
+    "$E2E_REPO/conf/60-dualstack-kubernetes.conflist" >"$d/60-dualstack-kubernetes.conflist"
+  net=$(e2e_conflist "$d/60-dualstack-kubernetes.conflist" "$E2E_TMP/net")
+  pod1=$(e2e_pod 1)
+  pod2=$(e2e_pod 2)
+
+  add "$net" "$pod1"
+  r1=$output
+  e2e_assert_result "$r1" "$pod1" 6 4
+  [[ "$(e2e_ip_of "$r1" 4)" == 10.248.7.* ]] || fail "IPv4 not from the node's podCIDR: $r1"
+  [[ "$(e2e_ip_of "$r1" 6)" == fd00:10:248:7::* ]] || fail "IPv6 not from the node's podCIDR: $r1"
+  for f in 4 6; do e2e_ping "$E2E_NODE" "$(e2e_ip_of "$r1" "$f")"; done
+  grep -q "^/api/v1/nodes/e2e-node 200 token" "$d/state/requests.log" ||
+    fail "no authenticated GET of the node: $(cat "$d/state/requests.log")"
+  [[ -f "$E2E_TMP/store/.dualstack-k8s/e2e-node.json" ]] || fail "no node cache written"
+  ! grep -rq e2e-token "$E2E_TMP/store" || fail "the token leaked into the store"
+
+  # The API server goes away: ADD goes on from the cache, CHECK and DEL never need it.
+  stop_apiserver
+  add "$net" "$pod2"
+  r2=$output
+  e2e_assert_result "$r2" "$pod2" 6 4
+  for f in 4 6; do e2e_ping "$pod1" "$(e2e_ip_of "$r2" "$f")"; done
+  run e2e_cnitool check "$net" "$pod1"
+  assert_check_passed_up_to_portmap
+  run e2e_cnitool del "$net" "$pod1"
+  assert_success
+  run e2e_cnitool del "$net" "$pod2"
+  assert_success
+  assert_all_released "$net"
+}
+
 @test "libcni: every conflist in conf/ has a test here" {
   local f
   for f in "$E2E_REPO"/conf/*.conflist; do
