@@ -46,7 +46,7 @@ bench_init() {
   BENCH_LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
   PREFIX="dsbench-$$"
   INNER_PID=
-  WORK=$(mktemp -d "/tmp/dsbench-$1-$$.XXXXXX") || die "mktemp failed"
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/dsbench-$1-$$.XXXXXX") || die "mktemp failed"
   export PREFIX WORK
   trap bench_cleanup EXIT
   trap 'log "interrupted"; exit 130' INT
