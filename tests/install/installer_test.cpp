@@ -24,7 +24,9 @@
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/installer.hpp"
 #include "dualstack/install/kubeconfig.hpp"
+#include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "k8s/apiserver.hpp"
 #include "support/support.hpp"
 
 extern char** environ;
@@ -274,6 +276,23 @@ TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
   std::string out;
   EXPECT_EQ(dualstack::testing::shell("env -u CNI_COMMAND " + binDir + "/dualstack-ipam --version", &out), 0);
   EXPECT_THAT(out, HasSubstr("dualstack-ipam "));
+}
+
+// What the installer writes is what the plugin uses: its kubeconfig, made from the pod's token
+// and CA, reads the node from a (test) API server over verified TLS.
+TEST_F(Installer, WrittenKubeconfigReadsTheNodeFromTheApiServer) {
+  k8s::testing::TestApiServer server;
+  const std::string token = jwt(now(), now() + 3600);
+  writeAll(sa + "/token", token + "\n");
+  writeAll(sa + "/ca.crt", readAll(k8s::testing::Pki::get().caCrt));
+  server.setTokens({{token, "allow"}});
+  server.setNode(k8s::testing::nodeObject("worker-1", {"10.244.1.0/24", "fd00:10:244:1::/64"},
+                                          {{"InternalIP", "fd00:192:168:10::5"}}));
+  ASSERT_EQ(runOnce({"--server", server.url()}), 0) << err();
+  const auto kc = k8s::loadKubeconfig(kubeconfig);
+  const k8s::Node node = k8s::getNode(kc, {"worker-1", "test", std::chrono::milliseconds(5000)});
+  EXPECT_EQ(node.podCIDRs, (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
+  EXPECT_EQ(server.requests(), 1);
 }
 
 TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
