@@ -6,12 +6,22 @@
 //
 // CI size: 200 attachments (half pods through `dualstack`, half `dualstack-ipam` alone). The soak
 // (bench/soak.sh) raises DUALSTACK_KILL_ATTACHMENTS and DUALSTACK_KILL_ROUNDS.
+//
+// A kill is due a random time after its own process started, drawn below a bound kept per kind
+// of operation (pod/IPAM-only x ADD/DEL): the bound shrinks after a kill that came when the
+// plugin had already exited and grows after one that landed, so on a fast machine and on a slow
+// one (sanitizers, a loaded CI) most kills hit a running plugin, at moments covering its whole run.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <condition_variable>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -66,6 +76,58 @@ class KillTest : public ::testing::Test {
   }
 };
 
+// Sends SIGKILL to each process at its moment, from its own thread, while the test goes on
+// starting the rest of a batch. The destructor returns once every kill has been sent: only then
+// may the processes be reaped (a kill after the reap could hit a reused pid).
+class Killer {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Killer() : thread_([this] { run(); }) {}
+  ~Killer() {
+    {
+      const std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  Killer(const Killer&) = delete;
+  Killer& operator=(const Killer&) = delete;
+
+  void at(Clock::time_point when, const PluginProcess* p) {
+    {
+      const std::lock_guard<std::mutex> l(mu_);
+      due_.emplace(when, p);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      if (due_.empty()) {
+        if (done_) return;
+        cv_.wait(l);
+        continue;
+      }
+      const auto next = due_.begin();
+      if (Clock::now() >= next->first) {
+        next->second->kill();
+        due_.erase(next);
+      } else {
+        cv_.wait_until(l, next->first);
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<Clock::time_point, const PluginProcess*> due_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
 // Addresses (global scope) on each pod's eth0.
 std::map<std::string, std::string> podAddresses(const std::vector<Attachment>& all) {
   std::map<std::string, std::string> owners;  // address -> container ID; duplicates reported
@@ -95,10 +157,10 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
   const int total = envInt("DUALSTACK_KILL_ATTACHMENTS", 200);
   const int rounds = envInt("DUALSTACK_KILL_ROUNDS", 16);
   const int parallel = envInt("DUALSTACK_KILL_PARALLEL", 32);
-  const int maxDelayMs = envInt("DUALSTACK_KILL_MAX_DELAY_MS", 60);
+  const int firstBoundMs = envInt("DUALSTACK_KILL_MAX_DELAY_MS", 60);
   std::mt19937 rng(static_cast<unsigned>(envInt("DUALSTACK_KILL_SEED", static_cast<int>(::getpid()))));
   std::cout << "[ kill ] " << total << " attachments, " << rounds << " rounds of " << parallel
-            << ", kill delay 0-" << maxDelayMs << " ms\n";
+            << ", first kill bound " << firstBoundMs << " ms\n";
 
   TestNetns node("knode");
   std::vector<Attachment> all(static_cast<std::size_t>(total));
@@ -110,6 +172,12 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
   }
   const json c = conf();
   int ops = 0, scheduled = 0, killedMidway = 0, adds = 0, dels = 0;
+  // Kill bound in microseconds per kind: index = pod * 2 + (command == "DEL").
+  std::array<double, 4> boundUs;
+  boundUs.fill(firstBoundMs * 1000.0);
+  auto kindOf = [&all](std::size_t att, const std::string& command) {
+    return (all[att].pod ? 2 : 0) + (command == "DEL" ? 1 : 0);
+  };
 
   for (int round = 0; round < rounds; ++round) {
     // A round touches `parallel` distinct attachments, in turn so that every one gets used.
@@ -121,34 +189,37 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
       std::size_t att;
       std::string command;
       std::unique_ptr<PluginProcess> proc;
-      int killAtMs = -1;
+      std::optional<std::chrono::microseconds> killAfter;  // after its start; none: runs to the end
     };
     std::vector<Op> batch;
     for (std::size_t idx : pick) {
       const auto& a = all[idx];
-      Op op{idx, a.state == State::Absent ? "ADD" : "DEL", nullptr, -1};
+      Op op{idx, a.state == State::Absent ? "ADD" : "DEL", nullptr, {}};
       if (rng() % 3 == 0) {
-        op.killAtMs = static_cast<int>(rng() % static_cast<unsigned>(maxDelayMs + 1));
+        const double bound = boundUs[static_cast<std::size_t>(kindOf(idx, op.command))];
+        std::uniform_real_distribution<double> delay(0.0, bound);
+        op.killAfter = std::chrono::microseconds(static_cast<long>(delay(rng)));
         ++scheduled;
       }
       batch.push_back(std::move(op));
     }
-    const auto t0 = std::chrono::steady_clock::now();
-    for (auto& op : batch) op.proc = start(all[op.att], op.command, node, c);
-    std::vector<Op*> kills;
-    for (auto& op : batch) {
-      if (op.killAtMs >= 0) kills.push_back(&op);
-    }
-    std::sort(kills.begin(), kills.end(), [](Op* x, Op* y) { return x->killAtMs < y->killAtMs; });
-    for (Op* op : kills) {
-      std::this_thread::sleep_until(t0 + std::chrono::milliseconds(op->killAtMs));
-      op->proc->kill();
-    }
+    {
+      // Kills are due while later processes of the batch are still being started.
+      Killer killer;
+      for (auto& op : batch) {
+        op.proc = start(all[op.att], op.command, node, c);
+        if (op.killAfter) killer.at(std::chrono::steady_clock::now() + *op.killAfter, op.proc.get());
+      }
+    }  // every kill is sent before any process of the batch is reaped
     for (auto& op : batch) {
       auto& a = all[op.att];
       const auto o = op.proc->wait();
       ++ops;
       (op.command == "ADD" ? adds : dels)++;
+      if (op.killAfter) {
+        double& bound = boundUs[static_cast<std::size_t>(kindOf(op.att, op.command))];
+        bound = std::clamp(o.killed ? bound * 1.15 : bound * 0.7, 200.0, 2'000'000.0);
+      }
       if (o.killed) {
         ++killedMidway;
         a.state = State::Dirty;
@@ -238,7 +309,10 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
 
   std::cout << "[ kill ] " << ops << " operations (" << adds << " ADD, " << dels << " DEL), "
             << scheduled << " kills scheduled, " << killedMidway << " landed mid-operation, "
-            << survivors << " survivors; store, index and veths consistent after DEL + GC\n";
+            << survivors << " survivors; store, index and veths consistent after DEL + GC\n"
+            << "[ kill ] final kill bounds (ms): IPAM ADD " << boundUs[0] / 1000 << ", IPAM DEL "
+            << boundUs[1] / 1000 << ", pod ADD " << boundUs[2] / 1000 << ", pod DEL "
+            << boundUs[3] / 1000 << "\n";
   RecordProperty("operations", ops);
   RecordProperty("killed", killedMidway);
   // A kill that always lands after the process exited would prove nothing.
