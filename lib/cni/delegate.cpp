@@ -16,6 +16,7 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
+#include "dualstack/sys/fd.hpp"
 
 extern char** environ;
 
@@ -23,30 +24,15 @@ namespace dualstack::cni {
 
 namespace {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using sys::Fd;
 
 struct Pipe {
   Fd read, write;
   Pipe() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errnoError(Code::IoFailure, "create pipe", errno);
-    new (&read) Fd(fds[0]);
-    new (&write) Fd(fds[1]);
+    read = Fd(fds[0]);
+    write = Fd(fds[1]);
   }
 };
 

@@ -8,6 +8,8 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/io.hpp"
 
 namespace dualstack::ipam {
 
@@ -198,31 +200,17 @@ class NodeFile final : public NodeSource {
  public:
   explicit NodeFile(std::string path) : path_(std::move(path)) {}
   NodeInfo load() const override {
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const sys::Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
       const int err = errno;
       // The daemon that writes the file may simply not have run yet.
       throw cni::errnoError(err == ENOENT ? Code::TryAgainLater : Code::IoFailure,
                             "read node file " + path_ + " (ipam.node.file)", err);
     }
     std::string text;
-    char buf[16384];
-    for (;;) {
-      const ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        ::close(fd);
-        throw cni::errnoError(Code::IoFailure, "read node file " + path_, err);
-      }
-      if (n == 0) break;
-      text.append(buf, static_cast<std::size_t>(n));
-      if (text.size() > (8U << 20)) {
-        ::close(fd);
-        throw Error(Code::InvalidConfig, "node file " + path_ + " is larger than 8 MiB");
-      }
-    }
-    ::close(fd);
+    const int err = sys::readAll(fd.get(), text, 8U << 20);
+    if (err == EFBIG) throw Error(Code::InvalidConfig, "node file " + path_ + " is larger than 8 MiB");
+    if (err != 0) throw cni::errnoError(Code::IoFailure, "read node file " + path_, err);
     const json node = cni::parseJson(text, "node file " + path_);
     NodeInfo info = parseNodeObject(node, "node file " + path_);
     if (info.podCIDRs.empty()) {

@@ -12,12 +12,14 @@
 #include <ctime>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/sys/io.hpp"
 
 namespace dualstack::ipam {
 
 using cni::Code;
 using cni::Error;
 using ip::Address;
+using sys::Fd;
 
 namespace {
 
@@ -70,37 +72,20 @@ Error ioError(std::string_view what, const std::string& path, int err) {
 // Reads a small file relative to dirFd; nullopt when it does not exist.
 std::optional<std::string> readSmall(int dirFd, const std::string& name,
                                      const std::string& dirPath) {
-  const int fd = ::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
+  const Fd fd(::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
     if (errno == ENOENT) return std::nullopt;
     throw ioError("open", dirPath + "/" + name, errno);
   }
   std::string data;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      throw ioError("read", join(dirPath, name), err);
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    // A short read of a regular file is its end: saves the read that would return 0.
-    if (static_cast<std::size_t>(n) < sizeof buf || data.size() > kMaxSmallFile) break;
-  }
-  ::close(fd);
+  // Past kMaxSmallFile the content is garbage to its parser anyway: EFBIG just stops reading.
+  const int err = sys::readAll(fd.get(), data, kMaxSmallFile, /*stopAtShortRead=*/true);
+  if (err != 0 && err != EFBIG) throw ioError("read", join(dirPath, name), err);
   return data;
 }
 
 void writeAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw ioError("write", path, errno);
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
+  if (const int err = sys::writeAll(fd, data); err != 0) throw ioError("write", path, err);
 }
 
 // Rewrites a small file in place. Readers hold the lock, and a torn file after a crash is
@@ -203,23 +188,6 @@ int openDataDir(const std::string& dataDir, bool create) {
 }
 
 }  // namespace
-
-// ---- Fd ----
-
-DiskStore::Fd& DiskStore::Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    reset();
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-DiskStore::Fd::~Fd() { reset(); }
-
-void DiskStore::Fd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
 
 // ---- opening and locking ----
 

@@ -6,8 +6,12 @@
 #include <utility>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/io.hpp"
 
 namespace dualstack::netns {
+
+using sys::Fd;
 
 using cni::Code;
 using cni::Error;
@@ -60,23 +64,6 @@ Error sysctlError(const std::string& what, const std::string& path, int err) {
   return e;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  // Closes now so that a deferred error of the write is reported (none is expected on procfs,
-  // but a silent loss would be worse than a second syscall).
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 std::string readSysctl(std::string_view key) {
@@ -84,15 +71,8 @@ std::string readSysctl(std::string_view key) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw sysctlError("read " + path, path, errno);
   std::string out;
-  char buf[256];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw sysctlError("read " + path, path, errno);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
+  if (const int err = sys::readAll(fd.get(), out, 1 << 20); err != 0) {
+    throw sysctlError("read " + path, path, err);
   }
   out.resize(trimRight(out).size());
   return out;

@@ -38,12 +38,7 @@ void writeFile(const std::string& path, const std::string& content, mode_t mode 
   ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using dualstack::testing::readFile;
 
 void writePlugin(const std::string& path, const std::string& body) {
   writeFile(path, "#!/bin/sh\n" + body + "\n", 0755);

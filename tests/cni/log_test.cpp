@@ -28,12 +28,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 namespace t = dualstack::testing;
 
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using dualstack::testing::readFile;
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;

@@ -153,12 +153,6 @@ struct StoreView {
   std::vector<std::string> unreadable;                      // per-IP files not "<id>\r\n<if>"
 };
 
-inline std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 inline StoreView readStore(const std::string& networkDir) {
   StoreView v;
@@ -174,7 +168,7 @@ inline StoreView readStore(const std::string& networkDir) {
         name.rfind(".", 0) == 0) {
       continue;
     }
-    const std::string content = slurp(e.path());
+    const std::string content = testing::readFile(e.path());
     const auto sep = content.find("\r\n");
     if (sep == std::string::npos) {
       v.unreadable.push_back(name);
@@ -187,7 +181,7 @@ inline StoreView readStore(const std::string& networkDir) {
     for (const auto& e : fs::directory_iterator(index)) {
       const std::string name = e.path().filename().string();
       if (name == "state" || name.rfind(".tmp-", 0) == 0) continue;
-      std::istringstream in(slurp(e.path()));
+      std::istringstream in(testing::readFile(e.path()));
       std::string line;
       Owner o;
       std::set<std::string> addrs;

@@ -99,7 +99,7 @@ class HostileStore : public ::testing::Test {
     return j.is_object() && j.contains("msg") ? j["msg"].get<std::string>() : r.out;
   }
   void expectVictimUntouched() const {
-    EXPECT_EQ(slurp(victim), "precious") << "something was written through a symlink";
+    EXPECT_EQ(testing::readFile(victim), "precious") << "something was written through a symlink";
   }
   static std::vector<std::string> ips(const RunResult& r) { return resultAddresses(r.out); }
 };
@@ -112,7 +112,7 @@ TEST_F(HostileStore, GarbageAndTruncatedAllocationFilesCountAsTaken) {
   const RunResult r = run("ADD", "c1");
   ASSERT_EQ(r.exitCode, 0) << r.out;
   EXPECT_EQ(ips(r), (std::vector<std::string>{"10.252.0.4", "fd00:252::3"}));
-  EXPECT_EQ(slurp(store + "/10.252.0.2"), std::string("\0\x01garbage", 9));
+  EXPECT_EQ(testing::readFile(store + "/10.252.0.2"), std::string("\0\x01garbage", 9));
   // DEL of someone else leaves them; GC without them as valid owners frees them.
   ASSERT_EQ(run("DEL", "c1").exitCode, 0);
   EXPECT_TRUE(fs::exists(store + "/10.252.0.2"));

@@ -34,16 +34,12 @@ extern char** environ;
 namespace dualstack::install {
 namespace {
 
+using dualstack::testing::readFile;
+
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-std::string readAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void writeAll(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
@@ -177,7 +173,7 @@ class Installer : public ::testing::Test {
     EXPECT_TRUE(c.started());
     return c.wait(30s);
   }
-  std::string err() const { return readAll(errFile); }
+  std::string err() const { return readFile(errFile); }
 
   std::vector<std::string> filesUnder(const std::string& dir) const {
     std::vector<std::string> out;
@@ -228,7 +224,7 @@ TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
 }
 
 TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
-  const std::string templ = readAll(dualstack::testing::sourcePath("conf/10-dualstack.conflist"));
+  const std::string templ = readFile(dualstack::testing::sourcePath("conf/10-dualstack.conflist"));
   const auto j = nlohmann::json::parse(renderConflist(templ, "t", "/etc/cni/net.d/k", "worker-7"));
   const auto& node = j["plugins"][0]["ipam"]["node"];
   EXPECT_EQ(node["kubeconfig"], "/etc/cni/net.d/k");
@@ -248,16 +244,16 @@ TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
   for (const char* b : {"dualstack", "dualstack-ipam"}) {
     const std::string dst = binDir + "/" + b;
     EXPECT_EQ(modeOf(dst), 0755u) << b;
-    EXPECT_TRUE(readAll(dst) == readAll(dualstack::testing::binPath(b))) << b;
+    EXPECT_TRUE(readFile(dst) == readFile(dualstack::testing::binPath(b))) << b;
   }
   EXPECT_EQ(modeOf(kubeconfig), 0600u);
   const auto kc = k8s::loadKubeconfig(kubeconfig);
   EXPECT_EQ(kc.server, "https://192.0.2.1:6443");
-  EXPECT_EQ(kc.token + "\n", readAll(sa + "/token"));
+  EXPECT_EQ(kc.token + "\n", readFile(sa + "/token"));
   EXPECT_EQ(kc.caData, ca);
 
   EXPECT_EQ(modeOf(conflist), 0644u);
-  const auto j = nlohmann::json::parse(readAll(conflist));
+  const auto j = nlohmann::json::parse(readFile(conflist));
   EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["name"], "worker-1");
   EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["kubeconfig"], "/etc/cni/net.d/dualstack-cni.kubeconfig");
   EXPECT_EQ(j["plugins"][0]["ipam"]["dataDir"], "/var/lib/cni/networks");
@@ -284,7 +280,7 @@ TEST_F(Installer, WrittenKubeconfigReadsTheNodeFromTheApiServer) {
   k8s::testing::TestApiServer server;
   const std::string token = jwt(now(), now() + 3600);
   writeAll(sa + "/token", token + "\n");
-  writeAll(sa + "/ca.crt", readAll(k8s::testing::Pki::get().caCrt));
+  writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
   server.setTokens({{token, "allow"}});
   server.setNode(k8s::testing::nodeObject("worker-1", {"10.244.1.0/24", "fd00:10:244:1::/64"},
                                           {{"InternalIP", "fd00:192:168:10::5"}}));
@@ -298,8 +294,8 @@ TEST_F(Installer, WrittenKubeconfigReadsTheNodeFromTheApiServer) {
 TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
   ASSERT_EQ(runOnce(), 0) << err();
   const std::string target = binDir + "/dualstack";
-  const std::string a = readAll(dualstack::testing::binPath("dualstack"));
-  const std::string b = readAll(dualstack::testing::binPath("dualstack-ipam"));
+  const std::string a = readFile(dualstack::testing::binPath("dualstack"));
+  const std::string b = readFile(dualstack::testing::binPath("dualstack-ipam"));
   ASSERT_NE(a, b);
 
   // The exec loop is another process, as a container runtime is: it must never inherit the
@@ -319,8 +315,8 @@ TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
   writeAll(stopFile, "");
   ASSERT_EQ(loop.wait(10s), 0);
   int execs = 0, failures = -1;
-  std::istringstream(readAll(result)) >> execs >> failures;
-  EXPECT_EQ(failures, 0) << readAll(tmp.file("loop.err"));
+  std::istringstream(readFile(result)) >> execs >> failures;
+  EXPECT_EQ(failures, 0) << readFile(tmp.file("loop.err"));
   EXPECT_GE(execs, 20) << "the exec loop hardly ran; the test proves little";
   EXPECT_EQ(modeOf(target), 0755u);
   EXPECT_EQ(filesUnder(binDir), (std::vector<std::string>{"dualstack", "dualstack-ipam"}));
@@ -332,7 +328,7 @@ TEST_F(Installer, RewritesTheKubeconfigWhenTheTokenRotatesAndLeavesFilesOnSigter
   ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
   const std::string fresh = jwt(now(), now() + 7200, "rotated");
   rotate(sa + "/token", fresh);
-  ASSERT_TRUE(waitFor([&] { return readAll(kubeconfig).find(fresh) != std::string::npos; }, 10s))
+  ASSERT_TRUE(waitFor([&] { return readFile(kubeconfig).find(fresh) != std::string::npos; }, 10s))
       << err();
   EXPECT_EQ(modeOf(kubeconfig), 0600u);
   EXPECT_EQ(k8s::loadKubeconfig(kubeconfig).token, fresh);
@@ -357,7 +353,7 @@ TEST_F(Installer, ReadsTheTokenAgainBeforeItExpires) {
   ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
   const std::string fresh = jwt(now(), now() + 3600, "next");
   rotate(sa + "/token", fresh);
-  EXPECT_TRUE(waitFor([&] { return readAll(kubeconfig).find(fresh) != std::string::npos; }, 8s))
+  EXPECT_TRUE(waitFor([&] { return readFile(kubeconfig).find(fresh) != std::string::npos; }, 8s))
       << err();
   c.signal(SIGTERM);
   EXPECT_EQ(c.wait(10s), 0) << err();

@@ -19,16 +19,12 @@
 namespace dualstack::ipam {
 namespace {
 
+using dualstack::testing::readFile;
+
 namespace fs = std::filesystem;
 
 ip::Address A(const char* text) { return *ip::Address::parse(text); }
 
-std::string read(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void write(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
@@ -86,14 +82,14 @@ TEST_F(DiskStoreTest, HostLocalLayout) {
     s->setLastReserved(1, A("fd00:10:244:1::2"));
     s->commit();
   }
-  EXPECT_EQ(read(dir + "/10.244.1.2"), "c1\r\neth0");
-  EXPECT_EQ(read(dir + "/fd00:10:244:1::2"), "c1\r\neth0");
-  EXPECT_EQ(read(dir + "/last_reserved_ip.0"), "10.244.1.2");
-  EXPECT_EQ(read(dir + "/last_reserved_ip.1"), "fd00:10:244:1::2");
-  EXPECT_EQ(read(dir + "/.dualstack/c1@eth0"),
+  EXPECT_EQ(readFile(dir + "/10.244.1.2"), "c1\r\neth0");
+  EXPECT_EQ(readFile(dir + "/fd00:10:244:1::2"), "c1\r\neth0");
+  EXPECT_EQ(readFile(dir + "/last_reserved_ip.0"), "10.244.1.2");
+  EXPECT_EQ(readFile(dir + "/last_reserved_ip.1"), "fd00:10:244:1::2");
+  EXPECT_EQ(readFile(dir + "/.dualstack/c1@eth0"),
             "# dualstack-ipam index entry v1\ncontainerID c1\nifname eth0\n"
             "address 10.244.1.2\naddress fd00:10:244:1::2\n");
-  EXPECT_EQ(read(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0), 0U);
+  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0), 0U);
   EXPECT_EQ(mode(dataDir), 0700U);
   EXPECT_EQ(mode(tmp.file("data")), 0700U);
   EXPECT_EQ(mode(dir), 0700U);
@@ -126,8 +122,8 @@ TEST_F(DiskStoreTest, NamedTempFallbackLeavesNothingBehind) {
     EXPECT_FALSE(s->reserve(A("10.0.0.2"), {"c2", "eth0"}));
     s->commit();
   }
-  EXPECT_EQ(read(dir + "/10.0.0.2"), "c1\r\neth0");
-  EXPECT_EQ(read(dir + "/fd00::2"), "c1\r\neth0");
+  EXPECT_EQ(readFile(dir + "/10.0.0.2"), "c1\r\neth0");
+  EXPECT_EQ(readFile(dir + "/fd00::2"), "c1\r\neth0");
   EXPECT_EQ(names(dir + "/.dualstack"), (std::vector<std::string>{"c1@eth0", "state"}));
   {
     // A session that fails before commit removes its temp file too.
@@ -147,8 +143,8 @@ TEST_F(DiskStoreTest, ReserveNeverOverwritesAnExistingFile) {
   EXPECT_FALSE(s->reserve(A("10.0.0.3"), {"c2", "eth0"}));
   EXPECT_TRUE(s->isAllocated(A("10.0.0.3")));
   s->commit();
-  EXPECT_EQ(read(dir + "/10.0.0.2"), "c1\r\neth0");
-  EXPECT_EQ(read(dir + "/10.0.0.3"), "hostlocal\r\neth0");
+  EXPECT_EQ(readFile(dir + "/10.0.0.2"), "c1\r\neth0");
+  EXPECT_EQ(readFile(dir + "/10.0.0.3"), "hostlocal\r\neth0");
 }
 
 TEST_F(DiskStoreTest, TheIndexIsTrustedWhileTheDirectoryIsUnchanged) {
@@ -174,7 +170,7 @@ TEST_F(DiskStoreTest, RebuildsWhenAFileDisappearsBehindItsBack) {
   fs::remove(dir + "/10.0.0.2");
   EXPECT_EQ(held("c1"), (std::vector<std::string>{"fd00::2"}));
   EXPECT_TRUE(lastRebuilt);
-  EXPECT_EQ(read(dir + "/.dualstack/c1@eth0"),
+  EXPECT_EQ(readFile(dir + "/.dualstack/c1@eth0"),
             "# dualstack-ipam index entry v1\ncontainerID c1\nifname eth0\naddress fd00::2\n");
 }
 
@@ -346,7 +342,7 @@ TEST_F(DiskStoreTest, IndexFilesCanNeverMatchHostLocalsReleaseById) {
   // host-local deletes files whose trimmed content equals "<id>\r\n<ifname>" or "<id>"; a
   // container ID cannot start with '#'.
   for (const auto& n : names(dir + "/.dualstack")) {
-    EXPECT_EQ(read(dir + "/.dualstack/" + n)[0], '#') << n;
+    EXPECT_EQ(readFile(dir + "/.dualstack/" + n)[0], '#') << n;
   }
 }
 

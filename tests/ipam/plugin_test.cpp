@@ -70,12 +70,7 @@ class IpamBinary : public ::testing::Test {
   }
 };
 
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using dualstack::testing::readFile;
 
 #define EXPECT_OK(r) EXPECT_EQ((r).exitCode, 0) << (r).out << (r).err
 

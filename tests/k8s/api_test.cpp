@@ -76,7 +76,7 @@ TEST_F(Api, ReadsTheNodeWithATokenAndTheClusterCa) {
 TEST_F(Api, CaDataWorksLikeCaFile) {
   KubeconfigSpec s = withToken();
   s.caFile.clear();
-  s.caData = testing::readText(Pki::get().caCrt);
+  s.caData = dualstack::testing::readFile(Pki::get().caCrt);
   EXPECT_EQ(getNode(kubeconfig(s), request()).podCIDRs.size(), 2U);
 }
 

@@ -31,12 +31,6 @@ namespace dualstack::k8s::testing {
 
 using nlohmann::json;
 
-inline std::string readText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 inline void writeText(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
@@ -217,7 +211,7 @@ class TestApiServer {
     port_ = std::atoi(line.c_str());
     if (port_ <= 0) {
       stop();
-      throw std::runtime_error("the test API server did not start: " + readText(log));
+      throw std::runtime_error("the test API server did not start: " + dualstack::testing::readFile(log));
     }
   }
   ~TestApiServer() { stop(); }
@@ -261,7 +255,7 @@ class TestApiServer {
   }
   // Requests served so far.
   int requests() const {
-    const std::string log = readText(state_.file("requests.log"));
+    const std::string log = dualstack::testing::readFile(state_.file("requests.log"));
     return static_cast<int>(std::count(log.begin(), log.end(), '\n'));
   }
 

@@ -45,7 +45,7 @@ class IpamWithApi : public ::testing::Test {
   json conf(const std::string& ttl = "60s", const std::optional<std::string>& name = "worker-1",
             const std::string& version = "1.0.0") const {
     const json list = json::parse(
-        testing::readText(dualstack::testing::sourcePath("conf/60-dualstack-kubernetes.conflist")));
+        dualstack::testing::readFile(dualstack::testing::sourcePath("conf/60-dualstack-kubernetes.conflist")));
     json plugin = list["plugins"][0];
     plugin["cniVersion"] = version;
     plugin["name"] = list["name"];
@@ -154,11 +154,11 @@ TEST_F(IpamWithApi, WarmCacheAsksNothing) {
   ASSERT_EQ(run("STATUS", "", conf("1h", "worker-1", "1.1.0")).exitCode, 0);
   EXPECT_EQ(server.requests(), 1);
   const std::string cache = dataDir + "/.dualstack-k8s/worker-1.json";
-  const json c = json::parse(testing::readText(cache));
+  const json c = json::parse(dualstack::testing::readFile(cache));
   EXPECT_EQ(c["podCIDRs"], json(kDualCidrs));
   EXPECT_EQ(c["server"], server.url());
   EXPECT_EQ(fs::status(cache).permissions(), fs::perms::owner_read | fs::perms::owner_write);
-  EXPECT_EQ(testing::readText(cache).find(kToken), std::string::npos);
+  EXPECT_EQ(dualstack::testing::readFile(cache).find(kToken), std::string::npos);
 }
 
 TEST_F(IpamWithApi, RotatedTokenFileIsPickedUp) {
@@ -282,7 +282,7 @@ TEST_F(IpamWithApi, ClientCertificateFromKubeletStyleKubeconfig) {
   server.setClient("system:node:worker-1", "allow");
   testing::KubeconfigSpec s;
   s.server = server.url();
-  s.caData = testing::readText(Pki::get().caCrt);
+  s.caData = dualstack::testing::readFile(Pki::get().caCrt);
   s.certFile = Pki::get().clientCrt;
   s.keyFile = Pki::get().clientKey;
   s.user = "system:node:worker-1";

@@ -50,6 +50,13 @@ TempDir::TempDir() {
   path_ = tmpl;
 }
 
+std::string readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 TempDir::~TempDir() {
   std::error_code ec;
   fs::remove_all(path_, ec);
@@ -185,10 +192,7 @@ std::map<std::string, std::string> snapshotTree(const std::string& dir) {
     if (it->is_directory()) {
       files[rel + "/"] = "";
     } else {
-      std::ifstream f(it->path(), std::ios::binary);
-      std::stringstream ss;
-      ss << f.rdbuf();
-      files[rel] = ss.str();
+      files[rel] = readFile(it->path().string());
     }
   }
   return files;

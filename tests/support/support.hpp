@@ -32,6 +32,9 @@ std::string binPath(std::string_view name);
 std::string sourcePath(std::string_view rel);
 // CNI_PATH for tests: our build output, then Debian's reference plugins.
 std::string cniPath();
+
+// The whole content of a file, byte for byte; "" when it cannot be read.
+std::string readFile(const std::string& path);
 bool referencePluginsInstalled();
 
 class TempDir {

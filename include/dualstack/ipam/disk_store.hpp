@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "dualstack/ipam/store.hpp"
+#include "dualstack/sys/fd.hpp"
 
 namespace dualstack::ipam {
 
@@ -110,25 +111,8 @@ class DiskStore final : public Store {
   void requireLocked(const char* what) const;
   void unlock();
 
-  class Fd {
-   public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& o) noexcept : fd_(o.release()) {}
-    Fd& operator=(Fd&& o) noexcept;
-    ~Fd();
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    int release() {
-      const int f = fd_;
-      fd_ = -1;
-      return f;
-    }
-    void reset();
+  using Fd = sys::Fd;
 
-   private:
-    int fd_ = -1;
-  };
 
   std::string path_;
   Fd dir_;

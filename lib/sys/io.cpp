@@ -1,0 +1,66 @@
+#include "dualstack/sys/io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "dualstack/sys/fd.hpp"
+
+namespace dualstack::sys {
+
+int readAll(int fd, std::string& out, std::size_t maxBytes, bool stopAtShortRead) {
+  const std::size_t start = out.size();
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() - start > maxBytes) return EFBIG;
+    if (stopAtShortRead && static_cast<std::size_t>(n) < sizeof buf) return 0;
+  }
+}
+
+int writeAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+ReplaceFailure replaceFileAt(int dirFd, const std::string& name, const std::string& tempName,
+                             std::string_view content, mode_t mode) {
+  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  Fd fd(::openat(dirFd, tempName.c_str(), kCreate, 0600));
+  if (!fd && errno == EEXIST) {
+    // Left by a writer that died before its rename (a killed installer is PID 1 again in its
+    // next container, so the name repeats): the temp name is private to this writer.
+    ::unlinkat(dirFd, tempName.c_str(), 0);
+    fd = Fd(::openat(dirFd, tempName.c_str(), kCreate, 0600));
+  }
+  if (!fd) return {"create", tempName, errno};
+  auto fail = [&](const char* step, int err) {
+    fd.reset();
+    ::unlinkat(dirFd, tempName.c_str(), 0);
+    return ReplaceFailure{step, tempName, err};
+  };
+  if (const int err = writeAll(fd.get(), content); err != 0) return fail("write", err);
+  if (::fsync(fd.get()) != 0) return fail("fsync", errno);
+  if (::fchmod(fd.get(), mode) != 0) return fail("chmod", errno);
+  if (fd.close() != 0) return fail("close", errno);
+  if (::renameat(dirFd, tempName.c_str(), dirFd, name.c_str()) != 0) {
+    const int err = errno;
+    ::unlinkat(dirFd, tempName.c_str(), 0);
+    return {"rename into place", name, err};
+  }
+  if (::fsync(dirFd) != 0) return {"fsync the directory of", name, errno};
+  return {};
+}
+
+}  // namespace dualstack::sys
