@@ -117,15 +117,24 @@ void setLink(Socket& sock, const Iface& link, std::string_view what,
   sock.check(std::string(what) + " " + link.name, st, st.err == ENODEV ? "the link is gone" : "");
 }
 
+void putAddrGenMode(Message& m, std::uint8_t mode) {
+  const auto spec = m.beginNest(IFLA_AF_SPEC);
+  const auto inet6 = m.beginNest(AF_INET6);
+  m.putU8(IFLA_INET6_ADDR_GEN_MODE, mode);
+  m.endNest(inet6);
+  m.endNest(spec);
+}
+
 Veth finishVeth(Socket& host, Socket& pod, const VethSpec& spec, const std::string& what) {
-  // IFLA_IFALIAS in a create request is silently ignored (rtnl_create_link does not apply it), so
-  // the alias takes a request of its own.
-  if (!spec.hostAlias.empty()) {
+  // IFLA_IFALIAS in a create request is silently ignored (rtnl_create_link does not apply it), and
+  // so is IFLA_AF_SPEC: both take one request of their own.
+  if (!spec.hostAlias.empty() || spec.hostAddrGenMode) {
     Message am(RTM_SETLINK, 0);
     am.append(linkHeader());
     am.putString(IFLA_IFNAME, spec.hostName);
-    am.putString(IFLA_IFALIAS, spec.hostAlias);
-    host.check("set alias of " + spec.hostName, host.request(am));
+    if (!spec.hostAlias.empty()) am.putString(IFLA_IFALIAS, spec.hostAlias);
+    if (spec.hostAddrGenMode) putAddrGenMode(am, *spec.hostAddrGenMode);
+    host.check("set alias and IPv6 address generation mode of " + spec.hostName, host.request(am));
   }
 
   // One lookup in the pod gives the peer's index and MAC, and through IFLA_LINK the host end's
@@ -263,13 +272,8 @@ void setLinkMtu(Socket& sock, const Iface& link, std::uint32_t mtu) {
 }
 
 void setAddrGenMode(Socket& sock, const Iface& link, std::uint8_t mode) {
-  setLink(sock, link, "set IPv6 address generation mode of", [&](Message& m) {
-    const auto spec = m.beginNest(IFLA_AF_SPEC);
-    const auto inet6 = m.beginNest(AF_INET6);
-    m.putU8(IFLA_INET6_ADDR_GEN_MODE, mode);
-    m.endNest(inet6);
-    m.endNest(spec);
-  });
+  setLink(sock, link, "set IPv6 address generation mode of",
+          [&](Message& m) { putAddrGenMode(m, mode); });
 }
 
 bool deleteLink(Socket& sock, std::string_view name) {

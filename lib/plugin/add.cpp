@@ -1,5 +1,6 @@
 // ADD: IPAM, then a veth pair with both families addressed and routed on both ends.
 #include <linux/if_addr.h>
+#include <linux/if_link.h>
 #include <cstdio>
 #include <linux/rtnetlink.h>
 
@@ -65,6 +66,15 @@ std::vector<cni::Route> podRoutes(const cni::Result& ipam, ip::Family f, const i
                                 gw, {}, {}, {}, {}, {}});
   }
   return routes;
+}
+
+// fe80::/64 with the modified EUI-64 interface identifier of `mac` (RFC 4291 appendix A), as the
+// kernel would have generated it.
+ip::Address linkLocalFromMac(const netlink::Mac& mac) {
+  const unsigned char bytes[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0,
+                                   static_cast<unsigned char>(mac[0] ^ 0x02), mac[1], mac[2], 0xff,
+                                   0xfe, mac[3], mac[4], mac[5]};
+  return ip::Address::fromBytes(ip::Family::V6, bytes);
 }
 
 netlink::Route toNetlink(const cni::Route& r, int oif) {
@@ -178,6 +188,12 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   spec.peerMtu = mtu;
   spec.peerNetnsFd = podNs.fd();
   spec.peerMac = mac;
+  // With forwarding on, every IPv6 prefix of the node end joins its subnet-router anycast
+  // address; for the kernel's fe80::/64 link-local that anycast entry makes deleting the veth
+  // wait an extra RCU round (~20 ms of every DEL). The node end gets no generated link-local;
+  // it gets one as /128 below (no anycast), which it still needs: the neighbour solicitation for
+  // a pod address on behalf of a forwarded packet is sent from the link's link-local address.
+  if (v6) spec.hostAddrGenMode = IN6_ADDR_GEN_MODE_NONE;
   const netlink::Veth veth = netlink::createVeth(host, pod, spec);
   rollback.add("delete veth " + hostName, [&] { netlink::deleteLink(host, veth.host.index); });
 
@@ -258,6 +274,17 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     netlink::addAddress(host, veth.host, ip::Prefix::host(gw), IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
   }
   netlink::setLinkUp(host, veth.host);
+  // Both ends got their carrier just now. The kernel attaches a device's transmit queue when it
+  // processes the carrier change, which for a veth whose two ends have the same ifindex (fresh
+  // namespaces) it may postpone by up to a second; until then every packet is dropped. Reading a
+  // link back (RTM_GETLINK) makes the kernel process its pending change at once, so the pod can
+  // send its first packet the moment ADD returns. The node end's reply also gives its MAC.
+  const auto hostLink = netlink::getLink(host, veth.host.index);
+  (void)netlink::getLink(pod, veth.peer.index);
+  if (v6 && hostLink && hostLink->mac) {
+    netlink::addAddress(host, veth.host, ip::Prefix::host(linkLocalFromMac(*hostLink->mac)),
+                        IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  }
   for (const auto& ipc : ipam.ips) {
     netlink::Route toPod;
     toPod.dst = ip::Prefix::host(ipc.address.address());
@@ -275,9 +302,7 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
                  [&] { disableMasquerade(conf.name, hostName); });
   }
 
-  if (auto hostLink = netlink::getLink(host, veth.host.index); hostLink && hostLink->mac) {
-    result.interfaces[0].mac = netlink::macString(*hostLink->mac);
-  }
+  if (hostLink && hostLink->mac) result.interfaces[0].mac = netlink::macString(*hostLink->mac);
   for (const auto& ipc : ipam.ips) {
     result.ips.push_back(cni::IpConfig{ipc.address, gatewayFor(ipc), 1});
   }

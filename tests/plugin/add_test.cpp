@@ -1,5 +1,8 @@
 // ADD of the dualstack binary: result shape per CNI version, what it builds in the pod and on the
 // node, node-order of the IPs, single-stack networks, MTU, and the reference host-local as IPAM.
+#include <arpa/inet.h>
+
+#include <cstdio>
 #include <regex>
 
 #include <gmock/gmock.h>
@@ -93,6 +96,20 @@ INSTANTIATE_TEST_SUITE_P(EveryCniVersion, PluginVersions,
 
 // ---- dual-stack: what ADD builds ----
 
+// "aa:bb:cc:dd:ee:ff" -> "fe80::a8bb:ccff:fedd:eeff", the address the kernel would generate.
+std::string eui64LinkLocal(const std::string& mac) {
+  unsigned b[6] = {};
+  if (std::sscanf(mac.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) {
+    return "bad MAC " + mac;
+  }
+  in6_addr a{};
+  const unsigned bytes[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 2U, b[1], b[2], 0xff, 0xfe,
+                              b[3], b[4], b[5]};
+  for (int i = 0; i < 16; ++i) a.s6_addr[i] = static_cast<std::uint8_t>(bytes[i]);
+  char out[INET6_ADDRSTRLEN];
+  return ::inet_ntop(AF_INET6, &a, out, sizeof out) != nullptr ? out : "inet_ntop failed";
+}
+
 using PluginAdd = PluginTest;
 
 TEST_F(PluginAdd, DualStackPodAndNodeStateAndPingsRightAfterAdd) {
@@ -158,6 +175,18 @@ TEST_F(PluginAdd, DualStackPodAndNodeStateAndPingsRightAfterAdd) {
   EXPECT_EQ(routes(node(), true, "dev " + hostA), (std::set<std::string>{"fd00:10:244:1::2"}));
   EXPECT_EQ(routes(node(), false, "dev " + hostB), (std::set<std::string>{"10.244.1.3 scope link"}));
   EXPECT_EQ(sysctl(node(), "net/ipv6/conf/" + hostA + "/accept_ra"), "0");
+  // Its link-local address is the kernel's (EUI-64 of its MAC) but /128, so that it joins no
+  // subnet-router anycast group (which would slow down the veth's deletion).
+  EXPECT_EQ(sysctl(node(), "net/ipv6/conf/" + hostA + "/addr_gen_mode"), "1");
+  std::vector<std::string> linkLocal;
+  for (const auto& ad : addrInfo(node(), hostA)) {
+    if (ad.value("scope", "") == "link") {
+      linkLocal.push_back(ad.value("local", "") + "/" + std::to_string(ad.value("prefixlen", 0)));
+    }
+  }
+  EXPECT_THAT(linkLocal, ElementsAre(eui64LinkLocal(hl.at("address")) + "/128"));
+  EXPECT_EQ(mustExec(node(), "cat /proc/net/anycast6").find(hostA), std::string::npos)
+      << mustExec(node(), "cat /proc/net/anycast6");
   EXPECT_EQ(sysctl(node(), "net/ipv4/ip_forward"), "1");
   EXPECT_EQ(sysctl(node(), "net/ipv6/conf/all/forwarding"), "1");
 
@@ -174,6 +203,25 @@ TEST_F(PluginAdd, DualStackPodAndNodeStateAndPingsRightAfterAdd) {
   EXPECT_THAT(allocations("dualstack"), IsEmpty());
   EXPECT_THAT(routes(node(), false), IsEmpty());
   EXPECT_THAT(routes(node(), true), IsEmpty());
+}
+
+// A packet the node forwards from pod b to pod a has a source address that is not on a's node
+// end, so the neighbour solicitation for pod a goes out from that link's link-local address:
+// without one the node never asks, and b cannot reach a until a speaks first.
+TEST_F(PluginAdd, ForwardedIpv6ToAPodTheNodeHasNotHeardFrom) {
+  auto& a = newPod();
+  auto& b = newPod();
+  const json conf = pluginConf("10-dualstack.conflist");
+  add(a, "cid-a", conf);
+  add(b, "cid-b", conf);
+  // Forget whatever ADD's own traffic taught the node and the pods.
+  for (const TestNetns* ns : std::initializer_list<const TestNetns*>{&node(), &a, &b}) {
+    mustExec(*ns, "ip -6 neigh flush all");
+  }
+  EXPECT_TRUE(ping(b, "fd00:10:244:1::2")) << "pod b -> pod a, IPv6, node knows neither";
+  EXPECT_TRUE(ping(a, "fd00:10:244:1::3")) << "pod a -> pod b, IPv6";
+  EXPECT_EQ(del(a.path(), "cid-a", conf).exitCode, 0);
+  EXPECT_EQ(del(b.path(), "cid-b", conf).exitCode, 0);
 }
 
 TEST_F(PluginAdd, Ipv6PrimaryNodeOrdersIpv6First) {

@@ -55,6 +55,9 @@ struct VethSpec {
   std::uint32_t hostMtu = 0;  // 0: kernel default (1500)
   std::string hostAlias;      // IFLA_IFALIAS of the host end (e.g. for GC); empty: none
   bool hostUp = true;         // bring the host end up in the create request itself
+  // IFLA_INET6_ADDR_GEN_MODE of the host end, set with its alias before it is first brought up;
+  // empty: the namespace's default. Needs IPv6 in the kernel.
+  std::optional<std::uint8_t> hostAddrGenMode;
   std::string peerName;       // container end, e.g. CNI_IFNAME
   std::uint32_t peerMtu = 0;  // 0: kernel default
   // The pod's netns (Netns::fd()), the one the pod Socket was opened in; the peer is created
@@ -70,7 +73,7 @@ struct Veth {
 };
 
 // Creates the pair in one request with the peer placed in the pod namespace, sets the host end's
-// alias, and reads back the indexes and the peer's MAC through the pod socket: 2 or 3 requests.
+// alias and address generation mode (one request), and reads back the indexes and the peer's MAC through the pod socket: 2 or 3 requests.
 // The peer is left down: bring it up with setLinkUp(pod, veth.peer) (a peer with IFF_UP in the
 // create request fails with ENOTCONN because it is opened before it is paired).
 // If a step after the creation fails, the pair is deleted again before the error is thrown.
