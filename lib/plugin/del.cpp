@@ -1,5 +1,10 @@
 // DEL, GC and STATUS: best effort teardown that never needs the pod's namespace.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <thread>
 
 #include "common.hpp"
 #include "dualstack/cni/delegate.hpp"
@@ -10,6 +15,51 @@
 
 namespace dualstack::plugin {
 
+namespace {
+
+// Deletes a node-end veth on a thread of its own. The kernel unlists the pair and removes its
+// addresses and routes under the RTNL lock, then, after releasing it, waits (an RCU barrier, ~20
+// ms) before it acknowledges the request. Once the link is unlisted the pod's addresses are no
+// longer configured anywhere, so the rest of DEL need not wait for that acknowledgement.
+class VethDeletion {
+ public:
+  explicit VethDeletion(const netlink::LinkInfo& link) : link_(link) {
+    thread_ = std::jthread([this] {
+      try {
+        netlink::Socket own("node netns");
+        netlink::deleteLink(own, link_.index);
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+      done_ = true;
+    });
+  }
+
+  // Returns once `link` is no longer listed (or the deletion has ended, failed or not). A lookup
+  // blocks while the deleting request holds the RTNL lock, so this rarely takes more than two.
+  void waitUnlisted(netlink::Socket& host) const {
+    while (!done_) {
+      const auto now = netlink::getLink(host, link_.index);
+      if (!now || now->name != link_.name) return;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
+  // Waits for the kernel's answer; rethrows its error.
+  void finish() {
+    if (thread_.joinable()) thread_.join();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  netlink::LinkInfo link_;
+  std::atomic<bool> done_{false};
+  std::exception_ptr error_;
+  std::jthread thread_;  // last: started once the members it uses exist, joined first
+};
+
+}  // namespace
+
 void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(conf);
   const cni::Attachment attachment{env.containerId, env.ifname};
@@ -17,11 +67,13 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
   // Links first, addresses last, so an address is never handed out while still configured.
   // Deleting the node end takes the pod end and every route through either with it.
   std::string hostName = hostVethName(conf.name, attachment, 0);
+  std::unique_ptr<VethDeletion> deletion;
   try {
     netlink::Socket host("node netns");
     if (auto link = findHostVeth(host, conf.name, attachment)) {
       hostName = link->name;
-      netlink::deleteLink(host, link->index);
+      deletion = std::make_unique<VethDeletion>(*link);
+      deletion->waitUnlisted(host);
     }
   } catch (const std::exception& e) {
     errors.add("delete veth", e);
@@ -37,6 +89,11 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
     cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
   } catch (const std::exception& e) {
     errors.add("release addresses", e);
+  }
+  try {
+    if (deletion) deletion->finish();
+  } catch (const std::exception& e) {
+    errors.add("delete veth", e);
   }
   errors.throwIfAny("DEL of " + env.ifname + " in container " + env.containerId + " incomplete");
 }
