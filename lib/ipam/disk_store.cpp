@@ -322,12 +322,8 @@ void DiskStore::rebuild() {
 
 std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::walk() {
   requireLocked("walk");
-  const int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw ioError("open", path_, errno);
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    const int err = errno;
-    ::close(fd);
+  std::vector<sys::DirEntry> listed;
+  if (const int err = sys::listDirAt(dir_.get(), listed); err != 0) {
     throw ioError("read directory", path_, err);
   }
   std::vector<std::pair<Address, std::optional<Owner>>> found;
@@ -335,19 +331,15 @@ std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::walk() {
   // directory, planted by someone) holds that address too, with nobody as its owner: it is
   // never opened, never handed out, and GC removes the name itself.
   std::vector<std::pair<std::string, bool>> names;  // name, regular file
-  errno = 0;
-  while (const dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.' || e->d_type == DT_DIR) continue;
-    bool regular = e->d_type == DT_REG;
-    if (e->d_type == DT_UNKNOWN) {
+  for (const auto& e : listed) {
+    if (e.name[0] == '.' || e.type == DT_DIR) continue;
+    bool regular = e.type == DT_REG;
+    if (e.type == DT_UNKNOWN) {
       struct stat st {};
-      regular = ::fstatat(dir_.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+      regular = ::fstatat(dir_.get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
     }
-    names.emplace_back(e->d_name, regular);
+    names.emplace_back(e.name, regular);
   }
-  const int err = errno;
-  ::closedir(d);
-  if (err != 0) throw ioError("read directory", path_, err);
 
   entries_.clear();
   owners_.clear();
@@ -483,22 +475,15 @@ void DiskStore::rewriteIndex() {
     }
     keep.insert(name);
   }
-  const int fd = ::openat(index_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw ioError("open", dirPath, errno);
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    const int err = errno;
-    ::close(fd);
+  std::vector<sys::DirEntry> listed;
+  if (const int err = sys::listDirAt(index_.get(), listed); err != 0) {
     throw ioError("read directory", dirPath, err);
   }
   std::vector<std::string> stale;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name == "." || name == ".." || keep.count(name) != 0) continue;
-    if (name.compare(0, kTempPrefix.size(), kTempPrefix) == 0) continue;
-    stale.push_back(name);
+  for (const auto& e : listed) {
+    if (keep.count(e.name) != 0 || e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0) continue;
+    stale.push_back(e.name);
   }
-  ::closedir(d);
   for (const auto& name : stale) {
     if (::unlinkat(index_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       throw ioError("remove", join(dirPath, name), errno);
@@ -647,22 +632,16 @@ void DiskStore::commit() {
 std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {
   requireLocked("removeStaleTemps");
   if (!index_) return 0;
-  const int fd = ::openat(index_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw ioError("open", path_ + "/" + kIndexDir, errno);
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    const int err = errno;
-    ::close(fd);
+  std::vector<sys::DirEntry> listed;
+  if (const int err = sys::listDirAt(index_.get(), listed); err != 0) {
     throw ioError("read directory", path_ + "/" + kIndexDir, err);
   }
   std::vector<std::string> temps;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.compare(0, kTempPrefix.size(), kTempPrefix) == 0 && name != tempName_) {
-      temps.push_back(name);
+  for (const auto& e : listed) {
+    if (e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0 && e.name != tempName_) {
+      temps.push_back(e.name);
     }
   }
-  ::closedir(d);
   const auto now = std::time(nullptr);
   std::size_t removed = 0;
   for (const auto& name : temps) {
@@ -687,28 +666,15 @@ struct DirEntry {
 };
 
 std::vector<DirEntry> readDirectory(int dirFd, const std::string& path) {
-  const int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw ioError("open", path, errno);
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    const int err = errno;
-    ::close(fd);
+  std::vector<sys::DirEntry> listed;
+  if (const int err = sys::listDirAt(dirFd, listed); err != 0) {
     throw ioError("read directory", path, err);
   }
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  const int err = errno;
-  ::closedir(d);
-  if (err != 0) throw ioError("read directory", path, err);
   std::vector<DirEntry> out;
-  for (const auto& name : names) {
+  for (const auto& e : listed) {
     struct stat st {};
-    if (::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
-    out.push_back({name, st.st_mode & S_IFMT, st.st_mtime});
+    if (::fstatat(dirFd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    out.push_back({e.name, st.st_mode & S_IFMT, st.st_mtime});
   }
   return out;
 }

@@ -1,6 +1,5 @@
 #include "dualstack/ops/store_ops.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,8 @@
 #include "dualstack/ipam/allocator.hpp"
 #include "dualstack/ipam/config.hpp"
 #include "dualstack/ipam/disk_store.hpp"
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/io.hpp"
 
 namespace dualstack::ops {
 
@@ -75,17 +76,12 @@ std::unique_ptr<DiskStore> openStore(const std::string& dataDir, const std::stri
 
 // Names of the directory's entries (no "." and ".."), sorted.
 std::vector<std::string> entryNames(const std::string& dir, std::string_view what) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + dir, errno);
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  const int err = errno;
-  ::closedir(d);
+  const sys::Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::vector<sys::DirEntry> listed;
+  const int err = fd ? sys::listDirAt(fd.get(), listed) : errno;
   if (err != 0) throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + dir, err);
+  std::vector<std::string> names;
+  for (auto& e : listed) names.push_back(std::move(e.name));
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -1,5 +1,6 @@
 #include "dualstack/sys/io.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +62,26 @@ ReplaceFailure replaceFileAt(int dirFd, const std::string& name, const std::stri
   }
   if (::fsync(dirFd) != 0) return {"fsync the directory of", name, errno};
   return {};
+}
+
+int listDirAt(int dirFd, std::vector<DirEntry>& out) {
+  // fdopendir takes over its descriptor: give it a fresh one, positioned at the start.
+  const int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return err;
+  }
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name != "." && name != "..") out.push_back({std::string(name), e->d_type});
+  }
+  const int err = errno;  // readdir returns nullptr at the end and on an error; only the latter sets it
+  ::closedir(d);
+  return err;
 }
 
 }  // namespace dualstack::sys

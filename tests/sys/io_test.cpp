@@ -1,5 +1,6 @@
 #include "dualstack/sys/io.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -133,6 +135,41 @@ TEST(ReplaceFileAt, NeverWritesThroughASymlinkedTemp) {
   EXPECT_EQ(replaceFileAt(dir.get(), "conf", ".conf.tmp", "data", 0600).err, 0);
   EXPECT_EQ(readFile(tmp.file("victim")), "keep");
   EXPECT_EQ(readFile(tmp.file("conf")), "data");
+}
+
+TEST(ListDirAt, EveryEntryWithItsTypeAndNotTheDots) {
+  TempDir tmp;
+  std::ofstream(tmp.file("file")) << "x";
+  fs::create_directory(tmp.file("dir"));
+  fs::create_symlink("file", tmp.file("link"));
+  std::ofstream(tmp.file(".hidden")) << "y";
+  Fd dir(::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::vector<DirEntry> out;
+  ASSERT_EQ(listDirAt(dir.get(), out), 0);
+  std::map<std::string, unsigned char> got;
+  for (const auto& e : out) got[e.name] = e.type;
+  // d_type may be DT_UNKNOWN on some file systems; where it is known it must be right.
+  const std::map<std::string, unsigned char> want = {
+      {".hidden", DT_REG}, {"dir", DT_DIR}, {"file", DT_REG}, {"link", DT_LNK}};
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [name, type] : want) {
+    ASSERT_EQ(got.count(name), 1U) << name;
+    if (got[name] != DT_UNKNOWN) {
+      EXPECT_EQ(got[name], type) << name;
+    }
+  }
+  // The caller's descriptor stays open and usable: a second listing sees the same.
+  std::vector<DirEntry> again;
+  EXPECT_EQ(listDirAt(dir.get(), again), 0);
+  EXPECT_EQ(again.size(), out.size());
+}
+
+TEST(ListDirAt, ReportsTheErrno) {
+  Fd notDir(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  std::vector<DirEntry> out;
+  EXPECT_EQ(listDirAt(notDir.get(), out), ENOTDIR);
+  EXPECT_EQ(listDirAt(-1, out), EBADF);
+  EXPECT_TRUE(out.empty());
 }
 
 }  // namespace

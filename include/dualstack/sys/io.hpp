@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dualstack::sys {
 
@@ -34,5 +35,15 @@ struct ReplaceFailure {
 // fsynced. On failure the temp file is removed and nothing else has changed.
 ReplaceFailure replaceFileAt(int dirFd, const std::string& name, const std::string& tempName,
                              std::string_view content, mode_t mode);
+
+struct DirEntry {
+  std::string name;
+  unsigned char type = 0;  // d_type: DT_REG, DT_DIR, DT_LNK, ...; DT_UNKNOWN where the file system
+                           // does not say (then fstatat tells)
+};
+
+// Appends the entries of the directory open as dirFd ("." and ".." left out, in the order the
+// file system gives) to `out`. dirFd itself is neither moved nor closed. Returns 0 or an errno.
+int listDirAt(int dirFd, std::vector<DirEntry>& out);
 
 }  // namespace dualstack::sys
