@@ -57,12 +57,7 @@ class PluginProcess {
     }
     ::lseek(in, 0, SEEK_SET);
     out_ = out;
-    std::vector<std::string> envStrings;
-    for (const auto& [k, v] : env) envStrings.push_back(k + "=" + v);
-    if (env.find("PATH") == env.end()) envStrings.emplace_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-    std::vector<char*> envp;
-    for (auto& s : envStrings) envp.push_back(s.data());
-    envp.push_back(nullptr);
+    testing::ExecEnv childEnv(env);
     std::string arg0 = binary;
     char* argv[] = {arg0.data(), nullptr};
     int nsFd = -1;
@@ -77,7 +72,7 @@ class PluginProcess {
       ::dup2(out, 1);
       ::dup2(devnull, 2);
       if (nsFd >= 0 && ::setns(nsFd, CLONE_NEWNET) != 0) _exit(126);
-      ::execve(binary.c_str(), argv, envp.data());
+      ::execve(binary.c_str(), argv, childEnv.envp());
       _exit(127);
     }
     ::close(in);

@@ -100,22 +100,20 @@ nlohmann::json RunResult::json() const {
   return nlohmann::json::parse(out, nullptr, false);
 }
 
+ExecEnv::ExecEnv(const EnvMap& env) {
+  for (const auto& [k, v] : env) strings_.push_back(k + "=" + v);
+  if (env.find("PATH") == env.end()) strings_.emplace_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+  for (auto& s : strings_) ptrs_.push_back(s.data());
+  ptrs_.push_back(nullptr);
+}
+
 RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
                     const std::optional<std::string>& netnsPath) {
   int inPipe[2], outPipe[2], errPipe[2];
   if (::pipe2(inPipe, O_CLOEXEC) || ::pipe2(outPipe, O_CLOEXEC) || ::pipe2(errPipe, O_CLOEXEC)) {
     throw std::runtime_error("pipe failed");
   }
-  std::vector<std::string> envStrings;
-  bool hasPath = false;
-  for (const auto& [k, v] : env) {
-    envStrings.push_back(k + "=" + v);
-    hasPath = hasPath || k == "PATH";
-  }
-  if (!hasPath) envStrings.emplace_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-  std::vector<char*> envp;
-  for (auto& s : envStrings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  ExecEnv childEnv(env);
   std::string arg0 = binary;
   char* argv[] = {arg0.data(), nullptr};
   int nsFd = -1;
@@ -130,7 +128,7 @@ RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::str
     ::dup2(outPipe[1], 1);
     ::dup2(errPipe[1], 2);
     if (nsFd >= 0 && ::setns(nsFd, CLONE_NEWNET) != 0) _exit(126);
-    ::execve(binary.c_str(), argv, envp.data());
+    ::execve(binary.c_str(), argv, childEnv.envp());
     _exit(127);
   }
   if (nsFd >= 0) ::close(nsFd);

@@ -78,6 +78,19 @@ struct RunResult {
 
 using EnvMap = std::map<std::string, std::string>;
 
+// A child's environment as execve(2) wants it: `env`, plus a default PATH unless env has one.
+class ExecEnv {
+ public:
+  explicit ExecEnv(const EnvMap& env);
+  ExecEnv(const ExecEnv&) = delete;
+  ExecEnv& operator=(const ExecEnv&) = delete;
+  char** envp() { return ptrs_.data(); }
+
+ private:
+  std::vector<std::string> strings_;
+  std::vector<char*> ptrs_;
+};
+
 // Runs `binary` with exactly `env` (plus PATH) and `input` on stdin; when `netnsPath` is set the
 // child enters that namespace first (the test process itself never leaves its own).
 RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
