@@ -37,11 +37,16 @@ class VethDeletion {
 
   // Returns once `link` is no longer listed (or the deletion has ended, failed or not). A lookup
   // blocks while the deleting request holds the RTNL lock, so this rarely takes more than two.
-  void waitUnlisted(netlink::Socket& host) const {
-    while (!done_) {
-      const auto now = netlink::getLink(host, link_.index);
-      if (!now || now->name != link_.name) return;
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  // When the lookup itself fails, waits for the kernel's answer instead.
+  void waitUnlisted(netlink::Socket& host) {
+    try {
+      while (!done_) {
+        const auto now = netlink::getLink(host, link_.index);
+        if (!now || now->name != link_.name) return;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    } catch (const std::exception&) {
+      thread_.join();
     }
   }
 
