@@ -79,7 +79,7 @@ int reportError(const Error& e, const std::string& input, std::string_view prog)
 
 std::string_view buildVersion() { return DUALSTACK_VERSION; }
 
-int pluginMain(int argc, char** argv, std::string_view about, const Handlers& handlers) {
+int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& handlers) {
   const std::string_view prog = argc > 0 ? std::string_view(argv[0]).substr(
                                                std::string_view(argv[0]).rfind('/') + 1)
                                          : std::string_view("dualstack");
@@ -93,9 +93,7 @@ int pluginMain(int argc, char** argv, std::string_view about, const Handlers& ha
       return 0;
     }
     if (handlers.interactive) return handlers.interactive(argc, argv);
-    std::printf("%.*s\n\nThis is a CNI plugin: container runtimes run it with CNI_COMMAND and the "
-                "other CNI_* variables set and the network config on stdin.\n",
-                static_cast<int>(about.size()), about.data());
+    std::fwrite(usage.data(), 1, usage.size(), stdout);
     const bool help = argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
     return help ? 0 : 2;
   }

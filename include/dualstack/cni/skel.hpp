@@ -24,7 +24,9 @@ struct Handlers {
   std::function<int(int argc, char** argv)> interactive;
 };
 
-int pluginMain(int argc, char** argv, std::string_view about, const Handlers& handlers);
+// `usage` is printed for --help (exit 0) and when run without CNI_COMMAND and no handler for
+// that case (exit 2).
+int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& handlers);
 
 // The version string baked in at build time (git describe).
 std::string_view buildVersion();

@@ -1,6 +1,8 @@
 // The verbs of the `dualstack` interface plugin.
 #pragma once
 
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/config.hpp"
@@ -16,5 +18,8 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf);
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf);
 
 cni::Handlers handlers();
+
+// The text of `dualstack --help` (and of its manual page).
+std::string_view usage();
 
 }  // namespace dualstack::plugin
