@@ -21,7 +21,7 @@ if dpkg-query -W -f='${Status}' dualstack-cni 2>/dev/null | grep -q 'ok installe
   echo "package-test: dualstack-cni is installed on this machine already; not touching it" >&2
   exit 1
 fi
-for f in /opt/cni/bin/dualstack /opt/cni/bin/dualstack-ipam /usr/sbin/dualstack-install; do
+for f in /usr/lib/cni/dualstack /usr/lib/cni/dualstack-ipam /usr/sbin/dualstack-install; do
   if [[ -e $f ]]; then
     echo "package-test: $f exists (installed by hand?); not touching it" >&2
     exit 1
@@ -65,18 +65,26 @@ depends=$(dpkg-deb -f "$deb" Depends)
 recommends=$(dpkg-deb -f "$deb" Recommends)
 [[ $recommends == *libcurl4* && $recommends == *libnftables1* ]] || fail "Recommends is '$recommends'"
 
+echo "== package: lintian"
+# Errors and warnings fail; informational tags are printed.
+lintian --info --fail-on error,warning "$deb" || fail "lintian reports problems in $(basename "$deb")"
+
 echo "== package: install $(basename "$deb")"
 installed=1
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$(realpath "$deb")" >/dev/null
 mapfile -t files < <(dpkg -L dualstack-cni | while read -r f; do [[ -f $f ]] && echo "$f"; done)
-for f in /opt/cni/bin/dualstack /opt/cni/bin/dualstack-ipam /usr/sbin/dualstack-install \
+for f in /usr/lib/cni/dualstack /usr/lib/cni/dualstack-ipam /usr/sbin/dualstack-install \
          /usr/share/doc/dualstack-cni/examples/10-dualstack.conflist \
-         /usr/share/doc/dualstack-cni/examples/kubernetes/daemonset.yaml; do
+         /usr/share/doc/dualstack-cni/examples/kubernetes/daemonset.yaml \
+         /usr/share/doc/dualstack-cni/copyright /usr/share/doc/dualstack-cni/changelog.gz \
+         /usr/share/man/man8/dualstack.8.gz /usr/share/man/man8/dualstack-ipam.8.gz \
+         /usr/share/man/man8/dualstack-install.8.gz; do
   [[ -f $f ]] || fail "$f not installed"
 done
-[[ -x /opt/cni/bin/dualstack && -x /opt/cni/bin/dualstack-ipam ]] || fail "plugins not executable"
-env -u CNI_COMMAND /opt/cni/bin/dualstack --version
-env -u CNI_COMMAND /opt/cni/bin/dualstack-ipam --version
+[[ -x /usr/lib/cni/dualstack && -x /usr/lib/cni/dualstack-ipam ]] || fail "plugins not executable"
+env -u CNI_COMMAND /usr/lib/cni/dualstack --version
+env -u CNI_COMMAND /usr/lib/cni/dualstack-ipam --version
+zcat /usr/share/man/man8/dualstack.8.gz | grep -q 'CNI_COMMAND' || fail "dualstack.8 lacks the usage text"
 
 echo "== package: a dual-stack pod with the installed plugins"
 ip netns add "$node"
@@ -86,8 +94,8 @@ jq --arg d "$tmp/store" '.plugins[0] + {cniVersion, name} | .ipam.dataDir = $d' 
   /usr/share/doc/dualstack-cni/examples/10-dualstack.conflist >"$tmp/conf.json"
 cni() {  # cni VERB CONFIG-FILE: the installed plugin, run on the node
   ip netns exec "$node" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin CNI_COMMAND="$1" \
-    CNI_CONTAINERID="$p" CNI_NETNS="/run/netns/$pod" CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin \
-    /opt/cni/bin/dualstack <"$2"
+    CNI_CONTAINERID="$p" CNI_NETNS="/run/netns/$pod" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+    /usr/lib/cni/dualstack <"$2"
 }
 result=$(cni ADD "$tmp/conf.json") || fail "ADD failed: $result"
 echo "$result" | jq -c .
@@ -99,11 +107,11 @@ cni CHECK "$tmp/prev.json" || fail "CHECK failed"
 ip netns exec "$node" ping -c1 -W1 "$v4" >/dev/null || fail "no answer from $v4"
 ip netns exec "$node" ping -c1 -W1 "$v6" >/dev/null || fail "no answer from $v6"
 echo "ping $v4 and $v6 from the node: ok"
-/opt/cni/bin/dualstack-ipam list --data-dir "$tmp/store"
+/usr/lib/cni/dualstack-ipam list --data-dir "$tmp/store"
 cni DEL "$tmp/prev.json" || fail "DEL failed"
-left=$(/opt/cni/bin/dualstack-ipam list --data-dir "$tmp/store" --json | jq length)
+left=$(/usr/lib/cni/dualstack-ipam list --data-dir "$tmp/store" --json | jq length)
 ((left == 0)) || fail "$left allocations left after DEL"
-/opt/cni/bin/dualstack-ipam verify --data-dir "$tmp/store" || fail "the store is inconsistent after DEL"
+/usr/lib/cni/dualstack-ipam verify --data-dir "$tmp/store" || fail "the store is inconsistent after DEL"
 ip -n "$pod" link show eth0 >/dev/null 2>&1 && fail "the pod still has eth0 after DEL"
 
 echo "== package: remove"

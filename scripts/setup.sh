@@ -12,6 +12,7 @@ packages=(
   libyaml-cpp-dev libcurl4-openssl-dev openssl python3
   containernetworking-plugins iproute2 iputils-ping nftables bats procps jq
   clang libclang-rt-14-dev   # libFuzzer, for scripts/fuzz.sh
+  help2man lintian           # manual pages, and the package check of scripts/package-test.sh
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -189,7 +189,8 @@ node keeps working: everything installed stays.
   --cni-conf-dir DIR       the host's CNI conf dir (default /etc/cni/net.d)
   --conflist-name NAME     default 10-dualstack.conflist
   --kubeconfig-name NAME   default dualstack-cni.kubeconfig
-  --source-dir DIR         where the binaries to install are (default /opt/cni/bin)
+  --source-dir DIR         where the binaries to install are (default /usr/lib/cni, where
+                           the package and the image put them)
   --conflist-template FILE the conflist to install (default: the built-in copy of
                            conf/60-dualstack-kubernetes.conflist); node.kubeconfig and node.name
                            of each dualstack-ipam are filled in

@@ -20,7 +20,7 @@ struct Options {
   std::string kubeconfigName = "dualstack-cni.kubeconfig";
   // In the container: the binaries to install, the service account, the conflist template
   // (empty: the built-in one, conf/60-dualstack-kubernetes.conflist).
-  std::string sourceDir = "/opt/cni/bin";
+  std::string sourceDir = "/usr/lib/cni";
   std::vector<std::string> binaries = {"dualstack", "dualstack-ipam"};
   std::string tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token";
   std::string caFile = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
