@@ -9,6 +9,7 @@ packages=(
   podman containerd runc busybox-static
   golang-go golang-github-appc-cni-dev
   containernetworking-plugins iptables
+  python3-grpcio python3-grpc-tools   # cri.bats: a CRI client over gRPC
 )
 missing=()
 for p in "${packages[@]}"; do
