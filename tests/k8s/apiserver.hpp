@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,7 +31,6 @@
 namespace dualstack::k8s::testing {
 
 using nlohmann::json;
-
 
 inline void writeText(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
@@ -168,11 +168,133 @@ inline json nodeObject(const std::string& name, const std::vector<std::string>& 
               {"osImage", "Debian GNU/Linux 12 (bookworm)"}}}}}};
 }
 
+struct ApiServerOptions {
+  double bookmarkInterval = 1.0;  // --bookmark-interval
+  int minTokenExpiration = 600;   // --min-token-expiration
+};
+
+// tests/k8s/apiserver.py on 127.0.0.1, its state in a temp dir, controlled through its control
+// socket (the `ctl` commands documented at the top of apiserver.py).
 class TestApiServer {
  public:
   static constexpr const char* kUser = "system:serviceaccount:kube-system:dualstack-cni";
 
-  TestApiServer() {
+  explicit TestApiServer(ApiServerOptions options = {}) : options_(options) { start(0); }
+  ~TestApiServer() { stop(); }
+  TestApiServer(const TestApiServer&) = delete;
+  TestApiServer& operator=(const TestApiServer&) = delete;
+
+  // Kills it now (SIGKILL): later requests find nothing listening.
+  void stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (stdin_ >= 0) {
+      ::close(stdin_);
+      stdin_ = -1;
+    }
+  }
+  // Starts it again on the same port and state, as after a crash or an upgrade.
+  void restart() {
+    stop();
+    start(port_);
+  }
+
+  int port() const { return port_; }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  const std::string& stateDir() const { return state_.path(); }
+
+  // Adds or replaces a Node (a new resourceVersion unless nothing but it changed).
+  void setNode(const json& node) { ctl({{"cmd", "apply"}, {"objects", json::array({node})}}); }
+  void setNodes(const std::vector<json>& nodes) { ctl({{"cmd", "apply"}, {"objects", nodes}}); }
+  void deleteNode(const std::string& name) {
+    ctl({{"cmd", "delete"}, {"names", json::array({name})}});
+  }
+  // The current resourceVersion, as the server's text.
+  std::string resourceVersion() { return ctl({{"cmd", "rv"}})["rv"].get<std::string>(); }
+  std::string bump() { return ctl({{"cmd", "bump"}})["rv"].get<std::string>(); }
+  std::string compact() { return ctl({{"cmd", "compact"}})["rv"].get<std::string>(); }
+  void closeWatches(bool abort = false) { ctl({{"cmd", "close-watches"}, {"abort", abort}}); }
+  // Every request answered with `status` for `seconds` (0: normal again).
+  void fail(int status, double seconds) {
+    ctl({{"cmd", "fail"}, {"status", status}, {"seconds", seconds}});
+  }
+  // Writes `line` into every open watch stream; returns how many there were.
+  int inject(const std::string& line) {
+    return ctl({{"cmd", "inject"}, {"line", line}})["watchers"].get<int>();
+  }
+  void set(const std::string& key, const std::string& value) {
+    ctl({{"cmd", "set"}, {"key", key}, {"value", value}});
+  }
+  json stats() { return ctl({{"cmd", "stats"}}); }
+
+  // Replaces the accepted tokens.
+  void setTokens(const std::vector<std::pair<std::string, std::string>>& tokenVerdicts) {
+    std::string text;
+    for (const auto& [token, verdict] : tokenVerdicts) {
+      text += token + " " + verdict + " " + kUser + "\n";
+    }
+    writeText(state_.file("tokens"), text);
+  }
+  void setClient(const std::string& commonName, const std::string& verdict) {
+    writeText(state_.file("clients"), commonName + " " + verdict + "\n");
+  }
+  // Every later request is answered with this status (0: normal again).
+  void forceStatus(int status) {
+    writeText(state_.file("status"), status == 0 ? "" : std::to_string(status) + "\n");
+  }
+  // The requests served so far, one "<path?query> <status> <how>" each.
+  std::vector<std::string> requestLog() const {
+    std::vector<std::string> lines;
+    std::istringstream in(dualstack::testing::readFile(state_.file("requests.log")));
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+  int requests() const { return static_cast<int>(requestLog().size()); }
+
+  // One control command; its answer. Throws when the server refuses it.
+  json ctl(const json& request) {
+    const std::string path = state_.file("control.sock");
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (fd < 0 || path.size() >= sizeof a.sun_path) {
+      if (fd >= 0) ::close(fd);
+      throw std::runtime_error("cannot reach " + path);
+    }
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    std::string answer;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      const std::string line = request.dump() + "\n";
+      std::size_t sent = 0;
+      while (sent < line.size()) {
+        const ssize_t n = ::write(fd, line.data() + sent, line.size() - sent);
+        if (n <= 0) break;
+        sent += static_cast<std::size_t>(n);
+      }
+      if (sent == line.size()) {
+        pollfd p{fd, POLLIN, 0};
+        char buf[4096];
+        while (answer.find('\n') == std::string::npos && ::poll(&p, 1, 30000) > 0) {
+          const ssize_t n = ::read(fd, buf, sizeof buf);
+          if (n <= 0) break;
+          answer.append(buf, static_cast<std::size_t>(n));
+        }
+      }
+    }
+    ::close(fd);
+    const json out = json::parse(answer, nullptr, false);
+    if (!out.is_object() || !out.value("ok", false)) {
+      throw std::runtime_error("apiserver.py ctl " + request.value("cmd", "") +
+                               " failed: " + answer);
+    }
+    return out;
+  }
+
+ private:
+  void start(int port) {
     const Pki& pki = Pki::get();
     int out[2], in[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(in, O_CLOEXEC) != 0) {
@@ -181,9 +303,22 @@ class TestApiServer {
     const std::string python = pythonPath();
     const std::string script = dualstack::testing::sourcePath("tests/k8s/apiserver.py");
     const std::string log = state_.file("server.log");
-    std::vector<std::string> args = {python,    script,        "--cert",      pki.serverCrt,
-                                     "--key",   pki.serverKey, "--client-ca", pki.caCrt,
-                                     "--state", state_.path()};
+    std::vector<std::string> args = {python,
+                                     script,
+                                     "--cert",
+                                     pki.serverCrt,
+                                     "--key",
+                                     pki.serverKey,
+                                     "--client-ca",
+                                     pki.caCrt,
+                                     "--state",
+                                     state_.path(),
+                                     "--port",
+                                     std::to_string(port),
+                                     "--bookmark-interval",
+                                     std::to_string(options_.bookmarkInterval),
+                                     "--min-token-expiration",
+                                     std::to_string(options_.minTokenExpiration)};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -191,7 +326,7 @@ class TestApiServer {
     if (pid_ == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
-      const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       if (err >= 0) ::dup2(err, 2);
       ::execvp(argv[0], argv.data());
       _exit(127);
@@ -211,55 +346,12 @@ class TestApiServer {
     port_ = std::atoi(line.c_str());
     if (port_ <= 0) {
       stop();
-      throw std::runtime_error("the test API server did not start: " + dualstack::testing::readFile(log));
-    }
-  }
-  ~TestApiServer() { stop(); }
-  TestApiServer(const TestApiServer&) = delete;
-  TestApiServer& operator=(const TestApiServer&) = delete;
-
-  // Kills it now: later requests find nothing listening.
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (stdin_ >= 0) {
-      ::close(stdin_);
-      stdin_ = -1;
+      throw std::runtime_error("the test API server did not start: " +
+                               dualstack::testing::readFile(log));
     }
   }
 
-  int port() const { return port_; }
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-
-  void setNode(const json& node) {
-    writeText(state_.file("nodes/" + node["metadata"]["name"].get<std::string>() + ".json"),
-              node.dump(2));
-  }
-  // Replaces the accepted tokens.
-  void setTokens(const std::vector<std::pair<std::string, std::string>>& tokenVerdicts) {
-    std::string text;
-    for (const auto& [token, verdict] : tokenVerdicts) {
-      text += token + " " + verdict + " " + kUser + "\n";
-    }
-    writeText(state_.file("tokens"), text);
-  }
-  void setClient(const std::string& commonName, const std::string& verdict) {
-    writeText(state_.file("clients"), commonName + " " + verdict + "\n");
-  }
-  // Every later request is answered with this status (0: normal again).
-  void forceStatus(int status) {
-    writeText(state_.file("status"), status == 0 ? "" : std::to_string(status) + "\n");
-  }
-  // Requests served so far.
-  int requests() const {
-    const std::string log = dualstack::testing::readFile(state_.file("requests.log"));
-    return static_cast<int>(std::count(log.begin(), log.end(), '\n'));
-  }
-
- private:
+  ApiServerOptions options_;
   dualstack::testing::TempDir state_;
   pid_t pid_ = -1;
   int stdin_ = -1;
