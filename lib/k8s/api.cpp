@@ -1,5 +1,8 @@
 #include "dualstack/k8s/api.hpp"
 
+#include <cerrno>
+
+#include "client.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/cni/skel.hpp"
 #include "dualstack/k8s/http.hpp"
@@ -17,24 +20,6 @@ constexpr std::size_t kMaxPem = 1U << 20;
 constexpr const char* kRbacHint = "see conf/kubernetes/rbac.yaml";
 
 std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-// The message of a Kubernetes Status answer, else the start of the body; printable ASCII only.
-std::string statusMessage(const std::string& body) {
-  std::string msg;
-  const json j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.value("kind", "") == "Status" && j.contains("message") &&
-      j["message"].is_string()) {
-    msg = j["message"].get<std::string>();
-  } else {
-    msg = body;
-  }
-  std::string out;
-  for (const char c : msg.substr(0, 300)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u >= 0x20 && u < 0x7f) ? c : ' ';
-  }
-  return out;
-}
 
 bool isNodeNotFound(const std::string& body, const std::string& name) {
   const json j = json::parse(body, nullptr, false);
@@ -55,6 +40,99 @@ std::string pem(const std::string& data, const std::string& file, const char* fi
 }
 
 }  // namespace
+
+namespace detail {
+
+std::string serverName(const Kubeconfig& kc) { return "the Kubernetes API server " + kc.server; }
+
+HttpRequest apiRequest(const Kubeconfig& kc, std::string_view method, std::string_view pathQuery,
+                       std::chrono::milliseconds timeout) {
+  HttpRequest http;
+  http.method = std::string(method);
+  http.url = kc.server + std::string(pathQuery);
+  http.timeout = timeout;
+  http.headers = {"Accept: application/json",
+                  "User-Agent: " + std::string(program_invocation_short_name) + "/" +
+                      std::string(cni::buildVersion())};
+  const std::string token = bearerToken(kc);
+  if (!token.empty()) http.headers.push_back("Authorization: Bearer " + token);
+  http.insecureSkipTlsVerify = kc.insecureSkipTlsVerify;
+  http.caPem = pem(kc.caData, kc.caFile, "certificate-authority", kc);
+  http.clientCertPem = pem(kc.clientCertData, kc.clientCertFile, "client-certificate", kc);
+  http.clientKeyPem = pem(kc.clientKeyData, kc.clientKeyFile, "client-key", kc);
+  return http;
+}
+
+std::string statusMessage(std::string_view body) {
+  std::string msg;
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.value("kind", "") == "Status" && j.contains("message") &&
+      j["message"].is_string()) {
+    msg = j["message"].get<std::string>();
+  } else {
+    msg = std::string(body.substr(0, 300));
+  }
+  std::string out;
+  for (const char c : msg.substr(0, 300)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u >= 0x20 && u < 0x7f) ? c : ' ';
+  }
+  return out;
+}
+
+void throwNoAnswer(const HttpError& e, const Kubeconfig& kc, const HttpRequest& request) {
+  const std::string server = serverName(kc);
+  switch (e.failure()) {
+    case HttpFailure::Unreachable:
+    case HttpFailure::Cancelled:
+      throw ApiUnavailable("cannot reach " + server + " (kubeconfig " + kc.path + "): " + e.msg());
+    case HttpFailure::Tls: {
+      std::string hint = "check certificate-authority(-data) of cluster " +
+                         inQuotes(kc.clusterName) + " in kubeconfig " + kc.path +
+                         ": it must hold the CA that signed the API server's certificate";
+      if (!request.clientCertPem.empty()) {
+        hint += ", and the client-certificate and client-key of user " + inQuotes(kc.userName) +
+                " must be a pair the API server's client CA signed";
+      }
+      throw Error(Code::IoFailure, "TLS with " + server + " failed: " + e.msg() + "; " + hint);
+    }
+    case HttpFailure::Setup:
+      break;
+  }
+  throw Error(e.code(), "cannot ask " + server + ": " + e.msg());
+}
+
+void throwForStatus(long status, std::string_view body, const Kubeconfig& kc,
+                    const HttpRequest& request, std::string_view subject,
+                    std::string_view permission) {
+  const std::string server = serverName(kc);
+  const std::string said = statusMessage(body);
+  const std::string needs =
+      "the identity needs " + std::string(permission) + " (" + kRbacHint + ")";
+  const std::string what = request.method + " " + request.url;
+  if (status == 401) {
+    throw Error(Code::InvalidConfig,
+                server + " rejected the credentials (401 Unauthorized: " + said +
+                    "): " + kc.credentialDescription() +
+                    " is not valid (an expired or revoked token, or a certificate it does not "
+                    "trust); " +
+                    needs);
+  }
+  if (status == 403) {
+    throw Error(Code::InvalidConfig, server + " answered 403 Forbidden to " + std::string(subject) +
+                                         " with " + kc.credentialDescription() + " (" + said +
+                                         "): " + needs);
+  }
+  if (status == 429 || status >= 500) {
+    throw ApiUnavailable(server + " answered " + std::to_string(status) + " for " + what + ": " +
+                         said);
+  }
+  throw Error(Code::IoFailure, server + " answered " + std::to_string(status) + " for " + what +
+                                   ": " + said + " (is the server URL in kubeconfig " + kc.path +
+                                   " right?)");
+}
+
+}  // namespace detail
 
 Node parseNode(const json& obj, std::string_view where) {
   const std::string w(where);
@@ -102,42 +180,15 @@ Node parseNode(const json& obj, std::string_view where) {
 }
 
 Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
-  const std::string server = "the Kubernetes API server " + kc.server;
-  const std::string url = kc.server + "/api/v1/nodes/" + request.name;
-
-  HttpRequest http;
-  http.url = url;
-  http.timeout = request.timeout;
-  http.headers = {"Accept: application/json",
-                  "User-Agent: dualstack-ipam/" + std::string(cni::buildVersion())};
-  const std::string token = bearerToken(kc);
-  if (!token.empty()) http.headers.push_back("Authorization: Bearer " + token);
-  http.insecureSkipTlsVerify = kc.insecureSkipTlsVerify;
-  http.caPem = pem(kc.caData, kc.caFile, "certificate-authority", kc);
-  http.clientCertPem = pem(kc.clientCertData, kc.clientCertFile, "client-certificate", kc);
-  http.clientKeyPem = pem(kc.clientKeyData, kc.clientKeyFile, "client-key", kc);
+  const std::string server = detail::serverName(kc);
+  const HttpRequest http =
+      detail::apiRequest(kc, "GET", "/api/v1/nodes/" + request.name, request.timeout);
 
   HttpResponse response;
   try {
-    response = httpGet(http);
+    response = httpRequest(http);
   } catch (const HttpError& e) {
-    switch (e.failure()) {
-      case HttpFailure::Unreachable:
-        throw ApiUnavailable("cannot reach " + server + " (kubeconfig " + kc.path +
-                             "): " + e.msg());
-      case HttpFailure::Tls: {
-        std::string hint = "check certificate-authority(-data) of cluster " +
-                           inQuotes(kc.clusterName) + " in kubeconfig " + kc.path +
-                           ": it must hold the CA that signed the API server's certificate";
-        if (!http.clientCertPem.empty()) {
-          hint += ", and the client-certificate and client-key of user " + inQuotes(kc.userName) +
-                  " must be a pair the API server's client CA signed";
-        }
-        throw Error(Code::IoFailure, "TLS with " + server + " failed: " + e.msg() + "; " + hint);
-      }
-      case HttpFailure::Setup:
-        throw Error(e.code(), "cannot ask " + server + ": " + e.msg());
-    }
+    detail::throwNoAnswer(e, kc, http);
   }
 
   const long status = response.status;
@@ -146,27 +197,12 @@ Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
     const json body = json::parse(response.body, nullptr, false);
     if (body.is_discarded()) {
       throw Error(Code::DecodeFailure,
-                  server + " answered GET " + url +
-                      " with something that is not JSON: " + statusMessage(response.body));
+                  server + " answered GET " + http.url +
+                      " with something that is not JSON: " + detail::statusMessage(response.body));
     }
     Node n = parseNode(body, node + " from " + kc.server);
     if (n.name.empty()) n.name = request.name;
     return n;
-  }
-  const std::string said = statusMessage(response.body);
-  if (status == 401) {
-    throw Error(Code::InvalidConfig,
-                server + " rejected the credentials (401 Unauthorized: " + said +
-                    "): " + kc.credentialDescription() +
-                    " is not valid (an expired or revoked token, or a certificate it does not "
-                    "trust); the identity needs `get` on `nodes` (" +
-                    kRbacHint + ")");
-  }
-  if (status == 403) {
-    throw Error(Code::InvalidConfig, server + " answered 403 Forbidden to GET " + node + " with " +
-                                         kc.credentialDescription() + " (" + said +
-                                         "): the identity needs `get` on `nodes` (" + kRbacHint +
-                                         ")");
   }
   if (status == 404 && isNodeNotFound(response.body, request.name)) {
     throw Error(Code::InvalidConfig,
@@ -175,13 +211,7 @@ Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
                     "name `kubectl get nodes` shows (kubelet's --hostname-override, else the host "
                     "name in lower case)");
   }
-  if (status == 429 || status >= 500) {
-    throw ApiUnavailable(server + " answered " + std::to_string(status) + " for GET " + url + ": " +
-                         said);
-  }
-  throw Error(Code::IoFailure, server + " answered " + std::to_string(status) + " for GET " + url +
-                                   ": " + said + " (is the server URL in kubeconfig " + kc.path +
-                                   " right?)");
+  detail::throwForStatus(status, response.body, kc, http, "GET " + node, "`get` on `nodes`");
 }
 
 }  // namespace dualstack::k8s

@@ -6,7 +6,9 @@
 #define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <new>
+#include <stop_token>
 
 namespace dualstack::k8s {
 
@@ -37,12 +39,20 @@ class LibCurl {
 
   decltype(&::curl_easy_init) easyInit = nullptr;
   decltype(&::curl_easy_setopt) easySetopt = nullptr;
-  decltype(&::curl_easy_perform) easyPerform = nullptr;
   decltype(&::curl_easy_getinfo) easyGetinfo = nullptr;
   decltype(&::curl_easy_cleanup) easyCleanup = nullptr;
   decltype(&::curl_easy_strerror) easyStrerror = nullptr;
   decltype(&::curl_slist_append) slistAppend = nullptr;
   decltype(&::curl_slist_free_all) slistFreeAll = nullptr;
+  decltype(&::curl_multi_init) multiInit = nullptr;
+  decltype(&::curl_multi_add_handle) multiAddHandle = nullptr;
+  decltype(&::curl_multi_remove_handle) multiRemoveHandle = nullptr;
+  decltype(&::curl_multi_perform) multiPerform = nullptr;
+  decltype(&::curl_multi_poll) multiPoll = nullptr;
+  decltype(&::curl_multi_wakeup) multiWakeup = nullptr;
+  decltype(&::curl_multi_info_read) multiInfoRead = nullptr;
+  decltype(&::curl_multi_cleanup) multiCleanup = nullptr;
+  decltype(&::curl_multi_strerror) multiStrerror = nullptr;
 
  private:
   LibCurl() {
@@ -55,9 +65,16 @@ class LibCurl {
     }
     const bool ok =
         resolve(easyInit, "curl_easy_init") && resolve(easySetopt, "curl_easy_setopt") &&
-        resolve(easyPerform, "curl_easy_perform") && resolve(easyGetinfo, "curl_easy_getinfo") &&
-        resolve(easyCleanup, "curl_easy_cleanup") && resolve(easyStrerror, "curl_easy_strerror") &&
-        resolve(slistAppend, "curl_slist_append") && resolve(slistFreeAll, "curl_slist_free_all");
+        resolve(easyGetinfo, "curl_easy_getinfo") && resolve(easyCleanup, "curl_easy_cleanup") &&
+        resolve(easyStrerror, "curl_easy_strerror") && resolve(slistAppend, "curl_slist_append") &&
+        resolve(slistFreeAll, "curl_slist_free_all") && resolve(multiInit, "curl_multi_init") &&
+        resolve(multiAddHandle, "curl_multi_add_handle") &&
+        resolve(multiRemoveHandle, "curl_multi_remove_handle") &&
+        resolve(multiPerform, "curl_multi_perform") && resolve(multiPoll, "curl_multi_poll") &&
+        resolve(multiWakeup, "curl_multi_wakeup") &&
+        resolve(multiInfoRead, "curl_multi_info_read") &&
+        resolve(multiCleanup, "curl_multi_cleanup") &&
+        resolve(multiStrerror, "curl_multi_strerror");
     if (!ok) {
       ::dlclose(handle_);
       handle_ = nullptr;
@@ -125,8 +142,8 @@ class Easy {
     curl_blob blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
     set(opt, &blob, name);
   }
-  CURLcode perform() { return lib_.easyPerform(handle_); }
-  long responseCode() {
+  CURL* handle() const { return handle_; }
+  long responseCode() const {
     long code = 0;
     lib_.easyGetinfo(handle_, CURLINFO_RESPONSE_CODE, &code);
     return code;
@@ -142,22 +159,66 @@ class Easy {
   char errbuf_[CURL_ERROR_SIZE];
 };
 
-struct Sink {
-  std::string* body;
-  std::size_t max;
+// What the callbacks share with the loop that drives a transfer.
+struct Transfer {
+  const LibCurl* lib = nullptr;
+  CURL* handle = nullptr;
+  std::string received;  // bytes not yet handed on (the whole body of a one-shot request)
+  std::size_t max = 0;   // more than this in `received` fails the transfer
   bool overflow = false;
+  bool headersDone = false;
+  std::chrono::steady_clock::time_point lastByte;
 };
 
 std::size_t onData(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* sink = static_cast<Sink*>(user);
+  auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
-  if (sink->body->size() + n > sink->max) {
-    sink->overflow = true;
-    return 0;  // makes curl_easy_perform fail with CURLE_WRITE_ERROR
+  t->lastByte = std::chrono::steady_clock::now();
+  if (t->received.size() + n > t->max) {
+    t->overflow = true;
+    return 0;  // makes the transfer fail with CURLE_WRITE_ERROR
   }
-  sink->body->append(data, n);
+  t->received.append(data, n);
   return n;
 }
+
+std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  t->lastByte = std::chrono::steady_clock::now();
+  // The empty line after the headers of the final (not 1xx) response.
+  if ((n == 2 && data[0] == '\r') || (n == 1 && data[0] == '\n')) {
+    long code = 0;
+    t->lib->easyGetinfo(t->handle, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200) t->headersDone = true;
+  }
+  return n;
+}
+
+// A multi handle running one easy handle, so that the loop in drive() can check its own
+// deadlines and the stop token between steps and be woken by request_stop().
+class Multi {
+ public:
+  Multi(const LibCurl& lib, Easy& easy) : lib_(lib), easy_(easy), handle_(lib.multiInit()) {
+    if (handle_ == nullptr || lib_.multiAddHandle(handle_, easy_.handle()) != CURLM_OK) {
+      if (handle_ != nullptr) lib_.multiCleanup(handle_);
+      throw HttpError(HttpFailure::Setup, Code::Internal, "curl_multi_init failed");
+    }
+  }
+  ~Multi() {
+    lib_.multiRemoveHandle(handle_, easy_.handle());
+    lib_.multiCleanup(handle_);
+  }
+  Multi(const Multi&) = delete;
+  Multi& operator=(const Multi&) = delete;
+  CURLM* get() const { return handle_; }
+  void wakeup() const { lib_.multiWakeup(handle_); }
+
+ private:
+  const LibCurl& lib_;
+  Easy& easy_;
+  CURLM* handle_;
+};
 
 HttpFailure classify(CURLcode rc) {
   switch (rc) {
@@ -185,19 +246,33 @@ HttpFailure classify(CURLcode rc) {
   }
 }
 
-}  // namespace
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
-HttpResponse httpGet(const HttpRequest& request) {
-  const LibCurl& lib = LibCurl::instance();
-  Easy easy(lib, request.url);
+std::string seconds(milliseconds ms) {
+  const auto tenths = (ms.count() + 50) / 100;
+  return std::to_string(tenths / 10) + (tenths % 10 != 0 ? "." + std::to_string(tenths % 10) : "") +
+         " s";
+}
+
+// Options shared by both kinds of request.
+void setup(Easy& easy, Headers& headers, const HttpRequest& request, Transfer& t) {
   easy.set(CURLOPT_URL, request.url.c_str(), "CURLOPT_URL");
   easy.set(CURLOPT_NOSIGNAL, 1L, "CURLOPT_NOSIGNAL");
-  easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()), "CURLOPT_TIMEOUT_MS");
   easy.set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.timeout.count()),
            "CURLOPT_CONNECTTIMEOUT_MS");
 
-  Headers headers(lib);
   for (const auto& h : request.headers) headers.add(h);
+  if (request.method == "POST") {
+    headers.add("Expect:");  // no 100-continue round trip for a small body
+    easy.set(CURLOPT_POST, 1L, "CURLOPT_POST");
+    easy.set(CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()),
+             "CURLOPT_POSTFIELDSIZE");
+    easy.set(CURLOPT_COPYPOSTFIELDS, request.body.c_str(), "CURLOPT_COPYPOSTFIELDS");
+  } else if (request.method != "GET") {
+    throw HttpError(HttpFailure::Setup, Code::Internal,
+                    "unsupported HTTP method " + request.method + " for " + request.url);
+  }
   easy.set(CURLOPT_HTTPHEADER, headers.get(), "CURLOPT_HTTPHEADER");
 
   if (request.insecureSkipTlsVerify) {
@@ -217,25 +292,149 @@ HttpResponse httpGet(const HttpRequest& request) {
     easy.set(CURLOPT_SSLKEYTYPE, "PEM", "CURLOPT_SSLKEYTYPE");
   }
 
-  HttpResponse response;
-  Sink sink{&response.body, request.maxBody};
+  t.handle = easy.handle();
   easy.set(CURLOPT_WRITEFUNCTION, &onData, "CURLOPT_WRITEFUNCTION");
-  easy.set(CURLOPT_WRITEDATA, static_cast<void*>(&sink), "CURLOPT_WRITEDATA");
+  easy.set(CURLOPT_WRITEDATA, static_cast<void*>(&t), "CURLOPT_WRITEDATA");
+  easy.set(CURLOPT_HEADERFUNCTION, &onHeader, "CURLOPT_HEADERFUNCTION");
+  easy.set(CURLOPT_HEADERDATA, static_cast<void*>(&t), "CURLOPT_HEADERDATA");
+}
 
-  const CURLcode rc = easy.perform();
-  if (rc != CURLE_OK) {
-    if (sink.overflow) {
-      throw HttpError(HttpFailure::Setup, Code::IoFailure,
-                      "GET " + request.url + ": the answer is larger than " +
-                          std::to_string(request.maxBody) + " bytes");
+// Runs the transfer to its end. After every step `drain` sees what arrived; returning false ends
+// the transfer (drive then returns CURLE_OK). With `stream`, request.timeout bounds the wait for
+// the response headers and idleTimeout / maxDuration apply; otherwise libcurl's own
+// CURLOPT_TIMEOUT_MS bounds the whole request.
+CURLcode drive(const LibCurl& lib, Easy& easy, Transfer& t, const HttpRequest& request, bool stream,
+               std::stop_token stop, const std::function<bool()>& drain, const std::string& what) {
+  const Multi multi(lib, easy);
+  const std::stop_callback wake(stop, [&multi] { multi.wakeup(); });
+  const Clock::time_point start = Clock::now();
+  t.lastByte = start;
+  for (;;) {
+    if (stop.stop_requested()) {
+      throw HttpError(HttpFailure::Cancelled, Code::TryAgainLater, what + ": cancelled");
     }
-    const HttpFailure failure = classify(rc);
-    throw HttpError(failure,
-                    failure == HttpFailure::Unreachable ? Code::TryAgainLater : Code::IoFailure,
-                    "GET " + request.url + ": " + easy.describe(rc));
+    int running = 0;
+    const CURLMcode mc = lib.multiPerform(multi.get(), &running);
+    if (mc != CURLM_OK) {
+      throw HttpError(HttpFailure::Setup, Code::Internal,
+                      what + ": " + std::string(lib.multiStrerror(mc)));
+    }
+    if (!drain()) return CURLE_OK;
+    if (running == 0) break;
+
+    const Clock::time_point now = Clock::now();
+    milliseconds wait{1000};
+    auto until = [&](Clock::time_point deadline) {
+      wait = std::min(wait,
+                      std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
+    };
+    if (stream) {
+      if (!t.headersDone) {
+        if (now - start >= request.timeout) {
+          throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
+                          what + ": no answer within " + seconds(request.timeout));
+        }
+        until(start + request.timeout);
+      } else if (request.idleTimeout.count() > 0) {
+        if (now - t.lastByte >= request.idleTimeout) {
+          throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
+                          what + ": no data for " + seconds(request.idleTimeout));
+        }
+        until(t.lastByte + request.idleTimeout);
+      }
+      if (request.maxDuration.count() > 0) {
+        if (now - start >= request.maxDuration) {
+          throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
+                          what + ": still going after " + seconds(request.maxDuration));
+        }
+        until(start + request.maxDuration);
+      }
+    }
+    lib.multiPoll(multi.get(), nullptr, 0, static_cast<int>(std::max<long>(wait.count(), 1)),
+                  nullptr);
   }
-  response.status = easy.responseCode();
-  return response;
+  int left = 0;
+  while (CURLMsg* msg = lib.multiInfoRead(multi.get(), &left)) {
+    if (msg->msg == CURLMSG_DONE) return msg->data.result;
+  }
+  return CURLE_OK;
+}
+
+[[noreturn]] void fail(CURLcode rc, const Easy& easy, const Transfer& t, const std::string& what,
+                       std::size_t max) {
+  if (t.overflow) {
+    throw HttpError(HttpFailure::Setup, Code::IoFailure,
+                    what + ": the answer is larger than " + std::to_string(max) + " bytes");
+  }
+  const HttpFailure failure = classify(rc);
+  throw HttpError(failure,
+                  failure == HttpFailure::Unreachable ? Code::TryAgainLater : Code::IoFailure,
+                  what + ": " + easy.describe(rc));
+}
+
+}  // namespace
+
+HttpResponse httpRequest(const HttpRequest& request, std::stop_token stop) {
+  const LibCurl& lib = LibCurl::instance();
+  const std::string what = request.method + " " + request.url;
+  Easy easy(lib, request.url);
+  Headers headers(lib);
+  Transfer t;
+  t.lib = &lib;
+  t.max = request.maxBody;
+  setup(easy, headers, request, t);
+  easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()), "CURLOPT_TIMEOUT_MS");
+
+  const CURLcode rc = drive(
+      lib, easy, t, request, false, stop, [] { return true; }, what);
+  if (rc != CURLE_OK) fail(rc, easy, t, what, request.maxBody);
+  return {easy.responseCode(), std::move(t.received)};
+}
+
+HttpStreamResult httpStream(const HttpRequest& request,
+                            const std::function<bool(std::string_view)>& onData,
+                            std::stop_token stop) {
+  // What one step of libcurl may deliver before onData sees it; lines are bounded by the caller.
+  constexpr std::size_t kMaxPending = 64U << 20;
+  const LibCurl& lib = LibCurl::instance();
+  const std::string what = request.method + " " + request.url;
+  Easy easy(lib, request.url);
+  Headers headers(lib);
+  Transfer t;
+  t.lib = &lib;
+  t.max = kMaxPending;
+  setup(easy, headers, request, t);
+  // A peer that vanished without a FIN or RST is noticed by the idle timeout; keepalives make
+  // the kernel notice it too.
+  easy.set(CURLOPT_TCP_KEEPALIVE, 1L, "CURLOPT_TCP_KEEPALIVE");
+
+  HttpStreamResult result;
+  const CURLcode rc = drive(
+      lib, easy, t, request, true, stop,
+      [&] {
+        if (!t.headersDone || t.received.empty()) return true;
+        if (result.status == 0) result.status = easy.responseCode();
+        if (result.status < 200 || result.status > 299) {
+          // An error answer: keep its start for the message, drop the rest.
+          if (result.body.size() < request.maxBody) {
+            result.body.append(t.received, 0,
+                               std::min(t.received.size(), request.maxBody - result.body.size()));
+          }
+          t.received.clear();
+          return true;
+        }
+        const std::string chunk = std::move(t.received);
+        t.received.clear();
+        if (!onData(chunk)) {
+          result.stopped = true;
+          return false;
+        }
+        return true;
+      },
+      what);
+  if (rc != CURLE_OK) fail(rc, easy, t, what, kMaxPending);
+  if (result.status == 0) result.status = easy.responseCode();
+  return result;
 }
 
 }  // namespace dualstack::k8s
