@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <utility>
 
@@ -249,6 +250,44 @@ Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
 
 Kubeconfig loadKubeconfig(const std::string& path) {
   return parseKubeconfig(detail::readFile(path, "kubeconfig", kMaxKubeconfig), path);
+}
+
+Kubeconfig inClusterConfig(const cni::EnvLookup& env, const std::string& dir) {
+  auto lookup = [&](const char* name) -> std::string {
+    if (env) return env(name).value_or("");
+    const char* v = std::getenv(name);
+    return v != nullptr ? v : "";
+  };
+  const std::string host = lookup("KUBERNETES_SERVICE_HOST");
+  const std::string port = lookup("KUBERNETES_SERVICE_PORT");
+  if (host.empty() || port.empty()) {
+    throw Error(Code::InvalidConfig,
+                "no in-cluster configuration: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+                "are not set (outside a pod, give a kubeconfig file)");
+  }
+  const bool hostOk =
+      host.size() <= 253 && host.find_first_of("/@?#[] \t\r\n") == std::string::npos;
+  const bool portOk = port.size() <= 5 &&
+                      port.find_first_not_of("0123456789") == std::string::npos &&
+                      std::stoi(port) >= 1 && std::stoi(port) <= 65535;
+  if (!hostOk || !portOk) {
+    throw Error(Code::InvalidConfig, "no in-cluster configuration: KUBERNETES_SERVICE_HOST " +
+                                         inQuotes(host) + " and KUBERNETES_SERVICE_PORT " +
+                                         inQuotes(port) + " do not make a URL");
+  }
+  Kubeconfig kc;
+  kc.path = dir + " (in-cluster service account)";
+  kc.contextName = kc.clusterName = kc.userName = "in-cluster";
+  // An IPv6 service address needs brackets in a URL.
+  kc.server =
+      "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
+  kc.caFile = dir + "/ca.crt";
+  kc.tokenFile = dir + "/token";
+  // Read both now: a pod without its service account mounted fails at start, not at the first
+  // request.
+  bearerToken(kc);
+  detail::readFile(kc.caFile, "service account CA", kMaxKubeconfig);
+  return kc;
 }
 
 std::string bearerToken(const Kubeconfig& kc) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "dualstack/cni/env.hpp"
+
 namespace dualstack::k8s {
 
 struct Kubeconfig {
@@ -40,6 +42,17 @@ struct Kubeconfig {
 Kubeconfig parseKubeconfig(std::string_view text, const std::string& path);
 // Reads and parses the file (Error(IoFailure) when it cannot be read).
 Kubeconfig loadKubeconfig(const std::string& path);
+
+// Where a pod finds its service account's token, CA and namespace.
+inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+// The pod's service account, found as client-go's rest.InClusterConfig finds it: the API server
+// https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the CA <dir>/ca.crt, the token file
+// <dir>/token (re-read at every request, as kubelet rotates it). `env` defaults to the process
+// environment. Error(InvalidConfig) outside a pod (a variable unset or malformed), naming what
+// to do instead; Error(IoFailure) naming the file when the token or the CA cannot be read.
+Kubeconfig inClusterConfig(const cni::EnvLookup& env = {},
+                           const std::string& dir = kServiceAccountDir);
 
 // The bearer token to send (tokenFile read now, trimmed), or "" for none. Error(IoFailure) when
 // the token file cannot be read or is empty.
