@@ -40,6 +40,7 @@ class LibCurl {
   decltype(&::curl_easy_init) easyInit = nullptr;
   decltype(&::curl_easy_setopt) easySetopt = nullptr;
   decltype(&::curl_easy_getinfo) easyGetinfo = nullptr;
+  decltype(&::curl_easy_pause) easyPause = nullptr;
   decltype(&::curl_easy_cleanup) easyCleanup = nullptr;
   decltype(&::curl_easy_strerror) easyStrerror = nullptr;
   decltype(&::curl_slist_append) slistAppend = nullptr;
@@ -65,10 +66,10 @@ class LibCurl {
     }
     const bool ok =
         resolve(easyInit, "curl_easy_init") && resolve(easySetopt, "curl_easy_setopt") &&
-        resolve(easyGetinfo, "curl_easy_getinfo") && resolve(easyCleanup, "curl_easy_cleanup") &&
-        resolve(easyStrerror, "curl_easy_strerror") && resolve(slistAppend, "curl_slist_append") &&
-        resolve(slistFreeAll, "curl_slist_free_all") && resolve(multiInit, "curl_multi_init") &&
-        resolve(multiAddHandle, "curl_multi_add_handle") &&
+        resolve(easyGetinfo, "curl_easy_getinfo") && resolve(easyPause, "curl_easy_pause") &&
+        resolve(easyCleanup, "curl_easy_cleanup") && resolve(easyStrerror, "curl_easy_strerror") &&
+        resolve(slistAppend, "curl_slist_append") && resolve(slistFreeAll, "curl_slist_free_all") &&
+        resolve(multiInit, "curl_multi_init") && resolve(multiAddHandle, "curl_multi_add_handle") &&
         resolve(multiRemoveHandle, "curl_multi_remove_handle") &&
         resolve(multiPerform, "curl_multi_perform") && resolve(multiPoll, "curl_multi_poll") &&
         resolve(multiWakeup, "curl_multi_wakeup") &&
@@ -165,6 +166,10 @@ struct Transfer {
   CURL* handle = nullptr;
   std::string received;  // bytes not yet handed on (the whole body of a one-shot request)
   std::size_t max = 0;   // more than this in `received` fails the transfer
+  // A stream pauses once this much waits to be handed on (0: never), so that what one step of
+  // libcurl reads (up to a hundred 16 KiB reads) is not held at once.
+  std::size_t pauseAt = 0;
+  bool paused = false;
   bool overflow = false;
   bool headersDone = false;
   std::chrono::steady_clock::time_point lastByte;
@@ -174,6 +179,10 @@ std::size_t onData(char* data, std::size_t size, std::size_t count, void* user) 
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   t->lastByte = std::chrono::steady_clock::now();
+  if (t->pauseAt != 0 && !t->received.empty() && t->received.size() + n > t->pauseAt) {
+    t->paused = true;
+    return CURL_WRITEFUNC_PAUSE;  // libcurl keeps this piece and offers it again after unpausing
+  }
   if (t->received.size() + n > t->max) {
     t->overflow = true;
     return 0;  // makes the transfer fail with CURLE_WRITE_ERROR
@@ -320,6 +329,12 @@ CURLcode drive(const LibCurl& lib, Easy& easy, Transfer& t, const HttpRequest& r
                       what + ": " + std::string(lib.multiStrerror(mc)));
     }
     if (!drain()) return CURLE_OK;
+    // Unpausing hands on what libcurl held back, which may fill `received` and pause again.
+    while (t.paused) {
+      t.paused = false;
+      lib.easyPause(easy.handle(), CURLPAUSE_CONT);
+      if (!drain()) return CURLE_OK;
+    }
     if (running == 0) break;
 
     const Clock::time_point now = Clock::now();
@@ -394,8 +409,8 @@ HttpResponse httpRequest(const HttpRequest& request, std::stop_token stop) {
 HttpStreamResult httpStream(const HttpRequest& request,
                             const std::function<bool(std::string_view)>& onData,
                             std::stop_token stop) {
-  // What one step of libcurl may deliver before onData sees it; lines are bounded by the caller.
-  constexpr std::size_t kMaxPending = 64U << 20;
+  constexpr std::size_t kPauseAt = 64U << 10;
+  constexpr std::size_t kMaxPending = 1U << 20;
   const LibCurl& lib = LibCurl::instance();
   const std::string what = request.method + " " + request.url;
   Easy easy(lib, request.url);
@@ -403,6 +418,7 @@ HttpStreamResult httpStream(const HttpRequest& request,
   Transfer t;
   t.lib = &lib;
   t.max = kMaxPending;
+  t.pauseAt = kPauseAt;
   setup(easy, headers, request, t);
   // A peer that vanished without a FIN or RST is noticed by the idle timeout; keepalives make
   // the kernel notice it too.

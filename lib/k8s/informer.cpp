@@ -230,33 +230,39 @@ void NodeInformer::run(std::stop_token stop, const std::function<void(std::vecto
 NodeInformer::Listed NodeInformer::list(std::stop_token stop) {
   Listed out;
   std::string cont;
-  std::string page;
   const ListWatchClient::Limits limits{options_.requestTimeout, options_.requestTimeout,
                                        std::max(kMaxPageDuration, options_.requestTimeout)};
   for (int n = 1;; ++n) {
     std::string path = std::string(kNodes) + "?limit=" + std::to_string(options_.pageSize);
     if (!cont.empty()) path += "&continue=" + urlEncode(cont);
     const std::string what = "list nodes (page " + std::to_string(n) + ")";
-    page.clear();
-    bool tooLarge = false;
+    std::size_t bytes = 0;
+    std::size_t items = 0;
+    NodeListDecoder decoder(
+        [&](Node&& node, std::string&& /*rv*/) {
+          if (++items > options_.pageSize) {
+            throw Error(Code::DecodeFailure,
+                        "more than the " + std::to_string(options_.pageSize) + " items asked for");
+          }
+          out.nodes.push_back(std::move(node));
+        },
+        "the answer to " + what, options_.maxEventBytes);
     try {
       log(LogLevel::Debug, "GET " + path);
       const HttpStreamResult r = client_->get(
           path, limits,
           [&](std::string_view data) {
-            if (page.size() + data.size() > options_.maxPageBytes) {
-              tooLarge = true;
-              return false;
+            bytes += data.size();
+            if (bytes > options_.maxPageBytes) {
+              throw Error(Code::IoFailure, "a page of " + std::to_string(options_.pageSize) +
+                                               " nodes is larger than " +
+                                               std::to_string(options_.maxPageBytes) +
+                                               " bytes: lower the page size");
             }
-            page.append(data);
+            decoder.feed(data);
             return true;
           },
           stop);
-      if (tooLarge) {
-        throw Error(Code::IoFailure,
-                    "a page of " + std::to_string(options_.pageSize) + " nodes is larger than " +
-                        std::to_string(options_.maxPageBytes) + " bytes: lower the page size");
-      }
       if (r.status == 410 && !cont.empty()) {
         stats_.errors.fetch_add(1);
         out.expiredContinue = true;
@@ -268,9 +274,7 @@ NodeInformer::Listed NodeInformer::list(std::stop_token stop) {
       if (r.status != 200) {
         throw Error(Code::IoFailure, client_->explain(r.status, r.body, kListWatch));
       }
-      const NodeListPage p = decodeNodeList(
-          page, [&](Node&& node, std::string&& /*rv*/) { out.nodes.push_back(std::move(node)); },
-          "the answer to " + what);
+      const NodeListPage p = decoder.finish();
       out.resourceVersion = p.resourceVersion;
       cont = p.continueToken;
     } catch (const HttpError& e) {

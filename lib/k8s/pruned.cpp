@@ -33,11 +33,6 @@ KeepPaths& KeepPaths::keep(const std::vector<std::string_view>& path) {
   return *this;
 }
 
-KeepPaths& KeepPaths::emit(const std::vector<std::string_view>& path) {
-  walk(path)->emit = true;
-  return *this;
-}
-
 namespace {
 
 // Builds the pruned tree from SAX events. Each open object or array has a frame: outside the kept
@@ -46,8 +41,7 @@ namespace {
 // everything is built.
 class Pruner final : public nlohmann::json_sax<json> {
  public:
-  Pruner(const KeepPaths& keep, const std::function<void(json&&)>& onEmit)
-      : keep_(keep), onEmit_(onEmit) {}
+  explicit Pruner(const KeepPaths& keep) : keep_(keep) {}
 
   json root;
   std::string error;
@@ -149,30 +143,16 @@ class Pruner final : public nlohmann::json_sax<json> {
     }
     json* c = place(std::move(empty));
     frames_.push_back({c, (s.node != nullptr && !s.node->whole) ? s.node : nullptr});
-    emitting_.push_back(s.node != nullptr && s.node->emit);
     return true;
   }
 
   bool close() {
-    const Frame f = frames_.back();
     frames_.pop_back();
-    if (f.container == nullptr) return true;
-    const bool emit = emitting_.back();
-    emitting_.pop_back();
-    if (emit && f.container->is_object()) {
-      json item = std::move(*f.container);
-      if (!frames_.empty() && frames_.back().container->is_array()) {
-        frames_.back().container->erase(frames_.back().container->size() - 1);
-      }
-      onEmit_(std::move(item));
-    }
     return true;
   }
 
   const KeepPaths& keep_;
-  const std::function<void(json&&)>& onEmit_;
   std::vector<Frame> frames_;
-  std::vector<bool> emitting_;  // per kept frame
   std::string key_;
   const KeepPaths::Node* keyNode_ = nullptr;
   bool keyKept_ = false;
@@ -180,9 +160,8 @@ class Pruner final : public nlohmann::json_sax<json> {
 
 }  // namespace
 
-json parsePruned(std::string_view text, const KeepPaths& keep,
-                 const std::function<void(json&&)>& onEmit, std::string_view where) {
-  Pruner p(keep, onEmit);
+json parsePruned(std::string_view text, const KeepPaths& keep, std::string_view where) {
+  Pruner p(keep);
   const bool ok = json::sax_parse(text.begin(), text.end(), &p, json::input_format_t::json, true);
   if (!ok) {
     throw Error(Code::DecodeFailure, std::string(where) + ": not valid JSON: " +

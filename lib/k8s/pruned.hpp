@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,15 +24,11 @@ class KeepPaths {
   struct Node {
     std::map<std::string, std::unique_ptr<Node>, std::less<>> children;
     bool whole = false;  // keep everything below
-    bool emit = false;   // an object here is handed to onEmit when complete, and not kept
     const Node* child(std::string_view key) const;
   };
 
   // Keeps the value at `path` whole (an object or array with everything in it).
   KeepPaths& keep(const std::vector<std::string_view>& path);
-  // Objects at `path` go to onEmit one by one; paths under it are kept by keep() with the same
-  // prefix.
-  KeepPaths& emit(const std::vector<std::string_view>& path);
   const Node& root() const { return root_; }
 
  private:
@@ -41,13 +36,10 @@ class KeepPaths {
   Node root_;
 };
 
-// The document in `text` with only the kept paths (and the objects and arrays leading to them);
-// every emitted object is passed to onEmit, in order, as soon as it is complete. A kept path
-// whose value has another type than expected is kept as it is, so that the caller can report it.
-// Error(DecodeFailure) "<where>: ..." for text that is not one JSON value, or nested deeper than
-// kMaxJsonDepth.
-nlohmann::json parsePruned(std::string_view text, const KeepPaths& keep,
-                           const std::function<void(nlohmann::json&&)>& onEmit,
-                           std::string_view where);
+// The document in `text` with only the kept paths (and the objects and arrays leading to them).
+// A kept path whose value has another type than expected is kept as it is, so that the caller can
+// report it. Error(DecodeFailure) "<where>: ..." for text that is not one JSON value, or nested
+// deeper than kMaxJsonDepth.
+nlohmann::json parsePruned(std::string_view text, const KeepPaths& keep, std::string_view where);
 
 }  // namespace dualstack::k8s::detail

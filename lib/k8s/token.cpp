@@ -117,7 +117,7 @@ TokenResult requestToken(const Kubeconfig& kc, std::string_view ns, std::string_
       return k;
     }();
     const std::string where = server + "'s answer to " + subject;
-    const json j = detail::parsePruned(response.body, paths, nullptr, where);
+    const json j = detail::parsePruned(response.body, paths, where);
     const json* status =
         j.is_object() ? cni::optObject(j, "status", where, Code::DecodeFailure) : nullptr;
     if (status == nullptr) throw Error(Code::DecodeFailure, where + ": no status");

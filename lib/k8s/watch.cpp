@@ -1,5 +1,6 @@
 #include "dualstack/k8s/watch.hpp"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -32,8 +33,15 @@ const detail::KeepPaths& listPaths() {
   static const detail::KeepPaths paths = [] {
     detail::KeepPaths k;
     k.keep({"kind"}).keep({"metadata", "resourceVersion"}).keep({"metadata", "continue"});
-    k.emit({"items", "[]"});
-    keepNode(k, {"items", "[]"});
+    return k;
+  }();
+  return paths;
+}
+
+const detail::KeepPaths& itemPaths() {
+  static const detail::KeepPaths paths = [] {
+    detail::KeepPaths k;
+    keepNode(k, {});
     return k;
   }();
   return paths;
@@ -72,34 +80,130 @@ Node namedNode(const json& obj, const std::string& where) {
 
 }  // namespace
 
-NodeListPage decodeNodeList(std::string_view body,
-                            const std::function<void(Node&&, std::string&& rv)>& onItem,
-                            std::string_view where) {
-  const std::string w(where);
-  std::size_t index = 0;
-  const json top = detail::parsePruned(
-      body, listPaths(),
-      [&](json&& item) {
-        const std::string wi = w + ".items[" + std::to_string(index++) + "]";
-        std::string rv = resourceVersionOf(item, wi);
-        onItem(namedNode(item, wi), std::move(rv));
-      },
-      w);
-  if (!top.is_object() || top.value("kind", "") != "NodeList") {
-    throw Error(Code::DecodeFailure, w + ": expected a NodeList");
+NodeListDecoder::NodeListDecoder(NodeItemFn onItem, std::string where, std::size_t maxItem)
+    : onItem_(std::move(onItem)), where_(std::move(where)), maxItem_(maxItem) {}
+
+void NodeListDecoder::fail(const std::string& msg) const {
+  throw Error(Code::DecodeFailure, where_ + ": " + msg);
+}
+
+void NodeListDecoder::item() {
+  const std::string wi = where_ + ".items[" + std::to_string(index_++) + "]";
+  const json obj = detail::parsePruned(item_, itemPaths(), wi);
+  item_.clear();
+  std::string rv = resourceVersionOf(obj, wi);
+  onItem_(namedNode(obj, wi), std::move(rv));
+}
+
+// A scan of the JSON structure (strings, nesting) that cuts each element of the top-level
+// "items" array out of the stream; the elements and the rest are then parsed on their own, which
+// also checks them. Between the elements only whitespace and single commas are accepted.
+void NodeListDecoder::feed(std::string_view bytes) {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (inString_ && !escaped_) {
+      // Most of a Node's text is inside strings: take it up to the next quote or backslash.
+      const std::size_t end = std::min(bytes.find_first_of("\"\\", i), bytes.size());
+      if (end > i) {
+        const std::string_view run = bytes.substr(i, end - i);
+        if (keyString_ && key_.size() <= 64) key_.append(run.substr(0, 65 - key_.size()));
+        keep(run);
+        i = end;
+        if (i == bytes.size()) break;
+      }
+    }
+    const char c = bytes[i];
+    if (inString_) {
+      if (escaped_) {
+        escaped_ = false;
+      } else if (c == '\\') {
+        escaped_ = true;
+      } else if (c == '"') {
+        inString_ = false;
+        keyString_ = false;
+      }
+      if (keyString_ && key_.size() <= 64) key_ += c;
+    } else if (c == '"') {
+      inString_ = true;
+      keyString_ = depth_ == 1 && items_ != Items::Element;
+      if (keyString_) key_.clear();
+    } else if (c == '{' || c == '[') {
+      if (++depth_ > detail::kMaxJsonDepth) {
+        fail("nested deeper than " + std::to_string(detail::kMaxJsonDepth) + " levels");
+      }
+      if (items_ == Items::Open && depth_ == 3) {
+        if (c != '{' || needComma_) {
+          fail("items[" + std::to_string(index_) + "]: expected an object");
+        }
+        items_ = Items::Element;
+      } else if (items_ == Items::Before && depth_ == 2 && c == '[' && key_ == "items") {
+        items_ = Items::Open;
+        rest_ += c;
+        continue;
+      }
+    } else if (c == '}' || c == ']') {
+      if (depth_ == 0) fail("not valid JSON: unbalanced " + std::string(1, c));
+      --depth_;
+      if (items_ == Items::Element && depth_ == 2) {
+        item_ += c;
+        item();
+        items_ = Items::Open;
+        needComma_ = true;
+        continue;
+      }
+      if (items_ == Items::Open && depth_ == 1) {
+        if (index_ > 0 && !needComma_) fail("items: a comma before the end of the array");
+        items_ = Items::Closed;
+      }
+    } else if (items_ == Items::Open && depth_ == 2 && c == ',') {
+      if (!needComma_) fail("items[" + std::to_string(index_) + "]: expected an object");
+      needComma_ = false;
+      continue;
+    }
+    keep(std::string_view(&c, 1));
   }
+}
+
+void NodeListDecoder::keep(std::string_view piece) {
+  if (items_ == Items::Element) {
+    if (item_.size() + piece.size() > maxItem_) {
+      fail("items[" + std::to_string(index_) + "] is longer than " + std::to_string(maxItem_) +
+           " bytes");
+    }
+    item_.append(piece);
+  } else if (items_ == Items::Open && depth_ == 2) {
+    if (piece.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+      fail("items[" + std::to_string(index_) + "]: expected an object");
+    }
+  } else {
+    if (rest_.size() + piece.size() > maxItem_) {
+      fail("the list without its items is longer than " + std::to_string(maxItem_) + " bytes");
+    }
+    rest_.append(piece);
+  }
+}
+
+NodeListPage NodeListDecoder::finish() {
+  const json top = detail::parsePruned(rest_, listPaths(), where_);
+  if (!top.is_object() || top.value("kind", "") != "NodeList") fail("expected a NodeList");
   NodeListPage page;
-  page.resourceVersion = resourceVersionOf(top, w);
-  if (const json* meta = cni::optObject(top, "metadata", w, Code::DecodeFailure)) {
+  page.resourceVersion = resourceVersionOf(top, where_);
+  if (const json* meta = cni::optObject(top, "metadata", where_, Code::DecodeFailure)) {
     page.continueToken =
-        cni::optString(*meta, "continue", w + ".metadata", Code::DecodeFailure).value_or("");
+        cni::optString(*meta, "continue", where_ + ".metadata", Code::DecodeFailure).value_or("");
   }
   return page;
 }
 
+NodeListPage decodeNodeList(std::string_view body, const NodeItemFn& onItem,
+                            std::string_view where) {
+  NodeListDecoder d(onItem, std::string(where));
+  d.feed(body);
+  return d.finish();
+}
+
 WatchEvent decodeWatchEvent(std::string_view line) {
   const std::string w = "watch event";
-  const json j = detail::parsePruned(line, eventPaths(), nullptr, w);
+  const json j = detail::parsePruned(line, eventPaths(), w);
   if (!j.is_object()) throw Error(Code::DecodeFailure, w + ": expected an object");
   const std::string type = cni::reqString(j, "type", w, Code::DecodeFailure);
   const json* obj = cni::optObject(j, "object", w, Code::DecodeFailure);

@@ -302,5 +302,70 @@ TEST(NodeList, BadListsNameTheProblem) {
   EXPECT_NE(error(tooDeep).find("nested deeper than 64 levels"), std::string::npos);
 }
 
+TEST(NodeList, SplitAnywhereTheItemsComeOneByOne) {
+  const std::string body =
+      nodeList({worker(1, "5"), worker(2, "9"), worker(3, "7")}, "12", "next-page");
+  for (std::size_t cut = 0; cut <= body.size(); cut += 97) {
+    std::vector<std::string> names;
+    NodeListDecoder d([&](Node&& n, std::string&&) { names.push_back(n.name); }, "page");
+    d.feed(body.substr(0, cut));
+    // Every Node complete in the first part was handed on before the rest arrived.
+    const std::size_t complete = names.size();
+    d.feed(body.substr(cut));
+    const NodeListPage page = d.finish();
+    ASSERT_EQ(names, (std::vector<std::string>{"worker-1", "worker-2", "worker-3"})) << cut;
+    EXPECT_EQ(page.resourceVersion, "12");
+    EXPECT_EQ(page.continueToken, "next-page");
+    if (cut < body.find("worker-1")) {
+      EXPECT_EQ(complete, 0U);
+    } else if (cut > body.rfind("worker-3") + 2048) {
+      EXPECT_EQ(complete, 3U);
+    }
+  }
+}
+
+TEST(NodeList, ItemsMustBeObjectsBetweenSingleCommas) {
+  const std::string a = worker(1, "1").dump();
+  const std::string b = worker(2, "2").dump();
+  auto list = [](const std::string& items) {
+    return R"({"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"3"},"items":[)" +
+           items + "]}";
+  };
+  auto ok = [&](const std::string& items) {
+    std::size_t n = 0;
+    decodeNodeList(
+        list(items), [&](Node&&, std::string&&) { ++n; }, "p");
+    return n;
+  };
+  EXPECT_EQ(ok(""), 0U);
+  EXPECT_EQ(ok(a), 1U);
+  EXPECT_EQ(ok(" \n" + a + " ,\n " + b + "\n"), 2U);
+  for (const std::string& bad :
+       {a + b, a + ",," + b, a + ",", "," + a, a + ",5", std::string("\"x\""), std::string("null"),
+        "[" + a + "]", a + "]"}) {
+    EXPECT_THROW(ok(bad), Error) << bad;
+  }
+  // Strings with brackets and escaped quotes do not confuse the scan.
+  json tricky = worker(3, "4");
+  tricky["metadata"]["annotations"]["x"] = "}]\\\"{[,";
+  EXPECT_EQ(ok(tricky.dump() + "," + a), 2U);
+}
+
+TEST(NodeList, AnItemIsBounded) {
+  std::size_t n = 0;
+  NodeListDecoder d([&](Node&&, std::string&&) { ++n; }, "page", 6144);
+  json big = worker(2, "2");
+  big["metadata"]["annotations"]["big"] = std::string(8192, 'x');
+  const std::string body = nodeList({worker(1, "1"), big}, "3");
+  try {
+    for (std::size_t i = 0; i < body.size(); i += 64) d.feed(body.substr(i, 64));
+    FAIL() << "an 11 KiB item passed a 6 KiB bound";
+  } catch (const Error& e) {
+    EXPECT_NE(e.msg().find("page: items[1] is longer than 6144 bytes"), std::string::npos)
+        << e.msg();
+  }
+  EXPECT_EQ(n, 1U);
+}
+
 }  // namespace
 }  // namespace dualstack::k8s

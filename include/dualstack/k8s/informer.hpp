@@ -9,8 +9,9 @@
 //      on 410 Gone (an ERROR event holding a Status with code 410, or an HTTP 410): list again;
 //      on any other failure: wait (exponential backoff with jitter) and watch again.
 //
-// Pages and watch lines are decoded with a SAX parse that keeps only the Node model's fields and
-// resourceVersions (watch.hpp): a 5,000-Node list never exists as one JSON tree.
+// Pages are decoded as they arrive, one Node at a time, and watch lines one by one, with a SAX
+// parse that keeps only the Node model's fields and resourceVersions (watch.hpp): a 5,000-Node
+// list never exists as one JSON tree, nor as one text.
 #pragma once
 
 #include <atomic>
@@ -38,8 +39,8 @@ struct InformerOptions {
   std::chrono::milliseconds requestTimeout{10000};  // connect + response headers
   std::chrono::seconds idleTimeout{90};  // no byte (event or bookmark) for this long: reconnect
   std::chrono::milliseconds backoffInitial{500}, backoffMax{30000};  // with jitter
-  std::size_t maxEventBytes = 4U << 20;                              // one watch line
-  std::size_t maxPageBytes = 64U << 20;                              // one list page
+  std::size_t maxEventBytes = 4U << 20;  // one watch line, one Node of a list page
+  std::size_t maxPageBytes = 64U << 20;  // one list page (counted as it arrives, never held)
   // Where the informer's records go: errors (a failed request, a decode error), info (relists,
   // reconnects), debug (every request). Unset: logfmt lines on stderr, errors and info.
   std::function<void(cni::LogLevel, const std::string&)> log;

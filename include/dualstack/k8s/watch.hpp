@@ -24,11 +24,43 @@ struct NodeListPage {
   std::string continueToken;    // metadata.continue: "" on the last page
 };
 
-// Decodes a NodeList, calling onItem with each Node and its resourceVersion in the list's order.
-// Error(DecodeFailure) naming `where` for anything but a NodeList with a resourceVersion whose
-// items are Nodes with a name, and for a wrong type in a field of the Node model.
-NodeListPage decodeNodeList(std::string_view body,
-                            const std::function<void(Node&&, std::string&& rv)>& onItem,
+using NodeItemFn = std::function<void(Node&&, std::string&& rv)>;
+
+// Decodes a NodeList as its bytes arrive, however they are split: each element of `items` is
+// parsed and handed to onItem (with its resourceVersion) as soon as it is complete, so only one
+// Node's text is held at a time. Error(DecodeFailure) naming `where` for anything but a NodeList
+// with a resourceVersion whose items are Nodes with a name, for a wrong type in a field of the
+// Node model, for nesting deeper than 64 levels, and for an item (or all that is not items) longer
+// than maxItem bytes. After an error the decoder is unusable.
+class NodeListDecoder {
+ public:
+  NodeListDecoder(NodeItemFn onItem, std::string where, std::size_t maxItem = 4U << 20);
+  void feed(std::string_view bytes);
+  // The list's metadata, once the whole answer was fed.
+  NodeListPage finish();
+
+ private:
+  [[noreturn]] void fail(const std::string& msg) const;
+  void keep(std::string_view piece);  // into the item, the rest, or (whitespace) nowhere
+  void item();
+
+  NodeItemFn onItem_;
+  std::string where_;
+  std::size_t maxItem_;
+  std::string rest_;  // the document without the elements of `items`
+  std::string item_;  // the element being read
+  std::string key_;   // the last key of the top-level object (up to 64 bytes)
+  std::size_t depth_ = 0;
+  std::size_t index_ = 0;
+  bool inString_ = false;
+  bool escaped_ = false;
+  bool keyString_ = false;
+  enum class Items { Before, Open, Element, Closed } items_ = Items::Before;
+  bool needComma_ = false;
+};
+
+// The whole answer at once.
+NodeListPage decodeNodeList(std::string_view body, const NodeItemFn& onItem,
                             std::string_view where);
 
 struct WatchEvent {
