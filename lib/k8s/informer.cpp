@@ -366,7 +366,7 @@ NodeInformer::Watched NodeInformer::watch(std::string& resourceVersion, std::sto
     if (end == End::Failed) {
       stats_.errors.fetch_add(1);
       log(LogLevel::Error, what + ": " + why);
-      return {End::Failed, false};
+      return {End::Failed, healthy()};
     }
     if (r.status == 410) {
       log(LogLevel::Info, what + ": 410 Gone: listing again");
@@ -375,12 +375,12 @@ NodeInformer::Watched NodeInformer::watch(std::string& resourceVersion, std::sto
     if (r.status != 200) {
       stats_.errors.fetch_add(1);
       log(LogLevel::Error, what + ": " + client_->explain(r.status, r.body, kListWatch));
-      return {End::Failed, false};
+      return {End::Failed, healthy()};
     }
     if (decoder.pending() > 0) {
       stats_.errors.fetch_add(1);
       log(LogLevel::Error, what + ": the stream ended inside an event");
-      return {End::Failed, false};
+      return {End::Failed, healthy()};
     }
     log(healthy() ? LogLevel::Debug : LogLevel::Info,
         what + ": the stream ended after " +
@@ -399,7 +399,7 @@ NodeInformer::Watched NodeInformer::watch(std::string& resourceVersion, std::sto
     stats_.errors.fetch_add(1);
     log(LogLevel::Error, what + ": " + e.msg());
   }
-  return {End::Failed, false};
+  return {End::Failed, healthy()};
 }
 
 }  // namespace dualstack::k8s
