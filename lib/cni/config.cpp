@@ -1,5 +1,9 @@
 #include "dualstack/cni/config.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <tuple>
+
 #include "dualstack/cni/json.hpp"
 #include "dualstack/cni/result.hpp"
 #include "dualstack/cni/version.hpp"
@@ -34,6 +38,62 @@ std::vector<Attachment> parseAttachments(const json& list, std::string_view key)
   return out;
 }
 
+constexpr std::string_view kValidAttachmentsKey = "cni.dev/valid-attachments";
+constexpr std::string_view kOldAttachmentsKey = "cni.dev/attachments";  // libcni before 1.2
+
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// GC's list of the attachments still valid. A missing (or null) list means that none is: that is
+// what libcni's GCNetworkList sends when called without arguments (as cnitool's `gc` does), after
+// it has sent DEL for every attachment in its cache, and how plugins written in Go decode it. The
+// spec asks runtimes for the list, but the library nearly every runtime uses omits it there, so
+// any other reading would leave the plugins disagreeing with their callers.
+//
+// Because a missing list releases everything, anything that looks like a misspelled list is
+// refused rather than ignored: an unknown key under cni.dev/ (reserved for the protocol) or a key
+// that names attachments. So are two lists that disagree.
+std::vector<Attachment> parseValidAttachments(const json& raw) {
+  for (const auto& [key, value] : raw.items()) {
+    if (key == kValidAttachmentsKey || key == kOldAttachmentsKey) continue;
+    const std::string lower = lowered(key);
+    if (lower.rfind("cni.dev/", 0) == 0 || lower.find("attachment") != std::string::npos) {
+      std::string shown = key.substr(0, 64);
+      for (auto& c : shown) {
+        if (static_cast<unsigned char>(c) < 0x20) c = '?';
+      }
+      throw Error(Code::InvalidConfig,
+                  "GC: unknown key \"" + shown + "\"; the attachments still valid go in " +
+                      std::string(kValidAttachmentsKey) +
+                      " (a GC without it releases every attachment of the network)");
+    }
+  }
+  const json* list = optArray(raw, kValidAttachmentsKey, "");
+  const json* old = optArray(raw, kOldAttachmentsKey, "");
+  std::vector<Attachment> valid;
+  if (list != nullptr) valid = parseAttachments(*list, kValidAttachmentsKey);
+  if (old != nullptr) {
+    std::vector<Attachment> fromOld = parseAttachments(*old, kOldAttachmentsKey);
+    if (list == nullptr) return fromOld;
+    auto sorted = [](std::vector<Attachment> v) {
+      std::sort(v.begin(), v.end(), [](const Attachment& a, const Attachment& b) {
+        return std::tie(a.containerId, a.ifname) < std::tie(b.containerId, b.ifname);
+      });
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      return v;
+    };
+    if (sorted(valid) != sorted(fromOld)) {
+      throw Error(Code::InvalidConfig, std::string(kValidAttachmentsKey) + " and " +
+                                           std::string(kOldAttachmentsKey) +
+                                           " list different attachments; send one list");
+    }
+  }
+  return valid;
+}
+
 // cniVersions (CNI 1.1) lists every version the config is valid for. A runtime picks cniVersion
 // from it, so a config whose cniVersion is not listed contradicts itself.
 void checkCniVersions(const json& raw, const std::string& cniVersion) {
@@ -59,8 +119,8 @@ void checkCniVersions(const json& raw, const std::string& cniVersion) {
                                                supportedList() + ")");
   }
   if (!listed) {
-    throw Error(Code::InvalidConfig, "cniVersion " + cniVersion + " is not one of cniVersions [" +
-                                         shown + "]");
+    throw Error(Code::InvalidConfig,
+                "cniVersion " + cniVersion + " is not one of cniVersions [" + shown + "]");
   }
 }
 
@@ -117,10 +177,14 @@ NetConf parseNetConf(std::string_view text, Command command) {
   conf.type = optString(raw, "type", "").value_or("");
 
   if (const json* ipam = optObject(raw, "ipam", "")) conf.ipam = *ipam;
-  if (const json* rc = optObject(raw, "runtimeConfig", "")) conf.runtimeConfig = *rc;
-  else conf.runtimeConfig = json::object();
-  if (const json* args = optObject(raw, "args", "")) conf.args = *args;
-  else conf.args = json::object();
+  if (const json* rc = optObject(raw, "runtimeConfig", ""))
+    conf.runtimeConfig = *rc;
+  else
+    conf.runtimeConfig = json::object();
+  if (const json* args = optObject(raw, "args", ""))
+    conf.args = *args;
+  else
+    conf.args = json::object();
   if (const json* prev = member(raw, "prevResult", "")) {
     if (!prev->is_object()) {
       throw Error(Code::DecodeFailure,
@@ -130,16 +194,7 @@ NetConf parseNetConf(std::string_view text, Command command) {
     conf.prevResult = *prev;
   }
 
-  if (command == Command::Gc) {
-    // libcni before 1.2 named the list cni.dev/attachments.
-    const json* list = optArray(raw, "cni.dev/valid-attachments", "");
-    const char* key = "cni.dev/valid-attachments";
-    if (list == nullptr) {
-      list = optArray(raw, "cni.dev/attachments", "");
-      key = "cni.dev/attachments";
-    }
-    if (list != nullptr) conf.validAttachments = parseAttachments(*list, key);
-  }
+  if (command == Command::Gc) conf.validAttachments = parseValidAttachments(raw);
   return conf;
 }
 

@@ -83,7 +83,8 @@ void prepareDirectory(const std::string& dir) {
   for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
     if (pos != dir.size() && dir[pos] != '/') continue;
     const std::string prefix = dir.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) throw ioError("create directory", prefix, errno);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      throw ioError("create directory", prefix, errno);
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) throw ioError("stat", dir, errno);
@@ -94,11 +95,38 @@ void prepareDirectory(const std::string& dir) {
   ::unlink(probe.c_str());
 }
 
-bool removeFile(const std::string& dir, const std::string& name) {
+Removal removeFileIfUnchanged(const std::string& dir, const std::string& name,
+                              std::string_view content) {
   const std::string path = join(dir, name);
-  if (::unlink(path.c_str()) == 0) return true;
-  if (errno == ENOENT) return false;
-  throw ioError("remove", path, errno);
+  Fd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dirFd) {
+    if (errno == ENOENT) return Removal::Missing;
+    throw ioError("open directory", dir, errno);
+  }
+  Fd fd(::openat(dirFd.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return Removal::Missing;
+    if (errno == ELOOP) return Removal::Changed;  // a symlink: not what we wrote
+    throw ioError("open", path, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw ioError("stat", path, errno);
+  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) != content.size() ||
+      readFd(fd.get(), path, "file") != content) {
+    return Removal::Changed;
+  }
+  // Replacing a file renames a new inode over the name: the name must still be this inode.
+  struct stat now {};
+  if (::fstatat(dirFd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Removal::Missing;
+    throw ioError("stat", path, errno);
+  }
+  if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) return Removal::Changed;
+  if (::unlinkat(dirFd.get(), name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return Removal::Missing;
+    throw ioError("remove", path, errno);
+  }
+  return Removal::Removed;
 }
 
 }  // namespace dualstack::install

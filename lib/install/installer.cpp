@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -65,13 +66,19 @@ milliseconds parseDuration(const std::string& text, const std::string& flag) {
   const std::string unit = text.substr(used);
   double ms = -1;
   if (used > 0 && v > 0) {
-    if (unit == "ms") ms = v;
-    else if (unit == "s" || unit.empty()) ms = v * 1000;
-    else if (unit == "m") ms = v * 60000;
-    else if (unit == "h") ms = v * 3600000;
+    if (unit == "ms")
+      ms = v;
+    else if (unit == "s" || unit.empty())
+      ms = v * 1000;
+    else if (unit == "m")
+      ms = v * 60000;
+    else if (unit == "h")
+      ms = v * 3600000;
   }
   if (ms < 1 || ms > 86400000.0) {
-    throw Error(Code::InvalidConfig, flag + " \"" + text + "\" is not a duration such as 500ms, 30s or 5m (at most 24h)");
+    throw Error(
+        Code::InvalidConfig,
+        flag + " \"" + text + "\" is not a duration such as 500ms, 30s or 5m (at most 24h)");
   }
   return milliseconds(static_cast<std::int64_t>(ms));
 }
@@ -89,11 +96,14 @@ struct Credentials {
 // Reads the service account and renders the kubeconfig; throws Error naming the file at fault.
 Credentials readCredentials(const Options& o, const std::string& server) {
   std::string token = readFile(o.tokenFile, "service account token");
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  if (token.empty()) throw Error(Code::InvalidConfig, "service account token " + o.tokenFile + " is empty");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
+  if (token.empty())
+    throw Error(Code::InvalidConfig, "service account token " + o.tokenFile + " is empty");
   const std::string ca = readFile(o.caFile, "cluster CA certificate");
   if (ca.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    throw Error(Code::InvalidConfig, "cluster CA certificate " + o.caFile + " holds no PEM certificate");
+    throw Error(Code::InvalidConfig,
+                "cluster CA certificate " + o.caFile + " holds no PEM certificate");
   }
   Credentials c;
   c.kubeconfig = renderKubeconfig(server, ca, token, "service account token " + o.tokenFile);
@@ -116,7 +126,7 @@ milliseconds nextCheck(const Options& o, const TokenTimes& t) {
 }
 
 struct Plan {
-  std::string binDir, confDir;  // in the container
+  std::string binDir, confDir;                                // in the container
   std::vector<std::pair<std::string, std::string>> binaries;  // name, content
   std::string server;
   Credentials credentials;
@@ -129,14 +139,18 @@ Plan prepare(const Options& o) {
   if (!validNodeName(o.nodeName)) {
     throw Error(Code::InvalidConfig,
                 o.nodeName.empty()
-                    ? std::string("no node name: set K8S_NODE_NAME (the downward API's spec.nodeName) or --node-name")
+                    ? std::string("no node name: set K8S_NODE_NAME (the downward API's "
+                                  "spec.nodeName) or --node-name")
                     : "node name \"" + o.nodeName + "\" is not a valid Kubernetes node name");
   }
   p.server = o.server;
   if (p.server.empty()) {
-    const std::string host = envOr("KUBERNETES_SERVICE_HOST"), port = envOr("KUBERNETES_SERVICE_PORT", "443");
+    const std::string host = envOr("KUBERNETES_SERVICE_HOST"),
+                      port = envOr("KUBERNETES_SERVICE_PORT", "443");
     if (host.empty()) {
-      throw Error(Code::InvalidConfig, "no API server: KUBERNETES_SERVICE_HOST is not set (not in a pod?); pass --server");
+      throw Error(
+          Code::InvalidConfig,
+          "no API server: KUBERNETES_SERVICE_HOST is not set (not in a pod?); pass --server");
     }
     p.server = serverUrl(host, port);
   }
@@ -146,15 +160,20 @@ Plan prepare(const Options& o) {
   for (const auto& name : o.binaries) {
     const std::string src = joinPath(o.sourceDir, name);
     p.binaries.emplace_back(name, readFile(src, "plugin binary"));
-    if (p.binaries.back().second.compare(0, 4, "\x7f" "ELF") != 0) {
-      throw Error(Code::InvalidConfig, "plugin binary " + src + " is not an executable (no ELF header)");
+    if (p.binaries.back().second.compare(0, 4,
+                                         "\x7f"
+                                         "ELF") != 0) {
+      throw Error(Code::InvalidConfig,
+                  "plugin binary " + src + " is not an executable (no ELF header)");
     }
   }
   p.credentials = readCredentials(o, p.server);
-  const std::string templ = o.conflistTemplate.empty() ? std::string(kDefaultConflist)
-                                                       : readFile(o.conflistTemplate, "conflist template");
-  p.conflist = renderConflist(templ, o.conflistTemplate.empty() ? "the built-in conflist" : o.conflistTemplate,
-                              joinPath(o.cniConfDir, o.kubeconfigName), o.nodeName);
+  const std::string templ = o.conflistTemplate.empty()
+                                ? std::string(kDefaultConflist)
+                                : readFile(o.conflistTemplate, "conflist template");
+  p.conflist = renderConflist(
+      templ, o.conflistTemplate.empty() ? "the built-in conflist" : o.conflistTemplate,
+      joinPath(o.cniConfDir, o.kubeconfigName), o.nodeName);
   p.binDir = hostPath(o, o.cniBinDir);
   p.confDir = hostPath(o, o.cniConfDir);
   prepareDirectory(p.binDir);
@@ -162,14 +181,31 @@ Plan prepare(const Options& o) {
   return p;
 }
 
-void uninstall(const Options& o, const Plan& p) {
-  // The conflist first: from then on the runtime starts no new pod with dualstack.
-  for (const auto& [dir, name] : std::vector<std::pair<std::string, std::string>>{
-           {p.confDir, o.conflistName}, {p.confDir, o.kubeconfigName}}) {
-    if (removeFile(dir, name)) log("removed " + joinPath(dir, name));
-  }
-  for (const auto& [name, content] : p.binaries) {
-    if (removeFile(p.binDir, name)) log("removed " + joinPath(p.binDir, name));
+// Removes what this process installed, each file only if it still holds what it wrote last: a
+// file replaced since (by the next version's installer starting before this one stopped, or by
+// an operator) belongs to someone else.
+void uninstall(const Options& o, const Plan& p, const std::string& kubeconfig) {
+  std::vector<std::tuple<std::string, std::string, std::string_view>> files = {
+      // The conflist first: from then on the runtime starts no new pod with dualstack.
+      {p.confDir, o.conflistName, p.conflist},
+      {p.confDir, o.kubeconfigName, kubeconfig}};
+  for (const auto& [name, content] : p.binaries) files.emplace_back(p.binDir, name, content);
+  for (const auto& [dir, name, content] : files) {
+    const std::string path = joinPath(dir, name);
+    try {
+      switch (removeFileIfUnchanged(dir, name, content)) {
+        case Removal::Removed:
+          log("removed " + path);
+          break;
+        case Removal::Changed:
+          log("left " + path + " in place: it changed since it was installed");
+          break;
+        case Removal::Missing:
+          break;
+      }
+    } catch (const std::exception& e) {
+      log(std::string("warning: ") + e.what());
+    }
   }
 }
 
@@ -235,7 +271,8 @@ Options parseOptions(int argc, char** argv, bool* help) {
       if (i + 1 >= argc) throw Error(Code::InvalidConfig, arg + " needs a value");
       return argv[++i];
     };
-    const auto it = std::find_if(valued.begin(), valued.end(), [&](const auto& v) { return v.first == arg; });
+    const auto it =
+        std::find_if(valued.begin(), valued.end(), [&](const auto& v) { return v.first == arg; });
     if (arg == "--help" || arg == "-h") {
       *help = true;
     } else if (arg == "--once" && !value) {
@@ -247,7 +284,8 @@ Options parseOptions(int argc, char** argv, bool* help) {
     } else if (it != valued.end()) {
       o.*(it->second) = needValue();
     } else {
-      throw Error(Code::InvalidConfig, "unknown argument \"" + std::string(argv[i]) + "\" (see --help)");
+      throw Error(Code::InvalidConfig,
+                  "unknown argument \"" + std::string(argv[i]) + "\" (see --help)");
     }
   }
   for (const auto* dir : {&o.cniBinDir, &o.cniConfDir, &o.hostRoot}) {
@@ -256,7 +294,8 @@ Options parseOptions(int argc, char** argv, bool* help) {
     }
   }
   if (!validFileName(o.conflistName) || !validFileName(o.kubeconfigName)) {
-    throw Error(Code::InvalidConfig, "--conflist-name and --kubeconfig-name must be plain file names");
+    throw Error(Code::InvalidConfig,
+                "--conflist-name and --kubeconfig-name must be plain file names");
   }
   return o;
 }
@@ -282,7 +321,8 @@ std::string renderConflist(const std::string& templateText, const std::string& w
     node["name"] = nodeName;
     ++found;
   }
-  if (found == 0) throw Error(Code::InvalidConfig, where + " has no plugin with ipam.type dualstack-ipam");
+  if (found == 0)
+    throw Error(Code::InvalidConfig, where + " has no plugin with ipam.type dualstack-ipam");
   return j.dump(2) + "\n";
 }
 
@@ -304,10 +344,12 @@ int run(const Options& o) {
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   TokenTimes times = p.credentials.times;
+  std::string kubeconfig = p.credentials.kubeconfig;  // as last written
   std::int64_t warnedExpiry = 0;
   for (;;) {
     const milliseconds wait = nextCheck(o, times);
-    timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>(wait.count() % 1000) * 1000000L};
+    timespec ts{static_cast<time_t>(wait.count() / 1000),
+                static_cast<long>(wait.count() % 1000) * 1000000L};
     const int sig = ::sigtimedwait(&stop, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
       log(std::string("got ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
@@ -321,6 +363,7 @@ int run(const Options& o) {
       if (replaceFile(p.confDir, o.kubeconfigName, c.kubeconfig, 0600)) {
         log("service account token or CA changed: rewrote " + kubeconfigFile);
       }
+      kubeconfig = c.kubeconfig;
       if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
         log("restored " + joinPath(p.confDir, o.conflistName));
       }
@@ -336,7 +379,7 @@ int run(const Options& o) {
     }
   }
   if (o.uninstallOnExit) {
-    uninstall(o, p);
+    uninstall(o, p, kubeconfig);
   } else {
     log("leaving the installed files in place");
   }

@@ -106,12 +106,6 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
 }
 
 void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
-  // Releasing everything because a runtime forgot the list would be a disaster; an explicitly
-  // empty list does mean "release all".
-  if (!conf.raw.contains("cni.dev/valid-attachments") &&
-      !conf.raw.contains("cni.dev/attachments")) {
-    throw Error(Code::InvalidConfig, "GC needs cni.dev/valid-attachments in the config");
-  }
   const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Store);
   auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::Existing);
   if (!store) return;

@@ -179,17 +179,19 @@ std::vector<PodCidr> parsePodCidrs(const json* list, const std::string& where) {
   return out;
 }
 
+// Checked when the config is parsed, so that DEL and GC, which never load a node source, refuse
+// an inline node that ADD would refuse.
 class InlineNode final : public NodeSource {
  public:
-  explicit InlineNode(NodeInfo info) : info_(std::move(info)) {}
-  NodeInfo load() const override {
+  explicit InlineNode(NodeInfo info) : info_(std::move(info)) {
     if (info_.podCIDRs.empty()) {
       throw Error(Code::InvalidConfig,
                   "ipam.node.podCIDRs is missing or empty: give the node's pod CIDRs (at most "
                   "one IPv4 and one IPv6), or use ipam.node.file");
     }
-    return info_;
+    (void)rangeSetsForNode(info_);
   }
+  NodeInfo load() const override { return info_; }
   std::string describe() const override { return "ipam.node"; }
 
  private:
@@ -209,7 +211,8 @@ class NodeFile final : public NodeSource {
     }
     std::string text;
     const int err = sys::readAll(fd.get(), text, 8U << 20);
-    if (err == EFBIG) throw Error(Code::InvalidConfig, "node file " + path_ + " is larger than 8 MiB");
+    if (err == EFBIG)
+      throw Error(Code::InvalidConfig, "node file " + path_ + " is larger than 8 MiB");
     if (err != 0) throw cni::errnoError(Code::IoFailure, "read node file " + path_, err);
     const json node = cni::parseJson(text, "node file " + path_);
     NodeInfo info = parseNodeObject(node, "node file " + path_);
@@ -348,7 +351,6 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
     throw Error(Code::InvalidConfig,
                 "ipam.dataDir: " + shown(cfg.dataDir) + " is not an absolute path");
   }
-  if (scope == Scope::Store) return cfg;
 
   cfg.routes = parseRoutes(ipam);
   cfg.requested = parseRequested(conf, env);
@@ -381,7 +383,7 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
   }
   if (node != nullptr) {
     cfg.node = makeNodeSource(*node, "ipam.node", cfg.dataDir,
-                              scope == Scope::Check ? k8s::Access::CacheOnly : k8s::Access::Api);
+                              scope == Scope::Allocate ? k8s::Access::Api : k8s::Access::CacheOnly);
   } else if (cfg.ranges.empty()) {
     throw Error(Code::InvalidConfig,
                 "ipam: no address source: set ipam.node (podCIDRs or file) or host-local's "

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -166,7 +167,10 @@ std::optional<ParsedEntry> parseEntry(std::string_view text) {
   return ParsedEntry{keyOf(containerId, ifname), std::move(addrs)};
 }
 
-std::string formatEntry(const std::string& key, const std::vector<Address>& addrs) {
+// Addresses in address order, whatever order they came in: an ADD and a later rebuild of the
+// index write the same bytes, so a GC that releases nothing rewrites nothing.
+std::string formatEntry(const std::string& key, std::vector<Address> addrs) {
+  std::sort(addrs.begin(), addrs.end());
   const auto at = key.find('@');
   std::string s(kEntryMagic);
   s += "\ncontainerID " + key.substr(0, at) + "\n";
@@ -336,7 +340,8 @@ std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::walk() {
     bool regular = e.type == DT_REG;
     if (e.type == DT_UNKNOWN) {
       struct stat st {};
-      regular = ::fstatat(dir_.get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+      regular = ::fstatat(dir_.get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode);
     }
     names.emplace_back(e.name, regular);
   }
@@ -481,7 +486,8 @@ void DiskStore::rewriteIndex() {
   }
   std::vector<std::string> stale;
   for (const auto& e : listed) {
-    if (keep.count(e.name) != 0 || e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0) continue;
+    if (keep.count(e.name) != 0 || e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0)
+      continue;
     stale.push_back(e.name);
   }
   for (const auto& name : stale) {
@@ -654,7 +660,6 @@ std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {
   return removed;
 }
 
-
 // ---- audit ----
 
 namespace {
@@ -681,10 +686,14 @@ std::vector<DirEntry> readDirectory(int dirFd, const std::string& path) {
 
 std::string_view kindOf(mode_t type) {
   switch (type) {
-    case S_IFDIR: return "directory";
-    case S_IFLNK: return "symlink";
-    case S_IFREG: return "file";
-    default: return "special file";
+    case S_IFDIR:
+      return "directory";
+    case S_IFLNK:
+      return "symlink";
+    case S_IFREG:
+      return "file";
+    default:
+      return "special file";
   }
 }
 
@@ -782,16 +791,16 @@ std::vector<std::string> DiskStore::audit(std::chrono::seconds tempAge) {
         problem(file, "lists " + a.str() + " for " + expected.str() + ", but " +
                           join(path_, a.str()) + " does not hold an allocation");
       } else if (!(it->second == expected)) {
-        problem(file, "lists " + a.str() + " for " + expected.str() + ", but the address belongs to " +
-                          it->second.str());
+        problem(file, "lists " + a.str() + " for " + expected.str() +
+                          ", but the address belongs to " + it->second.str());
       }
     }
   }
   for (const auto& [a, owner] : owners) {
     const auto it = indexed.find(keyOf(owner));
     if (it == indexed.end() || it->second.count(a) == 0) {
-      problem(join(path_, a.str()), "held by " + owner.str() +
-                                       " but missing from the index (a GC rewrites the index)");
+      problem(join(path_, a.str()),
+              "held by " + owner.str() + " but missing from the index (a GC rewrites the index)");
     }
   }
   return problems;

@@ -126,7 +126,9 @@ milliseconds parseDuration(const json& value, const std::string& field) {
                                          " is not a duration like \"2s\", \"500ms\", \"1m30s\" "
                                          "or a number of seconds (at most a year)");
   }
-  return milliseconds(static_cast<milliseconds::rep>(std::llround(*seconds * 1000)));
+  // Rounded to the nearest millisecond without std::llround, whose libm would be one more shared
+  // library for the dualstack binary to load at every exec (it checks this config too).
+  return milliseconds(static_cast<milliseconds::rep>(*seconds * 1000 + 0.5));
 }
 
 NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,

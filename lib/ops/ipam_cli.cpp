@@ -71,9 +71,9 @@ struct Options {
 Options parseArgs(int argc, char** argv) {
   Options o;
   const std::map<std::string, std::optional<std::string> Options::*> valued = {
-      {"--data-dir", &Options::dataDir},        {"--network", &Options::network},
-      {"--config", &Options::config},           {"--container-id", &Options::containerId},
-      {"--ifname", &Options::ifname},           {"--cache-dir", &Options::cacheDir},
+      {"--data-dir", &Options::dataDir}, {"--network", &Options::network},
+      {"--config", &Options::config},    {"--container-id", &Options::containerId},
+      {"--ifname", &Options::ifname},    {"--cache-dir", &Options::cacheDir},
       {"--live", &Options::live}};
   const std::map<std::string, bool Options::*> flags = {
       {"--json", &Options::json}, {"--dry-run", &Options::dryRun}, {"--force", &Options::force}};
@@ -108,11 +108,16 @@ Options parseArgs(int argc, char** argv) {
 void allowOnly(const Options& o, std::initializer_list<std::string_view> allowed) {
   const std::set<std::string_view> ok(allowed);
   const std::vector<std::pair<std::string_view, bool>> given = {
-      {"--data-dir", o.dataDir.has_value()},  {"--network", o.network.has_value()},
-      {"--config", o.config.has_value()},     {"--container-id", o.containerId.has_value()},
-      {"--ifname", o.ifname.has_value()},     {"--cache-dir", o.cacheDir.has_value()},
-      {"--live", o.live.has_value()},         {"--json", o.json},
-      {"--dry-run", o.dryRun},                {"--force", o.force}};
+      {"--data-dir", o.dataDir.has_value()},
+      {"--network", o.network.has_value()},
+      {"--config", o.config.has_value()},
+      {"--container-id", o.containerId.has_value()},
+      {"--ifname", o.ifname.has_value()},
+      {"--cache-dir", o.cacheDir.has_value()},
+      {"--live", o.live.has_value()},
+      {"--json", o.json},
+      {"--dry-run", o.dryRun},
+      {"--force", o.force}};
   for (const auto& [name, present] : given) {
     if (present && ok.count(name) == 0) {
       throw UsageError(std::string(name) + " does not apply to " + o.command);
@@ -130,8 +135,13 @@ struct Target {
 Target target(const Options& o, bool needNetwork) {
   Target t;
   if (o.config) t.config = readConfigFile(*o.config);
-  t.dataDir = o.dataDir ? *o.dataDir
-                        : t.config ? t.config->dataDir : std::string(ipam::kDefaultDataDir);
+  t.dataDir = o.dataDir  ? *o.dataDir
+              : t.config ? t.config->dataDir
+                         : std::string(ipam::kDefaultDataDir);
+  // As ipam.dataDir: a relative one would name another store depending on the working directory.
+  if (t.dataDir.front() != '/') {
+    throw UsageError("--data-dir \"" + t.dataDir + "\" is not an absolute path");
+  }
   if (o.network) {
     t.network = *o.network;
   } else if (t.config) {
@@ -139,8 +149,8 @@ Target target(const Options& o, bool needNetwork) {
   }
   if (needNetwork && !t.network) throw UsageError(o.command + " needs --network (or --config)");
   if (t.config && t.network != t.config->network) {
-    throw UsageError("--network " + *t.network + " is not the network of " + t.config->path +
-                     " (" + t.config->network + ")");
+    throw UsageError("--network " + *t.network + " is not the network of " + t.config->path + " (" +
+                     t.config->network + ")");
   }
   return t;
 }
@@ -192,7 +202,8 @@ int cmdList(const Options& o) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> table = {{"NETWORK", "ADDRESS", "CONTAINER ID", "IFNAME", "AGE"}};
+  std::vector<std::vector<std::string>> table = {
+      {"NETWORK", "ADDRESS", "CONTAINER ID", "IFNAME", "AGE"}};
   for (const auto& r : rows) {
     table.push_back({r.network, r.address.str(), r.owner ? r.owner->containerId : "(nobody)",
                      r.owner && !r.owner->ifname.empty() ? r.owner->ifname : "-",
@@ -229,8 +240,8 @@ int cmdVerify(const Options& o) {
               << " in " << t.dataDir << "\n";
     return 1;
   }
-  std::cerr << "dualstack-ipam verify: " << stores << (stores == 1 ? " store" : " stores")
-            << " in " << t.dataDir << ", no problems\n";
+  std::cerr << "dualstack-ipam verify: " << stores << (stores == 1 ? " store" : " stores") << " in "
+            << t.dataDir << ", no problems\n";
   return 0;
 }
 
@@ -242,7 +253,8 @@ int cmdRelease(const Options& o) {
     throw Error(Code::InvalidConfig, "\"" + *t.network + "\" is not a valid network name");
   }
   if (!cni::validContainerId(*o.containerId)) {
-    throw Error(Code::InvalidEnv, "--container-id \"" + *o.containerId + "\" is not a valid container ID");
+    throw Error(Code::InvalidEnv,
+                "--container-id \"" + *o.containerId + "\" is not a valid container ID");
   }
   if (!cni::validIfname(*o.ifname)) {
     throw Error(Code::InvalidEnv, "--ifname \"" + *o.ifname + "\" is not a valid interface name");
@@ -261,7 +273,8 @@ int cmdRelease(const Options& o) {
 }
 
 int cmdGc(const Options& o) {
-  allowOnly(o, {"--data-dir", "--network", "--config", "--cache-dir", "--live", "--dry-run", "--force"});
+  allowOnly(
+      o, {"--data-dir", "--network", "--config", "--cache-dir", "--live", "--dry-run", "--force"});
   if (o.cacheDir && o.live) throw UsageError("gc takes --cache-dir or --live, not both");
   const Target t = target(o, true);
   const std::string cacheDir = o.cacheDir.value_or("/var/lib/cni");
@@ -272,17 +285,17 @@ int cmdGc(const Options& o) {
     const auto held = listAllocations(t.dataDir, *t.network);
     if (!held.empty()) {
       throw Error(Code::InvalidConfig,
-                  "the result cache " + cacheDir + " lists no attachment of network " +
-                      *t.network + ", so every one of the " + std::to_string(held.size()) +
-                      " allocations in " + store +
+                  "the result cache " + cacheDir + " lists no attachment of network " + *t.network +
+                      ", so every one of the " + std::to_string(held.size()) + " allocations in " +
+                      store +
                       " would be released; pass --force if no pod of this network is running");
     }
   }
   const GcOutcome r = gcStore(t.dataDir, *t.network, live, o.dryRun);
   const char* verb = o.dryRun ? "would release " : "released ";
   for (const auto& [addr, owner] : r.released) {
-    std::cout << verb << addr.str() << " (" << (owner ? owner->str() : "held by nobody") << ") from "
-              << store << "\n";
+    std::cout << verb << addr.str() << " (" << (owner ? owner->str() : "held by nobody")
+              << ") from " << store << "\n";
   }
   for (const auto& e : r.errors) std::cerr << "dualstack-ipam gc: " << e << "\n";
   std::cerr << "dualstack-ipam gc: " << live.size() << " live attachments; kept " << r.kept

@@ -1,8 +1,8 @@
 // ADD: IPAM, then a veth pair with both families addressed and routed on both ends.
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
-#include <cstdio>
 #include <linux/rtnetlink.h>
+#include <cstdio>
 
 #include "common.hpp"
 #include "dualstack/cni/delegate.hpp"
@@ -36,13 +36,14 @@ bool hasFamily(const cni::Result& r, ip::Family f) {
 // attachment's alias is a leftover of an earlier ADD of the same attachment whose pod end lives
 // elsewhere (the pod has no CNI_IFNAME, we checked): it is replaced.
 std::string chooseHostName(netlink::Socket& host, const std::string& network,
-                           const cni::Attachment& a) {
-  const std::string alias = hostVethAlias(network, a);
+                           const std::string& store, const cni::Attachment& a) {
+  const std::string alias = hostVethAlias(network, store, a);
+  const std::string legacy = legacyHostVethAlias(network, a);
   for (int c = 0; c < kHostVethCandidates; ++c) {
     const std::string name = hostVethName(network, a, c);
     auto link = netlink::getLink(host, name);
     if (!link) return name;
-    if (link->alias == alias) {
+    if (link->alias == alias || link->alias == legacy) {
       netlink::deleteLink(host, link->index);
       return name;
     }
@@ -62,8 +63,14 @@ std::vector<cni::Route> podRoutes(const cni::Result& ipam, ip::Family f, const i
     routes.push_back(copy);
   }
   if (routes.empty()) {
-    routes.push_back(cni::Route{ip::Prefix(f == ip::Family::V4 ? ip::Address::v4(0) : ip::Address::v6(0), 0),
-                                gw, {}, {}, {}, {}, {}});
+    routes.push_back(
+        cni::Route{ip::Prefix(f == ip::Family::V4 ? ip::Address::v4(0) : ip::Address::v6(0), 0),
+                   gw,
+                   {},
+                   {},
+                   {},
+                   {},
+                   {}});
   }
   return routes;
 }
@@ -71,9 +78,12 @@ std::vector<cni::Route> podRoutes(const cni::Result& ipam, ip::Family f, const i
 // fe80::/64 with the modified EUI-64 interface identifier of `mac` (RFC 4291 appendix A), as the
 // kernel would have generated it.
 ip::Address linkLocalFromMac(const netlink::Mac& mac) {
-  const unsigned char bytes[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0,
-                                   static_cast<unsigned char>(mac[0] ^ 0x02), mac[1], mac[2], 0xff,
-                                   0xfe, mac[3], mac[4], mac[5]};
+  const unsigned char bytes[16] = {0xfe,   0x80,   0,
+                                   0,      0,      0,
+                                   0,      0,      static_cast<unsigned char>(mac[0] ^ 0x02),
+                                   mac[1], mac[2], 0xff,
+                                   0xfe,   mac[3], mac[4],
+                                   mac[5]};
   return ip::Address::fromBytes(ip::Family::V6, bytes);
 }
 
@@ -101,42 +111,15 @@ bool addPodRoute(netlink::Socket& pod, const netlink::Route& route, const std::s
     if (e.code() != Code::AlreadyExists) throw;
     for (const auto& existing : netlink::listRoutes(pod, route.dst.family(), route.table)) {
       if (existing.dst.network() == route.dst.network() && existing.oif != route.oif) {
-        std::fprintf(stderr, "dualstack: the pod already routes %s through another interface; "
-                     "keeping that route\n", route.dst.str().c_str());
+        std::fprintf(stderr,
+                     "dualstack: the pod already routes %s through another interface; "
+                     "keeping that route\n",
+                     route.dst.str().c_str());
         return false;
       }
     }
     throw;
   }
-}
-
-// The pod end's MAC address requested by the runtime (CNI_ARGS MAC=, as podman sends it, or
-// runtimeConfig.mac); nullopt: the kernel picks a random one.
-std::optional<netlink::Mac> requestedMac(const cni::Env& env, const cni::NetConf& conf) {
-  std::optional<std::string> text = env.arg("MAC");
-  std::string source = "CNI_ARGS MAC";
-  Code code = Code::InvalidEnv;  // a bad CNI_ARGS value is an environment error
-  if (const auto* m = conf.runtimeConfig.is_object() ? cni::member(conf.runtimeConfig, "mac", "runtimeConfig") : nullptr) {
-    if (!m->is_string()) throw Error(Code::InvalidConfig, "runtimeConfig.mac: expected a string");
-    text = m->get<std::string>();
-    source = "runtimeConfig.mac";
-    code = Code::InvalidConfig;
-  }
-  if (!text) return std::nullopt;
-  netlink::Mac mac{};
-  unsigned values[6];
-  char tail = 0;
-  if (text->size() != 17 ||
-      std::sscanf(text->c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &values[0], &values[1], &values[2],
-                  &values[3], &values[4], &values[5], &tail) != 6) {
-    throw Error(code, source + " \"" + text->substr(0, 32) +
-                                         "\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
-  }
-  for (std::size_t i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(values[i]);
-  if ((mac[0] & 1) != 0) {
-    throw Error(code, source + " " + *text + " is a multicast address");
-  }
-  return mac;
 }
 
 std::string v6conf(const std::string& dev, const char* key) {
@@ -146,8 +129,7 @@ std::string v6conf(const std::string& dev, const char* key) {
 }  // namespace
 
 nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
-  const PluginConfig pc = parsePluginConfig(conf);
-  const std::optional<netlink::Mac> mac = requestedMac(env, conf);
+  const PluginConfig pc = parsePluginConfig(env, conf);
   const cni::Attachment attachment{env.containerId, env.ifname};
   const netns::Netns podNs = openPodNetns(env);
   netlink::Socket host("node netns");
@@ -160,9 +142,8 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
 
   Rollback rollback;
   const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, conf.raw.dump());
-  rollback.add("release addresses (IPAM DEL)", [&] {
-    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
-  });
+  rollback.add("release addresses (IPAM DEL)",
+               [&] { cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump()); });
   const cni::Result ipam = cni::Result::fromJson(ipamOut, "result of IPAM plugin " + pc.ipamType);
   if (ipam.ips.empty()) {
     throw Error(Code::InvalidConfig, "IPAM plugin " + pc.ipamType + " returned no address");
@@ -177,17 +158,17 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     mtu = *m;
   }
 
-  const std::string hostName = chooseHostName(host, conf.name, attachment);
+  const std::string hostName = chooseHostName(host, conf.name, pc.store, attachment);
   netlink::VethSpec spec;
   spec.hostName = hostName;
   spec.hostMtu = mtu;
-  spec.hostAlias = hostVethAlias(conf.name, attachment);
+  spec.hostAlias = hostVethAlias(conf.name, pc.store, attachment);
   // Down until its sysctls are set: an IPv6 link-local address would otherwise start DAD.
   spec.hostUp = false;
   spec.peerName = env.ifname;
   spec.peerMtu = mtu;
   spec.peerNetnsFd = podNs.fd();
-  spec.peerMac = mac;
+  spec.peerMac = pc.mac;
   // With forwarding on, every IPv6 prefix of the node end joins its subnet-router anycast
   // address; for the kernel's fe80::/64 link-local that anycast entry makes deleting the veth
   // wait an extra RCU round (~20 ms of every DEL). The node end gets no generated link-local;
@@ -221,8 +202,8 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
 
   cni::Result result;
   result.interfaces.push_back({hostName, "", {}, ""});
-  result.interfaces.push_back({env.ifname, netlink::macString(veth.peerMac),
-                               static_cast<int>(mtu), env.netns});
+  result.interfaces.push_back(
+      {env.ifname, netlink::macString(veth.peerMac), static_cast<int>(mtu), env.netns});
   result.dns = ipam.dns;
   std::vector<ip::Family> families;
   if (v4) families.push_back(ip::Family::V4);

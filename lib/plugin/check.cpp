@@ -29,14 +29,15 @@ bool sameMac(std::string a, std::string b) {
 bool hasRoute(const std::vector<netlink::Route>& routes, const ip::Prefix& dst,
               const std::optional<ip::Address>& gw, int oif) {
   return std::any_of(routes.begin(), routes.end(), [&](const netlink::Route& r) {
-    return r.dst.network() == dst.network() && (!gw || r.gateway == gw) && (oif == 0 || r.oif == oif);
+    return r.dst.network() == dst.network() && (!gw || r.gateway == gw) &&
+           (oif == 0 || r.oif == oif);
   });
 }
 
 }  // namespace
 
 void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
-  const PluginConfig pc = parsePluginConfig(conf);
+  const PluginConfig pc = parsePluginConfig(env, conf);
   if (conf.prevResult.is_null()) {
     throw Error(Code::InvalidConfig, "CHECK needs prevResult, the result of the ADD being checked");
   }
@@ -51,7 +52,8 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
     }
   }
   if (!podIndexInResult) {
-    throw Error(Code::CheckFailed, "prevResult has no interface " + env.ifname + " in " + env.netns);
+    throw Error(Code::CheckFailed,
+                "prevResult has no interface " + env.ifname + " in " + env.netns);
   }
   const cni::Interface& want = prev.interfaces[static_cast<std::size_t>(*podIndexInResult)];
 
@@ -63,9 +65,12 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
     throw Error(Code::CheckFailed, "CHECK of " + env.ifname + " in container " + env.containerId +
                                        " failed: the pod has no interface " + env.ifname);
   }
-  if (link->kind != "veth") problems.push_back(env.ifname + " is a " + (link->kind.empty() ? "non-veth" : link->kind) + " device, not a veth");
+  if (link->kind != "veth")
+    problems.push_back(env.ifname + " is a " + (link->kind.empty() ? "non-veth" : link->kind) +
+                       " device, not a veth");
   if (!want.mac.empty() && (!link->mac || !sameMac(netlink::macString(*link->mac), want.mac))) {
-    problems.push_back(env.ifname + " has MAC " + (link->mac ? netlink::macString(*link->mac) : "none") +
+    problems.push_back(env.ifname + " has MAC " +
+                       (link->mac ? netlink::macString(*link->mac) : "none") +
                        ", prevResult says " + want.mac);
   }
   if (!link->up()) problems.push_back(env.ifname + " is down");
@@ -77,18 +82,20 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
     const bool present = std::any_of(addrs.begin(), addrs.end(), [&](const netlink::AddrInfo& a) {
       return a.prefix == ipc.address;
     });
-    if (!present) problems.push_back("address " + ipc.address.str() + " is missing on " + env.ifname);
+    if (!present)
+      problems.push_back("address " + ipc.address.str() + " is missing on " + env.ifname);
   }
   for (const auto& r : prev.routes) {
-    const auto routes = netlink::listRoutes(pod, r.dst.family(),
-                                            r.table ? static_cast<std::uint32_t>(*r.table) : RT_TABLE_MAIN);
+    const auto routes = netlink::listRoutes(
+        pod, r.dst.family(), r.table ? static_cast<std::uint32_t>(*r.table) : RT_TABLE_MAIN);
     if (!hasRoute(routes, r.dst, r.gw, 0)) {
-      problems.push_back("pod route " + r.dst.str() + (r.gw ? " via " + r.gw->str() : "") + " is missing");
+      problems.push_back("pod route " + r.dst.str() + (r.gw ? " via " + r.gw->str() : "") +
+                         " is missing");
     }
   }
 
   netlink::Socket host("node netns");
-  auto hostLink = findHostVeth(host, conf.name, {env.containerId, env.ifname});
+  auto hostLink = findHostVeth(host, conf.name, pc.store, {env.containerId, env.ifname});
   if (!hostLink) {
     problems.push_back("the node-side veth of this attachment is missing");
   } else {

@@ -14,9 +14,14 @@
 
 namespace dualstack::plugin {
 
-// The node-side veth of the attachment: one of its candidate names, carrying its alias.
+// The node-side veth of the attachment in the store tagged `store`: one of its candidate names,
+// carrying its alias (or the legacy alias, or none: see findHostVeth).
 std::optional<netlink::LinkInfo> findHostVeth(netlink::Socket& host, const std::string& network,
+                                              const std::string& store,
                                               const cni::Attachment& attachment);
+// The candidate names of the attachment that no link has.
+std::vector<std::string> freeHostVethNames(netlink::Socket& host, const std::string& network,
+                                           const cni::Attachment& attachment);
 
 // A netlink socket bound to `ns` (opened while briefly inside it).
 netlink::Socket openSocketIn(const netns::Netns& ns, std::string where);

@@ -1,17 +1,56 @@
 #include "dualstack/plugin/config.hpp"
 
+#include <cstdio>
+
 #include "dualstack/cni/json.hpp"
+#include "dualstack/ipam/config.hpp"
+#include "dualstack/plugin/hostveth.hpp"
 
 namespace dualstack::plugin {
 
 using cni::Code;
 using cni::Error;
 
-PluginConfig parsePluginConfig(const cni::NetConf& conf) {
+namespace {
+
+// The pod end's MAC address requested by the runtime (CNI_ARGS MAC=, as podman sends it, or
+// runtimeConfig.mac); nullopt: the kernel picks a random one.
+std::optional<std::array<std::uint8_t, 6>> requestedMac(const cni::Env& env,
+                                                        const cni::NetConf& conf) {
+  std::optional<std::string> text = env.arg("MAC");
+  std::string source = "CNI_ARGS MAC";
+  Code code = Code::InvalidEnv;  // a bad CNI_ARGS value is an environment error
+  if (const auto* m = cni::member(conf.runtimeConfig, "mac", "runtimeConfig")) {
+    if (!m->is_string()) throw Error(Code::InvalidConfig, "runtimeConfig.mac: expected a string");
+    text = m->get<std::string>();
+    source = "runtimeConfig.mac";
+    code = Code::InvalidConfig;
+  }
+  if (!text) return std::nullopt;
+  std::array<std::uint8_t, 6> mac{};
+  unsigned values[6];
+  char tail = 0;
+  if (text->size() != 17 ||
+      std::sscanf(text->c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &values[0], &values[1], &values[2],
+                  &values[3], &values[4], &values[5], &tail) != 6) {
+    throw Error(
+        code, source + " \"" + text->substr(0, 32) + "\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
+  }
+  for (std::size_t i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(values[i]);
+  if ((mac[0] & 1) != 0) {
+    throw Error(code, source + " " + *text + " is a multicast address");
+  }
+  return mac;
+}
+
+}  // namespace
+
+PluginConfig parsePluginConfig(const cni::Env& env, const cni::NetConf& conf) {
   PluginConfig pc;
   if (conf.ipam.is_null()) {
-    throw Error(Code::InvalidConfig, "ipam is missing: dualstack needs an IPAM plugin "
-                                     "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
+    throw Error(Code::InvalidConfig,
+                "ipam is missing: dualstack needs an IPAM plugin "
+                "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
   }
   pc.ipamType = cni::reqString(conf.ipam, "type", "ipam");
   if (pc.ipamType.empty() || pc.ipamType.find('/') != std::string::npos || pc.ipamType == "." ||
@@ -33,21 +72,29 @@ PluginConfig parsePluginConfig(const cni::NetConf& conf) {
     for (const auto& item : *except) {
       const std::string field = "ipMasqExcept[" + std::to_string(i++) + "]";
       if (!item.is_string()) {
-        throw Error(Code::InvalidConfig, field + ": expected a CIDR string, got " +
-                                             std::string(cni::typeName(item)));
+        throw Error(Code::InvalidConfig,
+                    field + ": expected a CIDR string, got " + std::string(cni::typeName(item)));
       }
       auto p = ip::Prefix::parse(item.get<std::string>());
       if (!p) {
-        throw Error(Code::InvalidConfig, field + ": \"" + item.get<std::string>().substr(0, 64) +
-                                             "\" is not a CIDR");
+        throw Error(Code::InvalidConfig,
+                    field + ": \"" + item.get<std::string>().substr(0, 64) + "\" is not a CIDR");
       }
       if (p->hostBitsSet()) {
-        throw Error(Code::InvalidConfig, field + ": " + p->str() + " has host bits set (did you mean " +
+        throw Error(Code::InvalidConfig, field + ": " + p->str() +
+                                             " has host bits set (did you mean " +
                                              p->network().str() + "?)");
       }
       pc.ipMasqExcept.push_back(*p);
     }
   }
+  pc.mac = requestedMac(env, conf);
+  if (pc.ipamType == "dualstack-ipam") {
+    // Parsing reads no file: the node source is never loaded here.
+    (void)ipam::parseIpamConfig(conf, env, ipam::Scope::Store);
+  }
+  pc.store = storeTag(
+      cni::optString(conf.ipam, "dataDir", "ipam").value_or(std::string(ipam::kDefaultDataDir)));
   return pc;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "common.hpp"
@@ -66,26 +67,39 @@ class VethDeletion {
 }  // namespace
 
 void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
-  const PluginConfig pc = parsePluginConfig(conf);
+  const PluginConfig pc = parsePluginConfig(env, conf);
   const cni::Attachment attachment{env.containerId, env.ifname};
   ErrorList errors;
   // Links first, addresses last, so an address is never handed out while still configured.
   // Deleting the node end takes the pod end and every route through either with it.
-  std::string hostName = hostVethName(conf.name, attachment, 0);
+  std::optional<std::string> hostName;
+  std::vector<std::string> freeNames;
   std::unique_ptr<VethDeletion> deletion;
   try {
     netlink::Socket host("node netns");
-    if (auto link = findHostVeth(host, conf.name, attachment)) {
+    if (auto link = findHostVeth(host, conf.name, pc.store, attachment)) {
       hostName = link->name;
       deletion = std::make_unique<VethDeletion>(*link);
       deletion->waitUnlisted(host);
+    } else if (pc.ipMasq) {
+      freeNames = freeHostVethNames(host, conf.name, attachment);
     }
   } catch (const std::exception& e) {
     errors.add("delete veth", e);
   }
   if (pc.ipMasq) {
     try {
-      disableMasquerade(conf.name, hostName);
+      if (hostName) {
+        disableMasquerade(conf.name, *hostName);
+      } else {
+        // The veth is gone (an earlier DEL removed it but not its masquerade entry). Only names
+        // no link has are ours to clean: a name in use belongs to another attachment or store.
+        for (const auto& name : masqueradedInterfaces(conf.name)) {
+          if (std::find(freeNames.begin(), freeNames.end(), name) != freeNames.end()) {
+            disableMasquerade(conf.name, name);
+          }
+        }
+      }
     } catch (const std::exception& e) {
       errors.add("remove masquerade", e);
     }
@@ -103,11 +117,40 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
   errors.throwIfAny("DEL of " + env.ifname + " in container " + env.containerId + " incomplete");
 }
 
+namespace {
+
+// Codes with which a plugin refuses a request before acting on it. A plugin that does not know
+// GC answers one of them too: the reference host-local of containernetworking/plugins 1.1 says
+// "missing containerID" (3), as for any verb it takes for an attachment's.
+bool refused(cni::Code code) {
+  switch (code) {
+    case cni::Code::IncompatibleVersion:
+    case cni::Code::UnsupportedField:
+    case cni::Code::UnknownContainer:
+    case cni::Code::InvalidEnv:
+    case cni::Code::DecodeFailure:
+    case cni::Code::InvalidConfig:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
-  const PluginConfig pc = parsePluginConfig(conf);
+  const PluginConfig pc = parsePluginConfig(env, conf);
   ErrorList errors;
   try {
     cni::delegate(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
+  } catch (const cni::Error& e) {
+    // An IPAM that refuses the GC (or cannot do one) keeps every address: removing veths now
+    // would leave attachments without a link but with their addresses held.
+    if (refused(e.code())) {
+      throw cni::Error(e).context("GC of network " + conf.name +
+                                  " not done, nothing removed: the IPAM plugin refused it");
+    }
+    errors.add("IPAM GC", e);
   } catch (const std::exception& e) {
     errors.add("IPAM GC", e);
   }
@@ -115,41 +158,37 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
     return std::find(conf.validAttachments.begin(), conf.validAttachments.end(), a) !=
            conf.validAttachments.end();
   };
-  std::vector<std::string> live;
   try {
     netlink::Socket host("node netns");
     for (const auto& link : netlink::listLinks(host, "veth")) {
-      auto owner = parseHostVethAlias(conf.name, link.alias);
-      if (!owner) continue;
-      if (valid(*owner)) {
-        live.push_back(link.name);
-        continue;
-      }
+      // Links of other networks, of this network's other stores, and foreign links are skipped.
+      auto owner = parseHostVethAlias(conf.name, pc.store, link.alias);
+      if (!owner || valid(*owner)) continue;
       try {
         netlink::deleteLink(host, link.index);
       } catch (const std::exception& e) {
         errors.add("delete stale veth " + link.name, e);
       }
     }
+    if (pc.ipMasq) {
+      try {
+        // Entries of interfaces that no longer exist: those just removed and those whose DEL
+        // did not get to it.
+        for (const auto& name : masqueradedInterfaces(conf.name)) {
+          if (!netlink::getLink(host, name)) disableMasquerade(conf.name, name);
+        }
+      } catch (const std::exception& e) {
+        errors.add("remove stale masquerade entries", e);
+      }
+    }
   } catch (const std::exception& e) {
     errors.add("list veths", e);
-  }
-  if (pc.ipMasq) {
-    try {
-      for (const auto& name : masqueradedInterfaces(conf.name)) {
-        if (std::find(live.begin(), live.end(), name) == live.end()) {
-          disableMasquerade(conf.name, name);
-        }
-      }
-    } catch (const std::exception& e) {
-      errors.add("remove stale masquerade entries", e);
-    }
   }
   errors.throwIfAny("GC of network " + conf.name + " incomplete");
 }
 
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
-  const PluginConfig pc = parsePluginConfig(conf);
+  const PluginConfig pc = parsePluginConfig(env, conf);
   cni::delegate(pc.ipamType, cni::Command::Status, env, conf.raw.dump());
 }
 

@@ -298,13 +298,67 @@ TEST(ParseNetConf, GcReadsTheOlderAttachmentsKey) {
   EXPECT_EQ(c.validAttachments[0], (Attachment{"old1", "eth0"}));
 }
 
-TEST(ParseNetConf, GcPrefersTheNewKeyWhenBothArePresent) {
+TEST(ParseNetConf, GcTakesBothKeysWhenTheyAgree) {
+  // libcni 1.2 sends the same list under both names.
+  json j = base("1.1.0");
+  j["cni.dev/valid-attachments"] = json::array(
+      {{{"containerID", "c1"}, {"ifname", "eth0"}}, {{"containerID", "c2"}, {"ifname", "eth0"}}});
+  j["cni.dev/attachments"] = json::array(
+      {{{"containerID", "c2"}, {"ifname", "eth0"}}, {{"containerID", "c1"}, {"ifname", "eth0"}}});
+  const NetConf c = parseNetConf(j.dump(), Command::Gc);
+  EXPECT_EQ(c.validAttachments, (std::vector<Attachment>{{"c1", "eth0"}, {"c2", "eth0"}}));
+}
+
+TEST(ParseNetConf, GcRefusesTwoListsThatDisagree) {
   json j = base("1.1.0");
   j["cni.dev/valid-attachments"] = json::array({{{"containerID", "new"}, {"ifname", "eth0"}}});
   j["cni.dev/attachments"] = json::array({{{"containerID", "old"}, {"ifname", "eth0"}}});
-  const NetConf c = parseNetConf(j.dump(), Command::Gc);
-  ASSERT_EQ(c.validAttachments.size(), 1u);
-  EXPECT_EQ(c.validAttachments[0].containerId, "new");
+  const Error e = confError(j, Command::Gc);
+  EXPECT_EQ(e.code(), Code::InvalidConfig);
+  EXPECT_THAT(e.msg(), HasSubstr("list different attachments"));
+  // A broken older list is refused even next to a good new one.
+  j["cni.dev/attachments"] = json::array({{{"containerID", "new"}}});
+  EXPECT_THAT(confError(j, Command::Gc).msg(), HasSubstr("cni.dev/attachments[0].ifname"));
+}
+
+// libcni's GCNetworkList without arguments (cnitool's gc) sends no list, and a Go runtime that
+// has no valid attachment sends null: both mean that none is valid, as an empty list does.
+TEST(ParseNetConf, GcWithoutAListOrWithNullMeansNoneIsValid) {
+  json j = base("1.1.0");
+  EXPECT_TRUE(parseNetConf(j.dump(), Command::Gc).validAttachments.empty());
+  j["cni.dev/valid-attachments"] = nullptr;
+  EXPECT_TRUE(parseNetConf(j.dump(), Command::Gc).validAttachments.empty());
+  j["cni.dev/attachments"] = nullptr;
+  EXPECT_TRUE(parseNetConf(j.dump(), Command::Gc).validAttachments.empty());
+  // One null, one list: the list.
+  j["cni.dev/attachments"] = json::array({{{"containerID", "c1"}, {"ifname", "eth0"}}});
+  EXPECT_EQ(parseNetConf(j.dump(), Command::Gc).validAttachments,
+            (std::vector<Attachment>{{"c1", "eth0"}}));
+}
+
+// Without a list GC releases everything, so a list under a misspelled key must not pass for
+// a missing one.
+TEST(ParseNetConf, GcRefusesWhatLooksLikeAMisspelledList) {
+  const json list = json::array({{{"containerID", "c1"}, {"ifname", "eth0"}}});
+  for (const char* key :
+       {"cni.dev/valid-attachment", "cni.dev/validAttachments", "CNI.dev/valid-attachments",
+        "cni.dev/something-new", "valid-attachments", "cni_dev/valid_attachments", "Attachments"}) {
+    json j = base("1.1.0");
+    j[key] = list;
+    const Error e = confError(j, Command::Gc);
+    EXPECT_EQ(e.code(), Code::InvalidConfig) << key;
+    EXPECT_THAT(e.msg(), HasSubstr(std::string("unknown key \"") + key + "\"")) << key;
+    EXPECT_THAT(e.msg(), HasSubstr("cni.dev/valid-attachments")) << key;
+    // Next to a correct list too: which one the runtime meant is anybody's guess.
+    j["cni.dev/valid-attachments"] = list;
+    EXPECT_EQ(confError(j, Command::Gc).code(), Code::InvalidConfig) << key;
+    // Other verbs ignore unknown keys, as the spec asks.
+    EXPECT_NO_THROW(parseNetConf(j.dump(), Command::Del)) << key;
+  }
+  // A plugin's own unknown keys stay ignored in GC.
+  json j = base("1.1.0");
+  j["someVendorThing"] = list;
+  EXPECT_NO_THROW(parseNetConf(j.dump(), Command::Gc));
 }
 
 TEST(ParseNetConf, GcEmptyListIsEmpty) {

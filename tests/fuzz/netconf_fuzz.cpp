@@ -32,7 +32,7 @@ void parseAll(std::string_view text) {
     fuzz::tolerateCniErrors([&] {
       const cni::NetConf conf = cni::parseNetConf(text, command);
       fuzz::tolerateCniErrors([&] { (void)cni::parseLogConfig(conf.raw); });
-      fuzz::tolerateCniErrors([&] { (void)plugin::parsePluginConfig(conf); });
+      fuzz::tolerateCniErrors([&] { (void)plugin::parsePluginConfig(env, conf); });
       fuzz::tolerateCniErrors([&] { (void)ipam::parseIpamConfig(conf, env, ipam::Scope::Store); });
       fuzz::tolerateCniErrors([&] { (void)ipam::parseIpamConfig(conf, env, ipam::Scope::Check); });
       fuzz::tolerateCniErrors([&] {

@@ -158,7 +158,8 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
   const int rounds = envInt("DUALSTACK_KILL_ROUNDS", 16);
   const int parallel = envInt("DUALSTACK_KILL_PARALLEL", 32);
   const int firstBoundMs = envInt("DUALSTACK_KILL_MAX_DELAY_MS", 60);
-  std::mt19937 rng(static_cast<unsigned>(envInt("DUALSTACK_KILL_SEED", static_cast<int>(::getpid()))));
+  std::mt19937 rng(
+      static_cast<unsigned>(envInt("DUALSTACK_KILL_SEED", static_cast<int>(::getpid()))));
   std::cout << "[ kill ] " << total << " attachments, " << rounds << " rounds of " << parallel
             << ", first kill bound " << firstBoundMs << " ms\n";
 
@@ -208,7 +209,8 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
       Killer killer;
       for (auto& op : batch) {
         op.proc = start(all[op.att], op.command, node, c);
-        if (op.killAfter) killer.at(std::chrono::steady_clock::now() + *op.killAfter, op.proc.get());
+        if (op.killAfter)
+          killer.at(std::chrono::steady_clock::now() + *op.killAfter, op.proc.get());
       }
     }  // every kill is sent before any process of the batch is reaped
     for (auto& op : batch) {
@@ -225,8 +227,8 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
         a.state = State::Dirty;
         continue;
       }
-      ASSERT_EQ(o.exitCode, 0) << op.command << " of " << a.containerId << " failed without a kill: "
-                               << o.out;
+      ASSERT_EQ(o.exitCode, 0) << op.command << " of " << a.containerId
+                               << " failed without a kill: " << o.out;
       if (op.command == "ADD") {
         a.state = State::Live;
         a.addresses = resultAddresses(o.out);
@@ -245,16 +247,16 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
     for (const auto& a : all) {
       if (a.state != State::Live) continue;
       for (const auto& addr : a.addresses) {
-        EXPECT_TRUE(seen.insert(addr).second) << "round " << round << ": " << addr
-                                              << " handed to two live attachments";
+        EXPECT_TRUE(seen.insert(addr).second)
+            << "round " << round << ": " << addr << " handed to two live attachments";
         auto it = v.allocations.find(addr);
         ASSERT_NE(it, v.allocations.end()) << "round " << round << ": " << addr << " of "
                                            << a.containerId << " is not in the store";
         EXPECT_EQ(it->second.containerId, a.containerId) << "round " << round << ": " << addr;
       }
     }
-    EXPECT_TRUE(v.unreadable.empty()) << "round " << round << ": torn allocation file "
-                                      << v.unreadable.front();
+    EXPECT_TRUE(v.unreadable.empty())
+        << "round " << round << ": torn allocation file " << v.unreadable.front();
     podAddresses(all);
     if (HasFailure()) return;
   }
@@ -275,8 +277,9 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
     gc["cni.dev/valid-attachments"].push_back({{"containerID", a.containerId}, {"ifname", "eth0"}});
     ++survivors;
   }
-  const auto gcRun = testing::runPlugin(testing::binPath("dualstack"),
-                                        EnvMap{{"CNI_COMMAND", "GC"}, {"CNI_PATH", testing::cniPath()}}, gc.dump(), node.path());
+  const auto gcRun = testing::runPlugin(
+      testing::binPath("dualstack"),
+      EnvMap{{"CNI_COMMAND", "GC"}, {"CNI_PATH", testing::cniPath()}}, gc.dump(), node.path());
   ASSERT_EQ(gcRun.exitCode, 0) << gcRun.out << gcRun.err;
 
   const StoreView v = readStore(storeDir);
@@ -295,9 +298,13 @@ TEST_F(KillTest, RandomKillsNeverDoubleAllocateAndGcRepairsEverything) {
   std::set<std::string> hostVethOwners;
   if (lj.is_array()) {
     for (const auto& l : lj) {
+      // "dualstack:<network>@<store>:eth0:<containerID>"
       const std::string alias = stringField(l, "ifalias");
-      const std::string prefix = "dualstack:" + std::string(kNetwork) + ":eth0:";
-      if (alias.rfind(prefix, 0) == 0) hostVethOwners.insert(alias.substr(prefix.size()));
+      const std::string prefix = "dualstack:" + std::string(kNetwork) + "@";
+      const auto owner = alias.find(":eth0:");
+      if (alias.rfind(prefix, 0) == 0 && owner != std::string::npos) {
+        hostVethOwners.insert(alias.substr(owner + 6));
+      }
     }
   }
   std::set<std::string> livePods;

@@ -40,7 +40,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-
 void writeAll(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
 }
@@ -65,9 +64,11 @@ std::string base64Url(const std::string& s) {
 }
 
 // A service-account-like JWT (unsigned: only the API server checks signatures).
-std::string jwt(std::int64_t iat, std::int64_t exp, const std::string& sub = "system:serviceaccount:kube-system:dualstack-cni") {
+std::string jwt(std::int64_t iat, std::int64_t exp,
+                const std::string& sub = "system:serviceaccount:kube-system:dualstack-cni") {
   const std::string payload = "{\"iss\":\"https://kubernetes.default.svc\",\"sub\":\"" + sub +
-                              "\",\"iat\":" + std::to_string(iat) + ",\"exp\":" + std::to_string(exp) + "}";
+                              "\",\"iat\":" + std::to_string(iat) +
+                              ",\"exp\":" + std::to_string(exp) + "}";
   return base64Url(R"({"alg":"RS256","kid":"k1"})") + "." + base64Url(payload) + ".c2lnbmF0dXJl";
 }
 
@@ -153,11 +154,16 @@ class Installer : public ::testing::Test {
 
   std::vector<std::string> args(std::vector<std::string> extra = {}) const {
     std::vector<std::string> a = {dualstack::testing::binPath("dualstack-install"),
-                                  "--host-root", host,
-                                  "--source-dir", dualstack::testing::binDir(),
-                                  "--token-file", sa + "/token",
-                                  "--ca-file", sa + "/ca.crt",
-                                  "--server", "https://192.0.2.1:6443"};
+                                  "--host-root",
+                                  host,
+                                  "--source-dir",
+                                  dualstack::testing::binDir(),
+                                  "--token-file",
+                                  sa + "/token",
+                                  "--ca-file",
+                                  sa + "/ca.crt",
+                                  "--server",
+                                  "https://192.0.2.1:6443"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -210,7 +216,8 @@ TEST(InstallUnits, Base64AndTokenTimes) {
 
 TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
   const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-  const std::string text = renderKubeconfig("https://[fd00::1]:6443", pem, "abc.def.ghi", "token file t");
+  const std::string text =
+      renderKubeconfig("https://[fd00::1]:6443", pem, "abc.def.ghi", "token file t");
   const auto kc = k8s::parseKubeconfig(text, "test");
   EXPECT_EQ(kc.server, "https://[fd00::1]:6443");
   EXPECT_EQ(kc.caData, pem);
@@ -233,9 +240,10 @@ TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
   EXPECT_FALSE(node.contains("addresses"));
   EXPECT_EQ(j["name"], "dualstack");
 
-  EXPECT_THROW(renderConflist(R"({"plugins": [{"type": "bridge", "ipam": {"type": "host-local"}}]})",
-                              "t", "/k", "n"),
-               cni::Error);
+  EXPECT_THROW(
+      renderConflist(R"({"plugins": [{"type": "bridge", "ipam": {"type": "host-local"}}]})", "t",
+                     "/k", "n"),
+      cni::Error);
   EXPECT_THROW(renderConflist("{not json", "t", "/k", "n"), cni::Error);
 }
 
@@ -255,7 +263,8 @@ TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
   EXPECT_EQ(modeOf(conflist), 0644u);
   const auto j = nlohmann::json::parse(readFile(conflist));
   EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["name"], "worker-1");
-  EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["kubeconfig"], "/etc/cni/net.d/dualstack-cni.kubeconfig");
+  EXPECT_EQ(j["plugins"][0]["ipam"]["node"]["kubeconfig"],
+            "/etc/cni/net.d/dualstack-cni.kubeconfig");
   EXPECT_EQ(j["plugins"][0]["ipam"]["dataDir"], "/var/lib/cni/networks");
 
   // Nothing else: no temp files left behind.
@@ -270,7 +279,9 @@ TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
 
   // The installed plugin answers: the node ends up working.
   std::string out;
-  EXPECT_EQ(dualstack::testing::shell("env -u CNI_COMMAND " + binDir + "/dualstack-ipam --version", &out), 0);
+  EXPECT_EQ(
+      dualstack::testing::shell("env -u CNI_COMMAND " + binDir + "/dualstack-ipam --version", &out),
+      0);
   EXPECT_THAT(out, HasSubstr("dualstack-ipam "));
 }
 
@@ -301,10 +312,11 @@ TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
   // The exec loop is another process, as a container runtime is: it must never inherit the
   // writer's file descriptors (a child forked while one is open would hold it until its exec).
   const std::string stopFile = tmp.file("stop"), result = tmp.file("result");
-  Child loop({"/bin/sh", "-c",
-              "n=0; f=0; while [ ! -e " + stopFile + " ]; do " + target +
-                  " --version >/dev/null 2>&1 || f=$((f+1)); n=$((n+1)); done; echo $n $f >" + result},
-             {"PATH=/usr/bin:/bin"}, tmp.file("loop.err"));
+  Child loop(
+      {"/bin/sh", "-c",
+       "n=0; f=0; while [ ! -e " + stopFile + " ]; do " + target +
+           " --version >/dev/null 2>&1 || f=$((f+1)); n=$((n+1)); done; echo $n $f >" + result},
+      {"PATH=/usr/bin:/bin"}, tmp.file("loop.err"));
   ASSERT_TRUE(loop.started());
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   int replaced = 0;
@@ -369,16 +381,54 @@ TEST_F(Installer, UninstallOnExitRemovesWhatItInstalledOnly) {
   ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
   c.signal(SIGTERM);
   EXPECT_EQ(c.wait(10s), 0) << err();
-  EXPECT_EQ(filesUnder(host), (std::vector<std::string>{"etc/cni/net.d/99-other.conflist",
-                                                        "opt/cni/bin/loopback"}));
+  EXPECT_EQ(filesUnder(host),
+            (std::vector<std::string>{"etc/cni/net.d/99-other.conflist", "opt/cni/bin/loopback"}));
   EXPECT_THAT(err(), HasSubstr("removed " + conflist));
+}
+
+// With a DaemonSet's maxSurge, the next version's installer starts before this one stops: what
+// it wrote in the meantime is not ours to remove. Nor is a file an operator replaced.
+TEST_F(Installer, UninstallLeavesFilesReplacedSinceInPlace) {
+  Child c(args({"--uninstall-on-exit", "--interval", "10m"}), env(), errFile);
+  ASSERT_TRUE(c.started());
+  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  const std::string newer = R"({"name": "dualstack", "plugins": [{"type": "newer"}]})";
+  rotate(conflist, newer);
+  rotate(binDir + "/dualstack-ipam", "#!/bin/sh\necho newer\n");
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(10s), 0) << err();
+  EXPECT_EQ(filesUnder(host), (std::vector<std::string>{"etc/cni/net.d/10-dualstack.conflist",
+                                                        "opt/cni/bin/dualstack-ipam"}));
+  EXPECT_EQ(readFile(conflist), newer);
+  EXPECT_EQ(readFile(binDir + "/dualstack-ipam"), "#!/bin/sh\necho newer\n");
+  EXPECT_THAT(err(),
+              HasSubstr("left " + conflist + " in place: it changed since it was installed"));
+  EXPECT_THAT(err(), HasSubstr("removed " + kubeconfig));
+  EXPECT_THAT(err(), HasSubstr("removed " + binDir + "/dualstack\n"));
+}
+
+// The kubeconfig it rewrote after a token rotation is still its own.
+TEST_F(Installer, UninstallRemovesTheKubeconfigItRewrote) {
+  Child c(args({"--uninstall-on-exit", "--interval", "200ms"}), env(), errFile);
+  ASSERT_TRUE(c.started());
+  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  const std::string fresh = jwt(now(), now() + 7200, "rotated");
+  rotate(sa + "/token", fresh);
+  ASSERT_TRUE(waitFor([&] { return readFile(kubeconfig).find(fresh) != std::string::npos; }, 10s))
+      << err();
+  ASSERT_TRUE(waitFor([&] { return err().find("rewrote " + kubeconfig) != std::string::npos; }, 5s))
+      << err();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait(10s), 0) << err();
+  EXPECT_EQ(filesUnder(host), std::vector<std::string>{}) << err();
 }
 
 TEST_F(Installer, BadInputChangesNothing) {
   // No token.
   fs::remove(sa + "/token");
   EXPECT_EQ(runOnce(), 1);
-  EXPECT_THAT(err(), HasSubstr("read service account token " + sa + "/token: No such file or directory"));
+  EXPECT_THAT(err(),
+              HasSubstr("read service account token " + sa + "/token: No such file or directory"));
   EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
   writeAll(sa + "/token", "\n");
   EXPECT_EQ(runOnce(), 1);
@@ -394,13 +444,15 @@ TEST_F(Installer, BadInputChangesNothing) {
   // A CA that is not one.
   writeAll(sa + "/ca.crt", "garbage");
   EXPECT_EQ(runOnce(), 1);
-  EXPECT_THAT(err(), HasSubstr("cluster CA certificate " + sa + "/ca.crt holds no PEM certificate"));
+  EXPECT_THAT(err(),
+              HasSubstr("cluster CA certificate " + sa + "/ca.crt holds no PEM certificate"));
   writeAll(sa + "/ca.crt", ca);
 
   // A template without dualstack-ipam.
   writeAll(tmp.file("t.conflist"), R"({"name": "x", "plugins": [{"type": "bridge"}]})");
   EXPECT_EQ(runOnce({"--conflist-template", tmp.file("t.conflist")}), 1);
-  EXPECT_THAT(err(), HasSubstr(tmp.file("t.conflist") + " has no plugin with ipam.type dualstack-ipam"));
+  EXPECT_THAT(err(),
+              HasSubstr(tmp.file("t.conflist") + " has no plugin with ipam.type dualstack-ipam"));
 
   // A source directory without the binaries.
   EXPECT_EQ(runOnce({"--source-dir", tmp.path()}), 1);
@@ -424,9 +476,13 @@ TEST_F(Installer, BadInputChangesNothing) {
 
 TEST_F(Installer, HelpAndVersion) {
   std::string out;
-  EXPECT_EQ(dualstack::testing::shell(dualstack::testing::binPath("dualstack-install") + " --help", &out), 0);
+  EXPECT_EQ(
+      dualstack::testing::shell(dualstack::testing::binPath("dualstack-install") + " --help", &out),
+      0);
   EXPECT_THAT(out, HasSubstr("--uninstall-on-exit"));
-  EXPECT_EQ(dualstack::testing::shell(dualstack::testing::binPath("dualstack-install") + " --version", &out), 0);
+  EXPECT_EQ(dualstack::testing::shell(
+                dualstack::testing::binPath("dualstack-install") + " --version", &out),
+            0);
   EXPECT_THAT(out, HasSubstr("dualstack-install "));
 }
 

@@ -149,12 +149,16 @@ TEST(IpamConfig, RequestedAddressesFromAllThreeSources) {
   EXPECT_EQ(only.requested[0].source, "CNI_ARGS IP");
 }
 
-TEST(IpamConfig, StoreScopeReadsOnlyTheDataDir) {
-  // DEL and GC must work with a config whose ranges are broken or whose node file is gone.
-  json ipam = {{"dataDir", "/tmp/x"}, {"node", {{"podCIDRs", {"garbage"}}}}};
-  auto cfg = parseIpamConfig(netconf(ipam), env(), Scope::Store);
-  EXPECT_EQ(cfg.dataDir, "/tmp/x");
+TEST(IpamConfig, StoreScopeValidatesEverythingAndReadsNoFile) {
+  // DEL and GC never read the node source (its file may be gone, its API server down)...
+  json ipam = {{"dataDir", "/tmp/x"}, {"node", {{"file", "/nonexistent/node.json"}}}};
+  EXPECT_EQ(parseIpamConfig(netconf(ipam), env(), Scope::Store).dataDir, "/tmp/x");
+  ipam["node"] = {{"kubeconfig", "/nonexistent/kubeconfig"}, {"name", "worker-1"}};
+  EXPECT_EQ(parseIpamConfig(netconf(ipam), env(), Scope::Store).dataDir, "/tmp/x");
+  // ...but refuse a config that ADD would refuse, before they touch the store.
   EXPECT_THROW(parseIpamConfig(netconf({{"dataDir", "rel/x"}}), env(), Scope::Store), cni::Error);
+  ipam["node"] = {{"podCIDRs", {"garbage"}}};
+  EXPECT_THROW(parseIpamConfig(netconf(ipam), env(), Scope::Store), cni::Error);
 }
 
 struct BadCase {
@@ -174,6 +178,26 @@ class BadConfig : public ::testing::TestWithParam<BadCase> {};
 TEST_P(BadConfig, FailsWithTheRightCodeNamingTheField) {
   const auto& c = GetParam();
   const Failure f = failure(c.ipam, c.args, c.extra);
+  EXPECT_EQ(static_cast<int>(f.code), static_cast<int>(c.code)) << f.msg;
+  EXPECT_EQ(f.msg, c.msg);
+}
+
+// DEL and GC parse with Scope::Store and never load the node source: the same config is refused
+// with the same error, before the store is touched. Only whether a requested address lies in a
+// range is left to allocation: a DEL carrying the ADD's request for one is not refused.
+TEST_P(BadConfig, IsRefusedByDelAndGcToo) {
+  const auto& c = GetParam();
+  const bool allocationOnly = std::string_view(c.name) == "RequestedOutside";
+  Failure f;
+  try {
+    parseIpamConfig(netconf(c.ipam, c.extra), env(c.args), Scope::Store);
+  } catch (const cni::Error& e) {
+    f = {e.code(), e.msg()};
+  }
+  if (allocationOnly) {
+    EXPECT_EQ(f.msg, "(no error)");
+    return;
+  }
   EXPECT_EQ(static_cast<int>(f.code), static_cast<int>(c.code)) << f.msg;
   EXPECT_EQ(f.msg, c.msg);
 }

@@ -25,7 +25,6 @@ namespace fs = std::filesystem;
 
 ip::Address A(const char* text) { return *ip::Address::parse(text); }
 
-
 void write(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
 }
@@ -89,7 +88,8 @@ TEST_F(DiskStoreTest, HostLocalLayout) {
   EXPECT_EQ(readFile(dir + "/.dualstack/c1@eth0"),
             "# dualstack-ipam index entry v1\ncontainerID c1\nifname eth0\n"
             "address 10.244.1.2\naddress fd00:10:244:1::2\n");
-  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0), 0U);
+  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0),
+            0U);
   EXPECT_EQ(mode(dataDir), 0700U);
   EXPECT_EQ(mode(tmp.file("data")), 0700U);
   EXPECT_EQ(mode(dir), 0700U);
@@ -278,6 +278,26 @@ TEST_F(DiskStoreTest, ListAndGcRewriteTheWholeIndex) {
   EXPECT_EQ(names(dir),
             (std::vector<std::string>{".dualstack", "010.0.0.5", "10.0.0.2", "lock", "not-an-ip"}));
   EXPECT_EQ(names(dir + "/.dualstack"), (std::vector<std::string>{"keep@eth0", "state"}));
+}
+
+// An ADD writes an attachment's index entry in allocation order (IPv4 first here); a rebuild finds
+// the addresses in directory order. A GC that releases nothing must still write the same bytes.
+TEST_F(DiskStoreTest, AGcThatReleasesNothingRewritesNothing) {
+  std::vector<cni::Attachment> all;
+  for (int i = 2; i < 18; ++i) {
+    const std::string n = std::to_string(i);
+    all.push_back({"c" + n, "eth0"});
+    auto s = open();
+    ASSERT_TRUE(s->reserve(A(("10.244.1." + n).c_str()), all.back()));
+    ASSERT_TRUE(s->reserve(A(("fd00:10:244:1::" + n).c_str()), all.back()));
+    s->commit();
+  }
+  const auto before = dualstack::testing::snapshotTree(dir);
+  auto s = open();
+  const auto r = collectGarbage(all, *s);
+  EXPECT_TRUE(r.released.empty());
+  s->commit();
+  EXPECT_EQ(dualstack::testing::snapshotTree(dir), before);
 }
 
 TEST_F(DiskStoreTest, StaleTempFilesAreRemovedByGcOnly) {

@@ -219,12 +219,57 @@ TEST_F(IpamBinary, GcReleasesWhatIsNotValid) {
       binary, {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/nonexistent"}}, old.dump()));
   EXPECT_TRUE(ipFiles().empty());
 
-  // Without any list, nothing is released.
-  EXPECT_OK(run("ADD", "e", c));
-  expectError(dualstack::testing::runPlugin(
-                  binary, {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/nonexistent"}}, c.dump()),
-              7, "cni.dev/valid-attachments");
-  EXPECT_EQ(ipFiles().size(), 2U);
+  // Without a list (libcni's GCNetworkList without arguments) or with null, none is valid.
+  for (const bool withNull : {false, true}) {
+    EXPECT_OK(run("ADD", "e", c));
+    ASSERT_EQ(ipFiles().size(), 2U);
+    json none = c;
+    if (withNull) none["cni.dev/valid-attachments"] = nullptr;
+    EXPECT_OK(dualstack::testing::runPlugin(
+        binary, {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/nonexistent"}}, none.dump()));
+    EXPECT_TRUE(ipFiles().empty()) << "null list: " << withNull;
+  }
+}
+
+// A list that is there but broken, or a key that looks like a misspelled list, is refused before
+// the store is touched: guessing would release live pods' addresses.
+TEST_F(IpamBinary, GcRefusesABrokenListAndChangesNothing) {
+  const json c = conf("1.1.0");
+  for (const char* id : {"a", "b"}) EXPECT_OK(run("ADD", id, c));
+  const auto before = dualstack::testing::snapshotTree(dataDir);
+  const json a = {{"containerID", "a"}, {"ifname", "eth0"}};
+  struct Case {
+    const char* key;
+    json list;
+    const char* msg;
+  };
+  const std::vector<Case> cases = {
+      {"cni.dev/valid-attachments", "a", "cni.dev/valid-attachments: expected an array"},
+      {"cni.dev/valid-attachments", json::array({a, "b"}),
+       "cni.dev/valid-attachments[1]: expected an object"},
+      {"cni.dev/valid-attachments", json::array({a, {{"containerId", "b"}, {"ifname", "eth0"}}}),
+       "cni.dev/valid-attachments[1].containerID is missing"},
+      {"cni.dev/valid-attachments", json::array({a, {{"containerID", "b"}}}),
+       "cni.dev/valid-attachments[1].ifname is missing"},
+      {"cni.dev/valid-attachments", json::array({{{"containerID", 5}, {"ifname", "eth0"}}}),
+       "cni.dev/valid-attachments[0].containerID: expected a string"},
+      {"cni.dev/valid-attachments", json::array({{{"containerID", "../b"}, {"ifname", "eth0"}}}),
+       "cni.dev/valid-attachments[0].containerID is not a valid container ID"},
+      {"cni.dev/valid-attachments", json::array({{{"containerID", "b"}, {"ifname", "eth 0"}}}),
+       "cni.dev/valid-attachments[0].ifname is not a valid interface name"},
+      {"cni.dev/attachments", json::array({{{"containerID", "b"}}}),
+       "cni.dev/attachments[0].ifname"},
+      {"cni.dev/valid-attachment", json::array({a}), "unknown key \"cni.dev/valid-attachment\""},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.list.dump());
+    json gc = c;
+    gc[k.key] = k.list;
+    expectError(dualstack::testing::runPlugin(
+                    binary, {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/nonexistent"}}, gc.dump()),
+                7, k.msg);
+    EXPECT_EQ(dualstack::testing::snapshotTree(dataDir), before);
+  }
 }
 
 TEST_F(IpamBinary, Status) {

@@ -67,8 +67,8 @@ class IpamCli : public ::testing::Test {
   Cli run(const std::string& args, const std::string& bin = "") const {
     const std::string out = tmp.file("cli.out"), err = tmp.file("cli.err");
     Cli c;
-    c.status = dualstack::testing::shell("env -u CNI_COMMAND " + (bin.empty() ? binary : bin) + " " +
-                                         args + " >" + out + " 2>" + err);
+    c.status = dualstack::testing::shell("env -u CNI_COMMAND " + (bin.empty() ? binary : bin) +
+                                         " " + args + " >" + out + " 2>" + err);
     c.out = readFile(out);
     c.err = readFile(err);
     return c;
@@ -97,8 +97,8 @@ class IpamCli : public ::testing::Test {
 
   // The leaks and inconsistencies operators find after crashes and hand edits.
   void plantProblems() const {
-    writeFile(store + "/notes.txt", "hello");                 // stray file
-    fs::create_directory(store + "/subdir");                  // stray directory
+    writeFile(store + "/notes.txt", "hello");                  // stray file
+    fs::create_directory(store + "/subdir");                   // stray directory
     fs::remove(store + "/10.244.1.3");                         // c2's index entry names a gone file
     writeFile(store + "/10.244.1.50", "c9\r\neth0");           // allocation missing from the index
     writeFile(store + "/10.99.0.1", "c8\r\neth0");             // outside the podCIDRs
@@ -248,19 +248,21 @@ TEST_F(IpamCli, VerifyReportsEachProblemOnOneLine) {
   // With the config, the address outside the podCIDRs is a problem too.
   const Cli withConf = run("verify --config " + confPath);
   EXPECT_EQ(withConf.status, 1);
-  EXPECT_THAT(withConf.out, HasSubstr(store + "/10.99.0.1: held by c8/eth0, outside the ranges of " +
-                                      confPath + " (10.244.1.0/24, fd00:10:244:1::/64)"));
+  EXPECT_THAT(withConf.out,
+              HasSubstr(store + "/10.99.0.1: held by c8/eth0, outside the ranges of " + confPath +
+                        " (10.244.1.0/24, fd00:10:244:1::/64)"));
   EXPECT_EQ(lines(withConf.out).size(), expected.size() + 1) << withConf.out;
 }
 
 TEST_F(IpamCli, VerifyFindsReservedAndDoubleAllocations) {
   populate();
-  writeFile(store + "/10.244.1.1", "c7\r\neth0");  // the gateway
+  writeFile(store + "/10.244.1.1", "c7\r\neth0");   // the gateway
   writeFile(store + "/10.244.1.70", "c1\r\neth0");  // a second IPv4 address for c1
   const Cli c = run("verify --config " + confPath);
   EXPECT_EQ(c.status, 1);
-  EXPECT_THAT(c.out, HasSubstr(store + "/10.244.1.1: held by c7/eth0, but 10.244.1.1 is the network, "
-                                       "gateway or broadcast address"));
+  EXPECT_THAT(c.out,
+              HasSubstr(store + "/10.244.1.1: held by c7/eth0, but 10.244.1.1 is the network, "
+                                "gateway or broadcast address"));
   EXPECT_THAT(c.out, HasSubstr(store + ": c1/eth0 holds 2 addresses of one range set (10.244.1.2, "
                                        "10.244.1.70); one is leaked"));
 }
@@ -274,7 +276,8 @@ TEST_F(IpamCli, VerifyOfAMissingStoreOrBadConfigFails) {
   EXPECT_EQ(noConf.status, 1);
   EXPECT_THAT(noConf.err, HasSubstr(tmp.file("nope.conflist")));
 
-  writeFile(tmp.file("bad.conflist"), R"({"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "dualstack"}]})");
+  writeFile(tmp.file("bad.conflist"),
+            R"({"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "dualstack"}]})");
   const Cli bad = run("verify --config " + tmp.file("bad.conflist"));
   EXPECT_EQ(bad.status, 1);
   EXPECT_THAT(bad.err, HasSubstr("has no plugin whose ipam.type is dualstack-ipam"));
@@ -286,7 +289,8 @@ TEST_F(IpamCli, VerifyOfAMissingStoreOrBadConfigFails) {
 
 TEST_F(IpamCli, ReleaseOneAttachmentLikeDel) {
   populate();
-  const Cli c = run("release --data-dir " + dataDir + " --network net1 --container-id c2 --ifname eth0");
+  const Cli c =
+      run("release --data-dir " + dataDir + " --network net1 --container-id c2 --ifname eth0");
   ASSERT_EQ(c.status, 0) << c.err;
   EXPECT_THAT(c.out, HasSubstr("released 10.244.1.3 (c2/eth0)"));
   EXPECT_THAT(c.out, HasSubstr("released fd00:10:244:1::3 (c2/eth0)"));
@@ -307,15 +311,25 @@ TEST_F(IpamCli, ReleaseOneAttachmentLikeDel) {
 TEST_F(IpamCli, ReleaseRejectsBadNamesWithoutTouchingTheStore) {
   populate();
   const auto before = snapshot();
-  const Cli id = run("release --data-dir " + dataDir + " --network net1 --container-id ../c1 --ifname eth0");
+  const Cli id =
+      run("release --data-dir " + dataDir + " --network net1 --container-id ../c1 --ifname eth0");
   EXPECT_EQ(id.status, 1);
   EXPECT_THAT(id.err, HasSubstr("--container-id \"../c1\" is not a valid container ID"));
-  const Cli ifn = run("release --data-dir " + dataDir + " --network net1 --container-id c1 --ifname a/b");
+  const Cli ifn =
+      run("release --data-dir " + dataDir + " --network net1 --container-id c1 --ifname a/b");
   EXPECT_EQ(ifn.status, 1);
   EXPECT_THAT(ifn.err, HasSubstr("--ifname \"a/b\" is not a valid interface name"));
-  const Cli net = run("release --data-dir " + dataDir + " --network ../net1 --container-id c1 --ifname eth0");
+  const Cli net =
+      run("release --data-dir " + dataDir + " --network ../net1 --container-id c1 --ifname eth0");
   EXPECT_EQ(net.status, 1);
   EXPECT_THAT(net.err, HasSubstr("not a valid network name"));
+  // A relative data dir would name a store that depends on the working directory.
+  const Cli rel =
+      run("release --data-dir tmp/networks --network net1 --container-id c1 --ifname eth0");
+  EXPECT_EQ(rel.status, 2);
+  EXPECT_THAT(rel.err, HasSubstr("--data-dir \"tmp/networks\" is not an absolute path"));
+  const Cli relGc = run("gc --data-dir networks --network net1 --live /dev/null --dry-run");
+  EXPECT_EQ(relGc.status, 2);
   EXPECT_EQ(snapshot(), before);
 }
 
@@ -326,12 +340,14 @@ TEST_F(IpamCli, ReleaseWaitsForTheStoreLock) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX), 0);
   // While another process holds the lock the release blocks (and is killed by the timeout).
-  const Cli blocked = run("release --data-dir " + dataDir + " --network net1 --container-id c1 --ifname eth0",
-                          "timeout 1 " + binary);
+  const Cli blocked =
+      run("release --data-dir " + dataDir + " --network net1 --container-id c1 --ifname eth0",
+          "timeout 1 " + binary);
   ::close(fd);
   EXPECT_EQ(blocked.status, 124);
   EXPECT_EQ(snapshot(), before);
-  const Cli c = run("release --data-dir " + dataDir + " --network net1 --container-id c1 --ifname eth0");
+  const Cli c =
+      run("release --data-dir " + dataDir + " --network net1 --container-id c1 --ifname eth0");
   EXPECT_EQ(c.status, 0) << c.err;
   EXPECT_FALSE(fs::exists(store + "/10.244.1.2"));
 }
@@ -346,12 +362,9 @@ class IpamCliGc : public IpamCli {
   }
   // A libcni result cache entry, as runtimes write it.
   void cached(const std::string& network, const std::string& id, const std::string& ifname) const {
-    const json j = {{"kind", "cniCacheV1"},
-                    {"containerId", id},
-                    {"ifName", ifname},
-                    {"networkName", network},
-                    {"config", "e30="},
-                    {"result", {{"cniVersion", "1.0.0"}}}};
+    const json j = {{"kind", "cniCacheV1"}, {"containerId", id},
+                    {"ifName", ifname},     {"networkName", network},
+                    {"config", "e30="},     {"result", {{"cniVersion", "1.0.0"}}}};
     writeFile(cache + "/results/" + network + "-" + id + "-" + ifname, j.dump());
   }
 };
@@ -365,11 +378,12 @@ TEST_F(IpamCliGc, DryRunThenReleaseWhatNoCachedAttachmentHolds) {
   writeFile(cache + "/results/other-broken-eth0", "{not json");  // another network: ignored
 
   const auto before = snapshot();
-  const Cli dry = run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + cache + " --dry-run");
+  const Cli dry =
+      run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + cache + " --dry-run");
   ASSERT_EQ(dry.status, 0) << dry.err;
   EXPECT_EQ(snapshot(), before);
-  const std::vector<std::string> gone = {"10.244.1.4", "10.244.1.50", "10.244.1.60", "10.99.0.1",
-                                         "fd00:10:244:1::3", "fd00:10:244:1::4"};
+  const std::vector<std::string> gone = {"10.244.1.4", "10.244.1.50",      "10.244.1.60",
+                                         "10.99.0.1",  "fd00:10:244:1::3", "fd00:10:244:1::4"};
   const auto dryLines = lines(dry.out);
   ASSERT_EQ(dryLines.size(), gone.size()) << dry.out;
   for (const auto& a : gone) EXPECT_THAT(dry.out, HasSubstr("would release " + a + " ")) << a;
@@ -398,7 +412,8 @@ TEST_F(IpamCliGc, DryRunThenReleaseWhatNoCachedAttachmentHolds) {
 TEST_F(IpamCliGc, LiveFile) {
   populate();
   writeFile(tmp.file("live.json"), R"([{"containerID": "c2", "ifname": "eth0"}])");
-  const Cli gc = run("gc --data-dir " + dataDir + " --network net1 --live " + tmp.file("live.json"));
+  const Cli gc =
+      run("gc --data-dir " + dataDir + " --network net1 --live " + tmp.file("live.json"));
   ASSERT_EQ(gc.status, 0) << gc.err;
   EXPECT_EQ(lines(gc.out).size(), 4u) << gc.out;
   const Cli list = run("list --json --data-dir " + dataDir);
@@ -408,9 +423,11 @@ TEST_F(IpamCliGc, LiveFile) {
 
   writeFile(tmp.file("bad.json"), R"([{"containerID": "c2"}])");
   const auto before = snapshot();
-  const Cli bad = run("gc --data-dir " + dataDir + " --network net1 --live " + tmp.file("bad.json"));
+  const Cli bad =
+      run("gc --data-dir " + dataDir + " --network net1 --live " + tmp.file("bad.json"));
   EXPECT_EQ(bad.status, 1);
-  EXPECT_THAT(bad.err, HasSubstr(tmp.file("bad.json") + "[0] needs the strings \"containerID\" and \"ifname\""));
+  EXPECT_THAT(bad.err, HasSubstr(tmp.file("bad.json") +
+                                 "[0] needs the strings \"containerID\" and \"ifname\""));
   EXPECT_EQ(snapshot(), before);
 }
 
@@ -423,9 +440,11 @@ TEST_F(IpamCliGc, RefusesToGuessFromAnEmptyOrBrokenCache) {
   EXPECT_THAT(empty.err, HasSubstr("--force"));
   EXPECT_EQ(snapshot(), before);
 
-  const Cli missing = run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + tmp.file("nope"));
+  const Cli missing =
+      run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + tmp.file("nope"));
   EXPECT_EQ(missing.status, 1);
-  EXPECT_THAT(missing.err, HasSubstr("libcni result cache " + tmp.file("nope") + " does not exist"));
+  EXPECT_THAT(missing.err,
+              HasSubstr("libcni result cache " + tmp.file("nope") + " does not exist"));
 
   cached("net1", "c1", "eth0");
   writeFile(cache + "/results/net1-c2-eth0", "{\"containerId\": ");  // torn: c2 may be live
@@ -437,7 +456,8 @@ TEST_F(IpamCliGc, RefusesToGuessFromAnEmptyOrBrokenCache) {
 
   fs::remove(cache + "/results/net1-c2-eth0");
   fs::remove(cache + "/results/net1-c1-eth0");
-  const Cli forced = run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + cache + " --force");
+  const Cli forced =
+      run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + cache + " --force");
   EXPECT_EQ(forced.status, 0) << forced.err;
   EXPECT_EQ(lines(forced.out).size(), 6u);
   const Cli list = run("list --json --data-dir " + dataDir);

@@ -7,6 +7,7 @@
 
 #include <gmock/gmock.h>
 
+#include "dualstack/plugin/hostveth.hpp"
 #include "plugin_fixture.hpp"
 
 namespace dualstack::plugintest {
@@ -99,12 +100,13 @@ INSTANTIATE_TEST_SUITE_P(EveryCniVersion, PluginVersions,
 // "aa:bb:cc:dd:ee:ff" -> "fe80::a8bb:ccff:fedd:eeff", the address the kernel would generate.
 std::string eui64LinkLocal(const std::string& mac) {
   unsigned b[6] = {};
-  if (std::sscanf(mac.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) {
+  if (std::sscanf(mac.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) !=
+      6) {
     return "bad MAC " + mac;
   }
   in6_addr a{};
-  const unsigned bytes[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 2U, b[1], b[2], 0xff, 0xfe,
-                              b[3], b[4], b[5]};
+  const unsigned bytes[16] = {0xfe,      0x80, 0,    0,    0,    0,    0,    0,
+                              b[0] ^ 2U, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]};
   for (int i = 0; i < 16; ++i) a.s6_addr[i] = static_cast<std::uint8_t>(bytes[i]);
   char out[INET6_ADDRSTRLEN];
   return ::inet_ntop(AF_INET6, &a, out, sizeof out) != nullptr ? out : "inet_ntop failed";
@@ -155,11 +157,12 @@ TEST_F(PluginAdd, DualStackPodAndNodeStateAndPingsRightAfterAdd) {
   }
   EXPECT_THAT(link(a, "lo").at("flags"), ::testing::Contains("UP"));
   EXPECT_EQ(routes(a, false), (std::set<std::string>{"default via 10.244.1.1 dev eth0",
-                                                      "10.244.1.0/24 via 10.244.1.1 dev eth0",
-                                                      "10.244.1.1 dev eth0 scope link"}));
-  EXPECT_EQ(routes(a, true), (std::set<std::string>{"default via fd00:10:244:1::1 dev eth0",
-                                                     "fd00:10:244:1::/64 via fd00:10:244:1::1 dev eth0",
-                                                     "fd00:10:244:1::1 dev eth0"}));
+                                                     "10.244.1.0/24 via 10.244.1.1 dev eth0",
+                                                     "10.244.1.1 dev eth0 scope link"}));
+  EXPECT_EQ(routes(a, true),
+            (std::set<std::string>{"default via fd00:10:244:1::1 dev eth0",
+                                   "fd00:10:244:1::/64 via fd00:10:244:1::1 dev eth0",
+                                   "fd00:10:244:1::1 dev eth0"}));
 
   // Node: the host end carries the gateways as /32 and /128, a host route per pod address.
   const std::string hostA = ra["interfaces"][0]["name"];
@@ -167,13 +170,16 @@ TEST_F(PluginAdd, DualStackPodAndNodeStateAndPingsRightAfterAdd) {
   EXPECT_NE(hostA, hostB);
   EXPECT_THAT(nodeVeths(), UnorderedElementsAre(hostA, hostB));
   const json hl = link(node(), hostA);
-  EXPECT_EQ(hl.at("ifalias"), "dualstack:dualstack:eth0:cid-a");
+  EXPECT_EQ(hl.at("ifalias"), "dualstack:dualstack@" + plugin::storeTag(dataDir()) + ":eth0:cid-a");
   EXPECT_EQ(hl.at("operstate"), "UP");
   EXPECT_EQ(hl.at("mtu"), 1500);
-  EXPECT_THAT(globalAddrs(node(), hostA), UnorderedElementsAre("10.244.1.1/32", "fd00:10:244:1::1/128"));
-  EXPECT_EQ(routes(node(), false, "dev " + hostA), (std::set<std::string>{"10.244.1.2 scope link"}));
+  EXPECT_THAT(globalAddrs(node(), hostA),
+              UnorderedElementsAre("10.244.1.1/32", "fd00:10:244:1::1/128"));
+  EXPECT_EQ(routes(node(), false, "dev " + hostA),
+            (std::set<std::string>{"10.244.1.2 scope link"}));
   EXPECT_EQ(routes(node(), true, "dev " + hostA), (std::set<std::string>{"fd00:10:244:1::2"}));
-  EXPECT_EQ(routes(node(), false, "dev " + hostB), (std::set<std::string>{"10.244.1.3 scope link"}));
+  EXPECT_EQ(routes(node(), false, "dev " + hostB),
+            (std::set<std::string>{"10.244.1.3 scope link"}));
   EXPECT_EQ(sysctl(node(), "net/ipv6/conf/" + hostA + "/accept_ra"), "0");
   // Its link-local address is the kernel's (EUI-64 of its MAC) but /128, so that it joins no
   // subnet-router anycast group (which would slow down the veth's deletion).
@@ -233,7 +239,8 @@ TEST_F(PluginAdd, Ipv6PrimaryNodeOrdersIpv6First) {
   EXPECT_EQ(r["ips"][0].at("gateway"), "fd00:10:244:2::1");
   EXPECT_EQ(r["ips"][1].at("address"), "10.244.2.2/24");
   EXPECT_EQ(r["ips"][1].at("gateway"), "10.244.2.1");
-  EXPECT_THAT(globalAddrs(pod, "eth0"), UnorderedElementsAre("10.244.2.2/24", "fd00:10:244:2::2/64"));
+  EXPECT_THAT(globalAddrs(pod, "eth0"),
+              UnorderedElementsAre("10.244.2.2/24", "fd00:10:244:2::2/64"));
   EXPECT_TRUE(ping(node(), "fd00:10:244:2::2"));
   EXPECT_TRUE(ping(node(), "10.244.2.2"));
   EXPECT_THAT(tentativeAddrs(pod), IsEmpty());
@@ -360,11 +367,11 @@ TEST_F(PluginAdd, SecondNetworkInThePodKeepsTheFirstDefaultRoute) {
   // net1 gets its own subnet; the default route stays with eth0 and is not claimed by net1.
   EXPECT_THAT(globalAddrs(pod, "net1"), ElementsAre("10.244.3.2/24"));
   EXPECT_EQ(r1.value("routes", json::array()), json::array()) << r1.dump();
-  EXPECT_EQ(routes(pod, false), (std::set<std::string>{"default via 10.244.1.1 dev eth0",
-                                                      "10.244.1.0/24 via 10.244.1.1 dev eth0",
-                                                      "10.244.1.1 dev eth0 scope link",
-                                                      "10.244.3.0/24 via 10.244.3.1 dev net1",
-                                                      "10.244.3.1 dev net1 scope link"}));
+  EXPECT_EQ(routes(pod, false),
+            (std::set<std::string>{
+                "default via 10.244.1.1 dev eth0", "10.244.1.0/24 via 10.244.1.1 dev eth0",
+                "10.244.1.1 dev eth0 scope link", "10.244.3.0/24 via 10.244.3.1 dev net1",
+                "10.244.3.1 dev net1 scope link"}));
   EXPECT_TRUE(ping(node(), "10.244.3.2"));
   EXPECT_TRUE(ping(node(), "10.244.1.2"));
   EXPECT_EQ(check(pod, "cid-multi", second, r1, "net1").exitCode, 0);
@@ -403,7 +410,8 @@ TEST_F(PluginAdd, RequestedMacThatIsMulticastIsRejectedBeforeAnything) {
 
 TEST_F(PluginAdd, ReferenceHostLocalAsIpam) {
   if (!testing::referencePluginsInstalled()) {
-    GTEST_SKIP() << "SKIPPED: /usr/lib/cni/host-local is not installed (containernetworking-plugins)";
+    GTEST_SKIP()
+        << "SKIPPED: /usr/lib/cni/host-local is not installed (containernetworking-plugins)";
   }
   auto& a = newPod();
   auto& b = newPod();

@@ -37,7 +37,8 @@ TEST_F(PluginDel, RepeatedDelSucceeds) {
 TEST_F(PluginDel, DelRemovesAVethWhoseAddWasKilledBeforeTheAlias) {
   auto& pod = newPod();
   const json conf = pluginConf("10-dualstack.conflist");
-  const std::string name = plugin::hostVethName(conf["name"].get<std::string>(), {"cid-k", "eth0"}, 0);
+  const std::string name =
+      plugin::hostVethName(conf["name"].get<std::string>(), {"cid-k", "eth0"}, 0);
   ASSERT_EQ(testing::shell("ip -n " + node().name() + " link add " + name +
                            " type veth peer name eth0 netns " + pod.name()),
             0);
@@ -106,8 +107,8 @@ TEST_F(PluginDel, GcRemovesWhatIsNotValidAndKeepsTheRest) {
   mustExec(node(), "ip link add dsforeign0 type veth peer name dsforeign1");
 
   json gc = conf;
-  gc["cni.dev/valid-attachments"] =
-      json::parse(R"([{"containerID":"cid-a","ifname":"eth0"},{"containerID":"cid-c","ifname":"eth0"}])");
+  gc["cni.dev/valid-attachments"] = json::parse(
+      R"([{"containerID":"cid-a","ifname":"eth0"},{"containerID":"cid-c","ifname":"eth0"}])");
   const RunResult r = runNetworkVerb("GC", gc);
   EXPECT_EQ(r.exitCode, 0) << describe(r);
   EXPECT_EQ(r.out, "");
@@ -152,6 +153,57 @@ TEST_F(PluginDel, GcLeavesOtherNetworksAlone) {
   EXPECT_THAT(allocations("ipv4-only"), IsEmpty());
   EXPECT_EQ(allocations("ipv6-only"),
             (std::map<std::string, std::string>{{"fd00:10:244:4::2", owner("cid-b")}}));
+}
+
+// A veth made before its alias recorded the store ("dualstack:<network>:<ifname>:<id>") is still
+// found by CHECK, DEL and GC.
+TEST_F(PluginDel, VethsWithTheAliasOfEarlierVersionsAreStillFound) {
+  const json conf = pluginConf("10-dualstack.conflist", "1.1.0");
+  const std::string network = conf["name"];
+  auto& a = newPod();
+  auto& b = newPod();
+  const json ra = add(a, "cid-a", conf);
+  const json rb = add(b, "cid-b", conf);
+  for (const auto& [r, cid] : {std::pair{ra, "cid-a"}, std::pair{rb, "cid-b"}}) {
+    mustExec(node(), "ip link set dev " + r["interfaces"][0]["name"].get<std::string>() +
+                         " alias " + plugin::legacyHostVethAlias(network, {cid, "eth0"}));
+  }
+  const RunResult ck = check(a, "cid-a", conf, ra);
+  EXPECT_EQ(ck.exitCode, 0) << describe(ck);
+  EXPECT_EQ(del(a.path(), "cid-a", conf).exitCode, 0);
+  EXPECT_THAT(nodeVeths(), ElementsAre(rb["interfaces"][0]["name"].get<std::string>()));
+  json gc = conf;
+  gc["cni.dev/valid-attachments"] = json::array();
+  const RunResult r = runNetworkVerb("GC", gc);
+  EXPECT_EQ(r.exitCode, 0) << describe(r);
+  EXPECT_THAT(nodeVeths(), IsEmpty());
+  EXPECT_THAT(allocations(network), IsEmpty());
+}
+
+// An IPAM that cannot do a GC (Debian's host-local 1.1 has none: "missing containerID") keeps
+// every address: the veths stay too, rather than leaving attachments with addresses but no link.
+TEST_F(PluginDel, GcRemovesNothingWhenTheIpamRefusesIt) {
+  if (!testing::referencePluginsInstalled()) {
+    GTEST_SKIP()
+        << "SKIPPED: /usr/lib/cni/host-local is not installed (containernetworking-plugins)";
+  }
+  json conf = json::parse(R"({
+    "cniVersion": "1.1.0", "name": "hl-net", "type": "dualstack",
+    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.7.0/24"}]]}})");
+  conf["ipam"]["dataDir"] = dataDir();
+  json addConf = conf;
+  addConf["cniVersion"] = "1.0.0";
+  auto& a = newPod();
+  const json ra = add(a, "cid-a", addConf);
+  const auto before = testing::snapshotTree(dataDir());
+  json gc = conf;
+  gc["cni.dev/valid-attachments"] = json::array();
+  const RunResult r = runNetworkVerb("GC", gc);
+  const json e = errorOf(r);
+  EXPECT_THAT(e.value("msg", ""), HasSubstr("nothing removed: the IPAM plugin refused it"));
+  EXPECT_THAT(nodeVeths(), ElementsAre(ra["interfaces"][0]["name"].get<std::string>()));
+  EXPECT_EQ(testing::snapshotTree(dataDir()), before);
+  EXPECT_EQ(del(a.path(), "cid-a", addConf).exitCode, 0);
 }
 
 TEST_F(PluginDel, GcNeedsVersion110) {

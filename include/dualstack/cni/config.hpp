@@ -27,12 +27,16 @@ struct NetConf {
   nlohmann::json prevResult;     // raw["prevResult"], or null
   nlohmann::json runtimeConfig;  // raw["runtimeConfig"], or an empty object
   nlohmann::json args;           // raw["args"], or an empty object
-  // GC only: cni.dev/valid-attachments (or the older cni.dev/attachments).
+  // GC only: the attachments still valid, from cni.dev/valid-attachments (or the older
+  // cni.dev/attachments). Empty when the list is empty, null or missing: libcni's GCNetworkList
+  // omits it when its caller names no attachment, and means that none is valid (see config.cpp).
   std::vector<Attachment> validAttachments;
 };
 
 // Parses and validates the config for `command`: JSON syntax (DecodeFailure), cniVersion
-// supported and the verb allowed for it (IncompatibleVersion), name and type (InvalidConfig).
+// supported and the verb allowed for it (IncompatibleVersion), name and type (InvalidConfig),
+// prevResult, and for GC the attachment list (InvalidConfig naming the entry; also for a key
+// that looks like a misspelled list, and for two lists that disagree).
 NetConf parseNetConf(std::string_view text, Command command);
 
 // The largest config accepted on stdin; more is an error, not a truncation.

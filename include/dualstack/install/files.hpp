@@ -23,7 +23,12 @@ std::string readFile(const std::string& path, std::string_view what);
 // a temp file. Error(IoFailure) naming the directory.
 void prepareDirectory(const std::string& dir);
 
-// Removes dir/name; a missing file is fine. Returns whether it existed.
-bool removeFile(const std::string& dir, const std::string& name);
+enum class Removal { Removed, Missing, Changed };
+
+// Removes dir/name if it is still a regular file holding exactly `content`: a file someone
+// replaced since (a newer installer, an operator) is theirs and stays (Changed). A missing file
+// is fine (Missing). Error(IoFailure) naming the file when it cannot be read or removed.
+Removal removeFileIfUnchanged(const std::string& dir, const std::string& name,
+                              std::string_view content);
 
 }  // namespace dualstack::install

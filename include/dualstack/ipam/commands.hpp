@@ -21,7 +21,8 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf);
 // Error(CheckFailed) unless the attachment holds an address in every range set (and every
 // prevResult address inside our ranges is one of them).
 void cmdCheck(const cni::Env& env, const cni::NetConf& conf);
-// Releases every allocation whose attachment is not in cni.dev/valid-attachments.
+// Releases every allocation whose attachment is not in conf.validAttachments (without a list:
+// every allocation of the network, see cni::NetConf).
 void cmdGc(const cni::Env& env, const cni::NetConf& conf);
 // Error(NotAvailable) when no podCIDR is known or a range set is exhausted.
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf);

@@ -89,14 +89,17 @@ struct IpamConfig {
   std::vector<Requested> requested;        // runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=
 };
 
+// Every scope validates the whole section: a DEL or GC whose config could not serve an ADD is
+// refused before it touches the store. The scope only decides what the node source may do once
+// loaded (parsing never loads it; DEL and GC never do).
 enum class Scope {
-  Store,     // DEL, GC: only what locates the store (dataDir); the rest is not even validated
-  Allocate,  // ADD, STATUS: everything
-  Check,     // CHECK: everything, but a Kubernetes API node source only reads its cache
+  Store,     // DEL, GC: a Kubernetes API node source would only read its cache
+  Allocate,  // ADD, STATUS: the node source may ask the API server
+  Check,     // CHECK: a Kubernetes API node source only reads its cache
 };
 
-// Parses and validates conf.ipam. Errors: Error(InvalidConfig) naming the field; a malformed
-// CNI_ARGS IP= is Error(InvalidEnv).
+// Parses and validates conf.ipam, reading no file. Errors: Error(InvalidConfig) naming the field;
+// a malformed CNI_ARGS IP= is Error(InvalidEnv).
 IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope scope);
 
 // The range sets to allocate from, in result order (loads the node source when there is one).

@@ -19,10 +19,21 @@ inline constexpr int kHostVethCandidates = 4;
 // the kernel's limit.
 std::string hostVethName(std::string_view network, const cni::Attachment& a, int candidate);
 
-// The alias stored on the host end: "dualstack:<network>:<ifname>:<containerID>".
-std::string hostVethAlias(std::string_view network, const cni::Attachment& a);
+// The address store of an attachment as its node-side veth records it: 12 hex digits of a hash
+// of the IPAM's dataDir (host-local and dualstack-ipam name their store by it), with repeated,
+// "." and trailing slashes removed. Two configs naming one network but different stores then
+// never take each other's veths for their own.
+std::string storeTag(std::string_view dataDir);
 
-// Parses an alias written by hostVethAlias for `network`; nullopt for foreign links.
-std::optional<cni::Attachment> parseHostVethAlias(std::string_view network, std::string_view alias);
+// The alias stored on the host end: "dualstack:<network>@<store tag>:<ifname>:<containerID>".
+std::string hostVethAlias(std::string_view network, std::string_view store,
+                          const cni::Attachment& a);
+// The alias of links made before the store was recorded: "dualstack:<network>:<ifname>:<id>".
+std::string legacyHostVethAlias(std::string_view network, const cni::Attachment& a);
+
+// The attachment an alias names, when the alias is of `network` and of the store tagged `store`
+// (or a legacy alias of `network`, which names no store); nullopt for any other link.
+std::optional<cni::Attachment> parseHostVethAlias(std::string_view network, std::string_view store,
+                                                  std::string_view alias);
 
 }  // namespace dualstack::plugin
