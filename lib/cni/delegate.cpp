@@ -176,9 +176,10 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
   json parsed;
   if (!output.empty()) {
     try {
-      parsed = json::parse(output);
-    } catch (const json::exception&) {  // parse_error, or out_of_range for 1e999
-      if (exitCode == 0) throw Error(Code::DecodeFailure, label + " printed output that is not JSON");
+      parsed = parseJson(output, "the output of " + label);
+    } catch (const Error&) {
+      if (exitCode == 0) throw;
+      parsed = parseJsonTop(output);  // of a CNI error, only top-level fields matter
     }
   }
   if (exitCode != 0) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/json.hpp"
 #include "dualstack/cni/skel.hpp"
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/kubeconfig.hpp"
@@ -264,7 +265,7 @@ Options parseOptions(int argc, char** argv, bool* help) {
 std::string renderConflist(const std::string& templateText, const std::string& where,
                            const std::string& kubeconfigPath, const std::string& nodeName) {
   // ordered_json: the installed file keeps the template's key order.
-  auto j = nlohmann::ordered_json::parse(templateText, nullptr, false);
+  auto j = cni::parseOrderedJson(templateText, where);
   if (!j.is_object() || !j.contains("plugins") || !j["plugins"].is_array()) {
     throw Error(Code::InvalidConfig, where + " is not a conflist (a JSON object with \"plugins\")");
   }

@@ -123,8 +123,8 @@ void parseRequestedList(std::vector<Requested>& out, const json& obj, const char
 
 std::vector<Requested> parseRequested(const cni::NetConf& conf, const cni::Env& env) {
   std::vector<Requested> out;
-  parseRequestedList(out, conf.runtimeConfig, "ips", "runtimeConfig");
-  if (const json* cniArgs = cni::optObject(conf.args, "cni", "args")) {
+  parseRequestedList(out, conf.runtimeConfig(), "ips", "runtimeConfig");
+  if (const json* cniArgs = cni::optObject(conf.args(), "cni", "args")) {
     parseRequestedList(out, *cniArgs, "ips", "args.cni");
   }
   if (auto ipArg = env.arg("IP")) {
@@ -335,12 +335,12 @@ std::vector<RangeSet> rangeSets(const IpamConfig& cfg) {
 }
 
 IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope scope) {
-  if (!conf.ipam.is_object()) {
+  if (!conf.ipam().is_object()) {
     throw Error(Code::InvalidConfig,
                 "ipam is missing: dualstack-ipam reads its settings from "
                 "the config's ipam object");
   }
-  const json& ipam = conf.ipam;
+  const json& ipam = conf.ipam();
   IpamConfig cfg;
   cfg.network = conf.name;
   cfg.dataDir = cni::optString(ipam, "dataDir", "ipam").value_or(std::string(kDefaultDataDir));

@@ -21,7 +21,7 @@ std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; 
 // The message of a Kubernetes Status answer, else the start of the body; printable ASCII only.
 std::string statusMessage(const std::string& body) {
   std::string msg;
-  const json j = json::parse(body, nullptr, false);
+  const json j = cni::parseJsonTop(body);
   if (j.is_object() && j.value("kind", "") == "Status" && j.contains("message") &&
       j["message"].is_string()) {
     msg = j["message"].get<std::string>();
@@ -37,7 +37,7 @@ std::string statusMessage(const std::string& body) {
 }
 
 bool isNodeNotFound(const std::string& body, const std::string& name) {
-  const json j = json::parse(body, nullptr, false);
+  const json j = cni::parseJsonTop(body, 2);
   if (!j.is_object() || j.value("reason", "") != "NotFound") return false;
   const json* details = j.contains("details") ? &j["details"] : nullptr;
   return details != nullptr && details->is_object() && details->value("kind", "") == "nodes" &&
@@ -143,11 +143,12 @@ Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
   const long status = response.status;
   const std::string node = "node " + inQuotes(request.name);
   if (status == 200) {
-    const json body = json::parse(response.body, nullptr, false);
-    if (body.is_discarded()) {
-      throw Error(Code::DecodeFailure,
-                  server + " answered GET " + url +
-                      " with something that is not JSON: " + statusMessage(response.body));
+    json body;
+    try {
+      body = cni::parseJson(response.body, "the answer");
+    } catch (const Error& e) {
+      throw Error(Code::DecodeFailure, server + " answered GET " + url + ", but " + e.msg() + ": " +
+                                           statusMessage(response.body));
     }
     Node n = parseNode(body, node + " from " + kc.server);
     if (n.name.empty()) n.name = request.name;

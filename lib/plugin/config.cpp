@@ -9,11 +9,11 @@ using cni::Error;
 
 PluginConfig parsePluginConfig(const cni::NetConf& conf) {
   PluginConfig pc;
-  if (conf.ipam.is_null()) {
+  if (conf.ipam().is_null()) {
     throw Error(Code::InvalidConfig, "ipam is missing: dualstack needs an IPAM plugin "
                                      "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
   }
-  pc.ipamType = cni::reqString(conf.ipam, "type", "ipam");
+  pc.ipamType = cni::reqString(conf.ipam(), "type", "ipam");
   if (pc.ipamType.empty() || pc.ipamType.find('/') != std::string::npos || pc.ipamType == "." ||
       pc.ipamType == "..") {
     throw Error(Code::InvalidConfig, "ipam.type \"" + pc.ipamType.substr(0, 64) +

@@ -80,6 +80,17 @@ Mutator all(std::vector<Mutator> ms) {
     for (const auto& m : ms) m(in);
   };
 }
+// Raw stdin: the config with the value at `pointer` replaced by `depth` levels of nesting.
+Mutator deepAt(const std::string& pointer, std::size_t depth, bool objects = false) {
+  return [pointer, depth, objects](Invocation& in) {
+    constexpr const char* kMark = "\"@deep@\"";
+    in.conf[json::json_pointer(pointer)] = "@deep@";
+    std::string text = in.conf.dump();
+    text.replace(text.find(kMark), std::string(kMark).size(),
+                 testing::nestedJson(depth, objects, "\"10.244.1.0/24\""));
+    in.rawStdin = text;
+  };
+}
 // A file in the case's scratch directory (created before the "before" snapshot).
 Mutator withFile(const std::string& name, const std::string& content,
                  std::function<void(Invocation&, const std::string& path)> use) {
@@ -116,7 +127,20 @@ std::vector<BadInput> cases() {
       {"NotAnObject", kBoth, 6, {"must be a JSON object", "an array"}, raw("[1, 2, 3]")},
       {"Oversized", kBoth, 6, {"larger than"},
        [huge](Invocation& in) { in.conf["padding"] = huge; }},
-      {"DeeplyNestedUnterminated", kBoth, 6, {"not valid JSON"}, raw(nested)},
+      {"DeeplyNestedUnterminated", kBoth, 6, {"nested deeper than 128"}, raw(nested)},
+      // Valid JSON 100,000 levels deep is ~200 KB, under the stdin limit; copying it crashed.
+      {"DeepInPodCidrs", kBoth, 6, {"network config on stdin is nested deeper than 128 levels"},
+       deepAt("/ipam/node/podCIDRs", 100000)},
+      {"DeepObjectsInPodCidrs", kBoth, 6, {"nested deeper than 128"},
+       deepAt("/ipam/node/podCIDRs", 100000, true)},
+      {"DeepInRuntimeConfig", kBoth, 6, {"nested deeper than 128"},
+       deepAt("/runtimeConfig/portMappings", 100000)},
+      {"DeepInArgs", kBoth, 6, {"nested deeper than 128"}, deepAt("/args/cni/ips", 100000, true)},
+      {"DeepInPrevResult", kBoth, 6, {"nested deeper than 128"}, deepAt("/prevResult/dns", 100000)},
+      {"DeepInUnknownField", kBoth, 6, {"nested deeper than 128"}, deepAt("/vendor", 100000)},
+      {"DeepJustPastTheLimit", kBoth, 6, {"nested deeper than 128"}, deepAt("/vendor", 128)},
+      {"DeepWholeConfig", kBoth, 6, {"nested deeper than 128"},
+       raw(testing::nestedJson(170000, true))},
 
       // ---- cniVersion / cniVersions ----
       {"CniVersionMissing", kBoth, 1, {"cniVersion is missing"}, erase("/cniVersion")},
@@ -222,6 +246,10 @@ std::vector<BadInput> cases() {
        })},
       {"IpamNodeFilePodCidrsWrongType", kBoth, 7, {"node file", "spec.podCIDRs", "expected an array"},
        withFile("node.json", R"({"spec": {"podCIDRs": "10.244.1.0/24"}})",
+                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
+      {"IpamNodeFileDeeplyNested", kBoth, 6, {"node file", "is nested deeper than 128 levels"},
+       withFile("node.json",
+                R"({"spec": {"podCIDRs": )" + testing::nestedJson(100000) + "}}",
                 [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
       {"IpamNodeFileNoPodCidrsYet", kBoth, 11, {"node file", "no spec.podCIDRs yet"},
        withFile("node.json", R"({"spec": {}, "status": {}})",

@@ -237,6 +237,16 @@ TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
                               "t", "/k", "n"),
                cni::Error);
   EXPECT_THROW(renderConflist("{not json", "t", "/k", "n"), cni::Error);
+  // Dumping the rendered list recurses once per level: a deep template is refused first.
+  const std::string deep = R"({"plugins": [{"type": "dualstack", "ipam": {"type": "dualstack-ipam",
+      "x": )" + dualstack::testing::nestedJson(100000) +
+                           "}}]}";
+  try {
+    renderConflist(deep, "template /t.conflist", "/k", "n");
+    FAIL() << "accepted";
+  } catch (const cni::Error& e) {
+    EXPECT_THAT(e.msg(), HasSubstr("template /t.conflist is nested deeper than 128 levels"));
+  }
 }
 
 TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
@@ -411,6 +421,13 @@ TEST_F(Installer, BadInputChangesNothing) {
   EXPECT_THAT(err(), HasSubstr("unknown argument \"--frobnicate\""));
   EXPECT_EQ(runOnce({"--interval", "soon"}), 1);
   EXPECT_THAT(err(), HasSubstr("--interval \"soon\" is not a duration"));
+  EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
+
+  // A template nested past the limit.
+  writeAll(tmp.file("deep.conflist"), R"({"plugins": [{"ipam": {"type": "dualstack-ipam", "x": )" +
+                                          dualstack::testing::nestedJson(100000) + "}}]}");
+  EXPECT_EQ(runOnce({"--conflist-template", tmp.file("deep.conflist")}), 1);
+  EXPECT_THAT(err(), HasSubstr(tmp.file("deep.conflist") + " is nested deeper than 128 levels"));
   EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
 
   // A conf dir that cannot be created: nothing is installed, not even the binaries.

@@ -238,6 +238,10 @@ class TestApiServer {
     writeText(state_.file("nodes/" + node["metadata"]["name"].get<std::string>() + ".json"),
               node.dump(2));
   }
+  // The answer to GET of node `name`, byte for byte (not necessarily JSON).
+  void setNodeText(const std::string& name, const std::string& body) {
+    writeText(state_.file("nodes/" + name + ".raw"), body);
+  }
   // Replaces the accepted tokens.
   void setTokens(const std::vector<std::pair<std::string, std::string>>& tokenVerdicts) {
     std::string text;

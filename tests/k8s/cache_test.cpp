@@ -86,5 +86,19 @@ TEST(Cache, MalformedContentIsAnErrorNamingTheFile) {
   }
 }
 
+TEST(Cache, DeeplyNestedContentIsRefused) {
+  const std::string text = R"({"version": 1, "node": "a", "kubeconfig": "/k", "fetchedAtMs": 1,
+      "podCIDRs": ["10.0.0.0/24"], "addresses": )" +
+                           dualstack::testing::nestedJson(100000) + "}";
+  try {
+    parseCache(text, "/x/c.json");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::DecodeFailure);
+    EXPECT_NE(e.msg().find("node cache /x/c.json is nested deeper than 128"), std::string::npos)
+        << e.msg();
+  }
+}
+
 }  // namespace
 }  // namespace dualstack::k8s

@@ -22,17 +22,20 @@ struct NetConf {
   std::string cniVersion;
   std::string name;
   std::string type;
-  nlohmann::json raw;            // the complete config as received; delegates get it verbatim
-  nlohmann::json ipam;           // raw["ipam"], or null
-  nlohmann::json prevResult;     // raw["prevResult"], or null
-  nlohmann::json runtimeConfig;  // raw["runtimeConfig"], or an empty object
-  nlohmann::json args;           // raw["args"], or an empty object
+  nlohmann::json raw;  // the complete config as received; delegates get it verbatim
+  // Parts of raw, validated by parseNetConf; read in place, never copied out of the tree.
+  const nlohmann::json& ipam() const;           // raw["ipam"], or null
+  const nlohmann::json& prevResult() const;     // raw["prevResult"], or null
+  const nlohmann::json& runtimeConfig() const;  // raw["runtimeConfig"], or an empty object
+  const nlohmann::json& args() const;           // raw["args"], or an empty object
   // GC only: cni.dev/valid-attachments (or the older cni.dev/attachments).
   std::vector<Attachment> validAttachments;
 };
 
-// Parses and validates the config for `command`: JSON syntax (DecodeFailure), cniVersion
-// supported and the verb allowed for it (IncompatibleVersion), name and type (InvalidConfig).
+// Parses and validates the config for `command`: JSON syntax and nesting (DecodeFailure, see
+// kMaxJsonDepth), cniVersion supported and the verb allowed for it (IncompatibleVersion), name,
+// type and the JSON types of ipam, runtimeConfig, args (InvalidConfig) and prevResult
+// (DecodeFailure).
 NetConf parseNetConf(std::string_view text, Command command);
 
 // The largest config accepted on stdin; more is an error, not a truncation.
