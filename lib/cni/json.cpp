@@ -201,26 +201,22 @@ std::optional<bool> optBool(const json& obj, std::string_view key, std::string_v
 }
 
 std::optional<std::int64_t> optInt(const json& obj, std::string_view key, std::string_view where,
-                                   std::int64_t min, std::int64_t max) {
+                                   std::int64_t min, std::int64_t max, Code code) {
   const json* m = member(obj, key, where);
   if (m == nullptr) return std::nullopt;
-  if (!m->is_number_integer()) wrongType(where, key, "an integer", *m, Code::InvalidConfig);
-  std::int64_t v = 0;
-  if (m->is_number_unsigned()) {
-    const auto u = m->get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      v = std::numeric_limits<std::int64_t>::max();
-    } else {
-      v = static_cast<std::int64_t>(u);
-    }
-  } else {
-    v = m->get<std::int64_t>();
+  if (!m->is_number_integer()) wrongType(where, key, "an integer", *m, code);
+  const auto outOfRange = [&] {
+    throw Error(code, fieldPath(where, key) + ": " + m->dump() + " is out of range [" +
+                          std::to_string(min) + ", " + std::to_string(max) + "]");
+  };
+  // Beyond int64 is beyond every range we accept: never wrapped or clamped into one.
+  if (m->is_number_unsigned() &&
+      m->get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    outOfRange();
   }
-  if (v < min || v > max) {
-    throw Error(Code::InvalidConfig, fieldPath(where, key) + ": " + std::to_string(v) +
-                                         " is out of range [" + std::to_string(min) + ", " +
-                                         std::to_string(max) + "]");
-  }
+  const auto v = m->get<std::int64_t>();
+  if (v < min || v > max) outOfRange();
   return v;
 }
 

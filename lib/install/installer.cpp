@@ -296,6 +296,10 @@ int run(const Options& o) {
   const std::string kubeconfigFile = joinPath(p.confDir, o.kubeconfigName);
   replaceFile(p.confDir, o.kubeconfigName, p.credentials.kubeconfig, 0600);
   log("wrote " + kubeconfigFile + " (API server " + p.server + ", node " + o.nodeName + ")");
+  if (!p.credentials.times.problem.empty()) {
+    log("warning: service account token " + o.tokenFile + ": " + p.credentials.times.problem +
+        "; its expiry is not tracked");
+  }
   replaceFile(p.confDir, o.conflistName, p.conflist, 0644);
   log("wrote " + joinPath(p.confDir, o.conflistName));
   if (o.once) return 0;
@@ -306,6 +310,7 @@ int run(const Options& o) {
   sigaddset(&stop, SIGINT);
   TokenTimes times = p.credentials.times;
   std::int64_t warnedExpiry = 0;
+  std::string warnedProblem = times.problem;
   for (;;) {
     const milliseconds wait = nextCheck(o, times);
     timespec ts{static_cast<time_t>(wait.count() / 1000), static_cast<long>(wait.count() % 1000) * 1000000L};
@@ -319,6 +324,13 @@ int run(const Options& o) {
     try {
       const Credentials c = readCredentials(o, p.server);
       times = c.times;
+      if (times.problem != warnedProblem) {
+        warnedProblem = times.problem;
+        if (!times.problem.empty()) {
+          log("warning: service account token " + o.tokenFile + ": " + times.problem +
+              "; its expiry is not tracked");
+        }
+      }
       if (replaceFile(p.confDir, o.kubeconfigName, c.kubeconfig, 0600)) {
         log("service account token or CA changed: rewrote " + kubeconfigFile);
       }

@@ -122,7 +122,7 @@ milliseconds parseDuration(const json& value, const std::string& field) {
                                          std::string(cni::typeName(value)));
   }
   if (!seconds || !std::isfinite(*seconds) || *seconds < 0 || *seconds > 366.0 * 86400) {
-    throw Error(Code::InvalidConfig, field + ": " + value.dump() +
+    throw Error(Code::InvalidConfig, field + ": " + value.dump().substr(0, 64) +
                                          " is not a duration like \"2s\", \"500ms\", \"1m30s\" "
                                          "or a number of seconds (at most a year)");
   }

@@ -384,6 +384,24 @@ TEST(Delegate, DeeplyNestedOutputIsDecodeFailure) {
   EXPECT_EQ(busy.msg(), "plugin fake: busy");
 }
 
+TEST(Delegate, ErrorCodeOutOfRangeIsIoFailure) {
+  TempDir dir;
+  for (const char* code : {"0", "-1", "-7", "2147483648", "4294967303", "18446744073709551615"}) {
+    writePlugin(dir.file("fake"), std::string("cat >/dev/null; echo '{\"code\":") + code +
+                                      R"(,"msg":"odd"}'; exit 1)");
+    const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+    EXPECT_EQ(e.code(), Code::IoFailure) << code;
+    EXPECT_THAT(e.msg(), HasSubstr(std::string("error code ") + code + ", which is out of range"))
+        << code;
+    EXPECT_THAT(e.msg(), HasSubstr("odd")) << code;
+  }
+  writePlugin(dir.file("fake"),
+              R"(cat >/dev/null; echo '{"code":2147483647,"msg":"big"}'; exit 1)");
+  EXPECT_EQ(static_cast<int>(
+                delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig).code()),
+            2147483647);
+}
+
 TEST(Delegate, KilledBySignalIsAnError) {
   TempDir dir;
   writePlugin(dir.file("fake"), "cat >/dev/null\nkill -KILL $$");

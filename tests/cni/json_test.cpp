@@ -244,9 +244,14 @@ TEST(Json, IntsWithRange) {
     EXPECT_THAT(e.msg(), HasSubstr("expected an integer")) << k;
   }
 
-  // A uint64 beyond int64 must not wrap into range.
+  // A uint64 beyond int64 must not wrap into range, nor be clamped into the widest one.
   e = errorOf([&] { optInt(j, "big", "", 0, std::numeric_limits<std::int64_t>::max() - 1); });
   EXPECT_THAT(e.msg(), HasSubstr("out of range"));
+  e = errorOf([&] { optInt(j, "big", "", 0, std::numeric_limits<std::int64_t>::max()); });
+  EXPECT_THAT(e.msg(), HasSubstr("out of range"));
+  EXPECT_THAT(e.msg(), HasSubstr(j["big"].dump())) << "the value as given";
+  e = errorOf([&] { optInt(j, "big", "", 0, 10, Code::DecodeFailure); });
+  EXPECT_EQ(e.code(), Code::DecodeFailure);
 }
 
 TEST(Json, ArraysAndObjects) {

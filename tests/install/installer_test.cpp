@@ -208,6 +208,40 @@ TEST(InstallUnits, Base64AndTokenTimes) {
   EXPECT_EQ(serverUrl("fd00:10:96::1", "443"), "https://[fd00:10:96::1]:443");
 }
 
+// exp and iat are cast to integers: only numbers that are times may be (1e300 is not).
+TEST(InstallUnits, TokenTimesOutOfRangeAreLeftOut) {
+  const auto claims = [](const std::string& iat, const std::string& exp) {
+    return base64Url(R"({"alg":"RS256"})") + "." +
+           base64Url(R"({"iat":)" + iat + R"(,"exp":)" + exp + "}") + ".c2ln";
+  };
+  // The last second of the year 9999, and the start of the epoch.
+  auto t = tokenTimes(claims("0", "253402300799"));
+  EXPECT_EQ(t.issuedAt, std::optional<std::int64_t>(0));
+  EXPECT_EQ(t.expiresAt, std::optional<std::int64_t>(253402300799));
+  EXPECT_EQ(t.problem, "");
+  t = tokenTimes(claims("1700000000.75", "1700003600.5"));
+  EXPECT_EQ(t.issuedAt, std::optional<std::int64_t>(1700000000));
+  EXPECT_EQ(t.expiresAt, std::optional<std::int64_t>(1700003600));
+
+  for (const char* bad : {"253402300800", "1e300", "-1", "-1e300", "9223372036854775807",
+                          "18446744073709551615", "\"1700003600\"", "true", "[1]", "{\"a\":1}"}) {
+    t = tokenTimes(claims("1700000000", bad));
+    EXPECT_EQ(t.expiresAt, std::nullopt) << bad;
+    EXPECT_EQ(t.issuedAt, std::optional<std::int64_t>(1700000000)) << bad;
+    EXPECT_THAT(t.problem, HasSubstr("exp claim")) << bad;
+    EXPECT_THAT(t.problem, HasSubstr("is not a time")) << bad;
+    t = tokenTimes(claims(bad, "1700003600"));
+    EXPECT_EQ(t.issuedAt, std::nullopt) << bad;
+    EXPECT_EQ(t.expiresAt, std::optional<std::int64_t>(1700003600)) << bad;
+    EXPECT_THAT(t.problem, HasSubstr("iat claim")) << bad;
+  }
+  // A payload nested past any limit is no trouble: only top-level claims are read.
+  const std::string deep =
+      base64Url(R"({"exp":1700003600,"x":)" + dualstack::testing::nestedJson(100000) + "}");
+  EXPECT_EQ(tokenTimes("aGVhZA." + deep + ".c2ln").expiresAt,
+            std::optional<std::int64_t>(1700003600));
+}
+
 TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
   const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   const std::string text = renderKubeconfig("https://[fd00::1]:6443", pem, "abc.def.ghi", "token file t");
@@ -437,6 +471,17 @@ TEST_F(Installer, BadInputChangesNothing) {
   EXPECT_THAT(err(), HasSubstr(host + "/etc/cni/net.d"));
   EXPECT_FALSE(fs::exists(binDir + "/dualstack"));
   EXPECT_FALSE(fs::exists(binDir + "/dualstack-ipam"));
+}
+
+// A token whose exp is not a time still installs (the API server judges the token); the installer
+// says that it cannot schedule by it.
+TEST_F(Installer, TokenWithExpiryOutOfRangeIsReportedNotConverted) {
+  writeAll(sa + "/token", base64Url(R"({"alg":"RS256"})") + "." +
+                              base64Url(R"({"iat":1700000000,"exp":1e300})") + ".c2ln\n");
+  ASSERT_EQ(runOnce(), 0) << err();
+  EXPECT_THAT(err(), HasSubstr("warning: service account token " + sa +
+                               "/token: its exp claim 1e+300 is not a time"));
+  EXPECT_TRUE(fs::exists(kubeconfig));
 }
 
 TEST_F(Installer, HelpAndVersion) {

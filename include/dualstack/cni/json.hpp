@@ -42,8 +42,11 @@ std::optional<std::string> optString(const json& obj, std::string_view key, std:
 std::string reqString(const json& obj, std::string_view key, std::string_view where,
                       Code code = Code::InvalidConfig);
 std::optional<bool> optBool(const json& obj, std::string_view key, std::string_view where);
+// An integer within [min, max]; a fraction, or a value out of range (however large), is an error
+// naming the field, never a wrapped or clamped number.
 std::optional<std::int64_t> optInt(const json& obj, std::string_view key, std::string_view where,
-                                   std::int64_t min, std::int64_t max);
+                                   std::int64_t min, std::int64_t max,
+                                   Code code = Code::InvalidConfig);
 // Requires the member to be an array / object when present; returns nullptr when absent.
 const json* optArray(const json& obj, std::string_view key, std::string_view where,
                      Code code = Code::InvalidConfig);
