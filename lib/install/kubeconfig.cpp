@@ -110,6 +110,11 @@ std::string serverUrl(std::string_view host, std::string_view port) {
 
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
                              const std::string& token, const std::string& tokenSource) {
+  if (server.rfind("https://", 0) != 0) {
+    throw Error(Code::InvalidConfig, "API server \"" + server.substr(0, 100) +
+                                         "\" is not an https:// URL: the token would be sent in "
+                                         "cleartext");
+  }
   for (char c : token) {
     // A bearer token is printable ASCII without spaces or quotes (RFC 6750's b64token and more).
     if (c <= ' ' || c > '~' || c == '"' || c == '\\') {

@@ -278,6 +278,35 @@ std::vector<BadInput> cases() {
                 [](Invocation& in, const std::string& p) {
                   in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
                 })},
+      // The bearer token must never travel in cleartext, even to a server that would answer.
+      {"IpamKubeconfigPlainHttp", kBoth, 7,
+       {"kube.conf", "clusters[0].cluster.server", "\"http://127.0.0.1:1\" is not an https:// URL"},
+       withFile("kube.conf",
+                std::string("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+                            "{server: \"http://127.0.0.1:1\"}\nusers:\n- name: u\n  user: "
+                            "{token: \"") +
+                    kSecretToken +
+                    "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                    "current-context: x\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      {"IpamKubeconfigDeepYaml", kBoth, 7, {"kube.conf", "nested too deeply"},
+       withFile("kube.conf", "current-context: " + std::string(100000, '[') + "x" +
+                                 std::string(100000, ']') + "\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      {"IpamKubeconfigDeepBlockYaml", kBoth, 7, {"kube.conf", "nested too deeply"},
+       withFile("kube.conf",
+                [] {
+                  std::string t = "clusters:\n";
+                  for (int i = 0; i < 100000; ++i) t += "- ";
+                  return t + "x\n";
+                }(),
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
       {"IpamNodeAndRanges", kBoth, 7, {"ipam", "not both"},
        set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"}}})}))},
       {"IpamNoAddressSource", kBoth, 7, {"ipam", "no address source"}, erase("/ipam/node")},

@@ -242,6 +242,20 @@ TEST(InstallUnits, TokenTimesOutOfRangeAreLeftOut) {
             std::optional<std::int64_t>(1700003600));
 }
 
+TEST(InstallUnits, KubeconfigIsOnlyWrittenForHttps) {
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  for (const char* server : {"http://10.96.0.1:443", "HTTP://x", "10.96.0.1:443", ""}) {
+    try {
+      renderKubeconfig(server, pem, "abc.def.ghi", "token file t");
+      ADD_FAILURE() << "wrote a kubeconfig for " << server;
+    } catch (const cni::Error& e) {
+      EXPECT_EQ(e.code(), cni::Code::InvalidConfig);
+      EXPECT_THAT(e.msg(), HasSubstr("is not an https:// URL")) << e.msg();
+      EXPECT_EQ(e.msg().find("abc.def.ghi"), std::string::npos) << e.msg();
+    }
+  }
+}
+
 TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
   const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   const std::string text = renderKubeconfig("https://[fd00::1]:6443", pem, "abc.def.ghi", "token file t");
@@ -457,6 +471,9 @@ TEST_F(Installer, BadInputChangesNothing) {
   EXPECT_THAT(err(), HasSubstr("--interval \"soon\" is not a duration"));
   EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
 
+  // Plain http would carry the token in cleartext.
+  EXPECT_EQ(runOnce({"--server", "http://192.0.2.1:8080"}), 1);
+  EXPECT_THAT(err(), HasSubstr("API server \"http://192.0.2.1:8080\" must be an https:// URL"));
   // A template nested past the limit.
   writeAll(tmp.file("deep.conflist"), R"({"plugins": [{"ipam": {"type": "dualstack-ipam", "x": )" +
                                           dualstack::testing::nestedJson(100000) + "}}]}");

@@ -26,7 +26,7 @@ TokenTimes tokenTimes(std::string_view token);
 std::string serverUrl(std::string_view host, std::string_view port);
 
 // The kubeconfig text (YAML). Error(InvalidConfig) for a token or server that cannot be put in
-// one, naming where it came from.
+// one, naming where it came from, and for a server that is not https://.
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
                              const std::string& token, const std::string& tokenSource);
 
