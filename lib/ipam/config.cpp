@@ -285,7 +285,7 @@ std::unique_ptr<NodeSource> makeNodeSource(const json& node, std::string_view wh
     if (inlineForm) {
       throw Error(Code::InvalidConfig, w + ": give either file or podCIDRs/addresses, not both");
     }
-    if (file->empty() || (*file)[0] != '/') {
+    if (file->empty() || (*file)[0] != '/' || file->find('\0') != std::string::npos) {
       throw Error(Code::InvalidConfig, w + ".file: " + shown(*file) + " is not an absolute path");
     }
     return std::make_unique<NodeFile>(*file);
@@ -341,6 +341,9 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
                 "the config's ipam object");
   }
   const json& ipam = conf.ipam();
+  // Not used here (the runtime found this binary by it), but a config with a non-string type is
+  // as malformed as for the plugin that reads it.
+  cni::optString(ipam, "type", "ipam");
   IpamConfig cfg;
   cfg.network = conf.name;
   cfg.dataDir = cni::optString(ipam, "dataDir", "ipam").value_or(std::string(kDefaultDataDir));
@@ -358,6 +361,8 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
   if (cni::member(ipam, "subnet", "ipam") != nullptr) {
     cfg.ranges.push_back(RangeSet{0, {parseRange(ipam, "ipam")}});
     names.emplace_back("ipam");
+  } else {
+    for (const char* key : {"rangeStart", "rangeEnd", "gateway"}) optAddress(ipam, key, "ipam");
   }
   if (const json* ranges = cni::optArray(ipam, "ranges", "ipam")) {
     for (std::size_t i = 0; i < ranges->size(); ++i) {

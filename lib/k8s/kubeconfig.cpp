@@ -121,6 +121,8 @@ class Reader {
   // A file name from the kubeconfig, relative ones resolved against its directory.
   std::string file(const YAML::Node& map, const char* key, const std::string& where) const {
     std::string p = str(map, key, where);
+    // open(2) would stop at a NUL ("\0" in YAML) and read another file.
+    if (p.find('\0') != std::string::npos) fail(field(where, key) + ": not a file name");
     if (!p.empty() && p[0] != '/') p = dir_ + "/" + p;
     return p;
   }

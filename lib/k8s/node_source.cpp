@@ -139,7 +139,8 @@ NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,
     }
   }
   cfg.kubeconfig = cni::reqString(node, "kubeconfig", w);
-  if (cfg.kubeconfig.empty() || cfg.kubeconfig[0] != '/') {
+  if (cfg.kubeconfig.empty() || cfg.kubeconfig[0] != '/' ||
+      cfg.kubeconfig.find('\0') != std::string::npos) {
     throw Error(Code::InvalidConfig,
                 w + ".kubeconfig: " + inQuotes(cfg.kubeconfig) + " is not an absolute path");
   }

@@ -116,8 +116,11 @@ std::optional<netlink::Mac> requestedMac(const cni::Env& env, const cni::NetConf
   std::optional<std::string> text = env.arg("MAC");
   std::string source = "CNI_ARGS MAC";
   Code code = Code::InvalidEnv;  // a bad CNI_ARGS value is an environment error
-  if (const auto* m = conf.runtimeConfig().is_object() ? cni::member(conf.runtimeConfig(), "mac", "runtimeConfig") : nullptr) {
-    if (!m->is_string()) throw Error(Code::InvalidConfig, "runtimeConfig.mac: expected a string");
+  if (const auto* m = cni::member(conf.runtimeConfig(), "mac", "runtimeConfig")) {
+    if (!m->is_string()) {
+      throw Error(Code::InvalidConfig,
+                  "runtimeConfig.mac: expected a string, got " + std::string(cni::typeName(*m)));
+    }
     text = m->get<std::string>();
     source = "runtimeConfig.mac";
     code = Code::InvalidConfig;

@@ -222,6 +222,15 @@ INSTANTIATE_TEST_SUITE_P(
             "TokenWithNewline",
             "current-context: a\n" + kBase + "users: [{name: u, user: {token: \"s3cret\\nX\"}}]\n",
             "token contains control characters"},
+        BadCase{"TokenFileWithNul",
+                "current-context: a\n" + kBase +
+                    "users: [{name: u, user: {tokenFile: \"/etc/hostname\\0.token\"}}]\n",
+                "users[0].user.tokenFile: not a file name"},
+        BadCase{"CaFileWithNul",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
+                "clusters: [{name: c, cluster: {server: 'https://h', "
+                "certificate-authority: \"/etc/hostname\\0\"}}]\n",
+                "clusters[0].cluster.certificate-authority: not a file name"},
         BadCase{"TokenNotString",
                 "current-context: a\n" + kBase + "users: [{name: u, user: {token: [s3cret]}}]\n",
                 "users[0].user.token: expected a string"}),
