@@ -126,6 +126,24 @@ void checkCniVersions(const json& raw, const std::string& cniVersion) {
 
 }  // namespace
 
+namespace {
+
+const json& memberOr(const json& raw, std::string_view key, const json& fallback) {
+  if (!raw.is_object()) return fallback;
+  const auto it = raw.find(key);
+  return it == raw.end() || it->is_null() ? fallback : *it;
+}
+
+const json kNull;
+const json kEmptyObject = json::object();
+
+}  // namespace
+
+const json& NetConf::ipam() const { return memberOr(raw, "ipam", kNull); }
+const json& NetConf::prevResult() const { return memberOr(raw, "prevResult", kNull); }
+const json& NetConf::runtimeConfig() const { return memberOr(raw, "runtimeConfig", kEmptyObject); }
+const json& NetConf::args() const { return memberOr(raw, "args", kEmptyObject); }
+
 NetConf parseNetConf(std::string_view text, Command command) {
   if (text.size() > kMaxConfigBytes) {
     throw Error(Code::DecodeFailure, "network config on stdin is larger than " +
@@ -176,22 +194,15 @@ NetConf parseNetConf(std::string_view text, Command command) {
   }
   conf.type = optString(raw, "type", "").value_or("");
 
-  if (const json* ipam = optObject(raw, "ipam", "")) conf.ipam = *ipam;
-  if (const json* rc = optObject(raw, "runtimeConfig", ""))
-    conf.runtimeConfig = *rc;
-  else
-    conf.runtimeConfig = json::object();
-  if (const json* args = optObject(raw, "args", ""))
-    conf.args = *args;
-  else
-    conf.args = json::object();
+  optObject(raw, "ipam", "");
+  optObject(raw, "runtimeConfig", "");
+  optObject(raw, "args", "");
   if (const json* prev = member(raw, "prevResult", "")) {
     if (!prev->is_object()) {
       throw Error(Code::DecodeFailure,
                   "prevResult: expected an object, got " + std::string(typeName(*prev)));
     }
     Result::fromJson(*prev, "prevResult");  // validates; users parse it again where needed
-    conf.prevResult = *prev;
   }
 
   if (command == Command::Gc) conf.validAttachments = parseValidAttachments(raw);

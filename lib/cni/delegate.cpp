@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -176,9 +177,10 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
   json parsed;
   if (!output.empty()) {
     try {
-      parsed = json::parse(output);
-    } catch (const json::exception&) {  // parse_error, or out_of_range for 1e999
-      if (exitCode == 0) throw Error(Code::DecodeFailure, label + " printed output that is not JSON");
+      parsed = parseJson(output, "the output of " + label);
+    } catch (const Error&) {
+      if (exitCode == 0) throw;
+      parsed = parseJsonTop(output);  // of a CNI error, only top-level fields matter
     }
   }
   if (exitCode != 0) {
@@ -188,7 +190,15 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
       if (parsed.contains("details") && parsed["details"].is_string()) {
         details = parsed["details"].get<std::string>();
       }
-      throw Error(static_cast<Code>(parsed["code"].get<int>()),
+      // CNI error codes are positive; one that does not fit ours would be passed on garbled.
+      const json& code = parsed["code"];
+      if (!code.is_number_unsigned() || code.get<std::uint64_t>() < 1 ||
+          code.get<std::uint64_t>() > static_cast<std::uint64_t>(INT32_MAX)) {
+        throw Error(Code::IoFailure,
+                    label + " failed with error code " + code.dump() +
+                        ", which is out of range: " + parsed["msg"].get<std::string>());
+      }
+      throw Error(static_cast<Code>(code.get<int>()),
                   label + ": " + parsed["msg"].get<std::string>(), details);
     }
     throw Error(Code::IoFailure, label + " failed with exit status " + std::to_string(exitCode) +

@@ -197,8 +197,10 @@ void logConfigured(Logger& log, const Env& env, const NetConf& conf) {
   // Names and shapes only: values of the config may be credentials.
   std::string msg = std::string(commandName(env.command)) + " start: cniVersion " +
                     conf.cniVersion + ", type " + (conf.type.empty() ? "-" : conf.type);
-  if (conf.ipam.is_object() && conf.ipam.contains("type") && conf.ipam["type"].is_string()) {
-    msg += ", ipam.type " + conf.ipam["type"].get<std::string>().substr(0, 64);
+  if (const json& ipam = conf.ipam(); ipam.is_object()) {
+    if (const auto it = ipam.find("type"); it != ipam.end() && it->is_string()) {
+      msg += ", ipam.type " + it->get<std::string>().substr(0, 64);
+    }
   }
   if (!env.netns.empty()) msg += ", netns " + env.netns;
   if (!env.argPairs.empty()) {
@@ -207,7 +209,7 @@ void logConfigured(Logger& log, const Env& env, const NetConf& conf) {
       msg += (i == 0 ? " " : ",") + env.argPairs[i].first.substr(0, 64);
     }
   }
-  msg += conf.prevResult.is_null() ? ", no prevResult" : ", with prevResult";
+  msg += conf.prevResult().is_null() ? ", no prevResult" : ", with prevResult";
   log.debug(msg);
 }
 
@@ -230,7 +232,8 @@ void logFailure(Logger& log, const Error& e, std::string_view input) {
   if (!log.configured()) {
     // The failure came before (or while) the config was validated: use its log options if they
     // are usable, ignore them otherwise (the error itself says what is wrong).
-    const json raw = json::parse(input.begin(), input.end(), nullptr, false);
+    // Top-level fields only: the input may be what was refused for its nesting.
+    const json raw = parseJsonTop(input);
     if (raw.is_object()) {
       if (log.context().network.empty() && raw.contains("name") && raw["name"].is_string()) {
         log.context().network = raw["name"].get<std::string>();

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/json.hpp"
 #include "dualstack/cni/log.hpp"
 #include "dualstack/cni/version.hpp"
 
@@ -41,13 +42,13 @@ std::string readStdin() {
 
 // The version to answer errors in: the config's when it names a supported one.
 std::string errorVersion(const std::string& input) {
-  try {
-    auto j = nlohmann::json::parse(input);
-    if (j.is_object() && j.contains("cniVersion") && j["cniVersion"].is_string()) {
-      auto v = j["cniVersion"].get<std::string>();
+  // Top-level fields only: the input may be what was refused for its nesting.
+  const auto j = parseJsonTop(input);
+  if (j.is_object()) {
+    if (const auto it = j.find("cniVersion"); it != j.end() && it->is_string()) {
+      const auto& v = it->get_ref<const std::string&>();
       if (isSupportedVersion(v)) return v;
     }
-  } catch (const std::exception&) {
   }
   return std::string(kLatestVersion);
 }
@@ -107,9 +108,11 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
     if (env.command == Command::Version) {
       std::string requested;
       if (!input.empty()) {
-        const auto conf = nlohmann::json::parse(input, nullptr, false);
-        if (conf.is_object() && conf.contains("cniVersion") && conf["cniVersion"].is_string()) {
-          requested = conf["cniVersion"].get<std::string>();
+        const auto conf = parseJsonTop(input);
+        if (conf.is_object()) {
+          if (const auto it = conf.find("cniVersion"); it != conf.end() && it->is_string()) {
+            requested = it->get<std::string>();
+          }
         }
       }
       writeOut(versionInfo(requested).dump() + "\n");

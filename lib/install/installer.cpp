@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/json.hpp"
 #include "dualstack/cni/skel.hpp"
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/kubeconfig.hpp"
@@ -303,7 +304,7 @@ Options parseOptions(int argc, char** argv, bool* help) {
 std::string renderConflist(const std::string& templateText, const std::string& where,
                            const std::string& kubeconfigPath, const std::string& nodeName) {
   // ordered_json: the installed file keeps the template's key order.
-  auto j = nlohmann::ordered_json::parse(templateText, nullptr, false);
+  auto j = cni::parseOrderedJson(templateText, where);
   if (!j.is_object() || !j.contains("plugins") || !j["plugins"].is_array()) {
     throw Error(Code::InvalidConfig, where + " is not a conflist (a JSON object with \"plugins\")");
   }
@@ -335,6 +336,10 @@ int run(const Options& o) {
   const std::string kubeconfigFile = joinPath(p.confDir, o.kubeconfigName);
   replaceFile(p.confDir, o.kubeconfigName, p.credentials.kubeconfig, 0600);
   log("wrote " + kubeconfigFile + " (API server " + p.server + ", node " + o.nodeName + ")");
+  if (!p.credentials.times.problem.empty()) {
+    log("warning: service account token " + o.tokenFile + ": " + p.credentials.times.problem +
+        "; its expiry is not tracked");
+  }
   replaceFile(p.confDir, o.conflistName, p.conflist, 0644);
   log("wrote " + joinPath(p.confDir, o.conflistName));
   if (o.once) return 0;
@@ -346,6 +351,7 @@ int run(const Options& o) {
   TokenTimes times = p.credentials.times;
   std::string kubeconfig = p.credentials.kubeconfig;  // as last written
   std::int64_t warnedExpiry = 0;
+  std::string warnedProblem = times.problem;
   for (;;) {
     const milliseconds wait = nextCheck(o, times);
     timespec ts{static_cast<time_t>(wait.count() / 1000),
@@ -360,6 +366,13 @@ int run(const Options& o) {
     try {
       const Credentials c = readCredentials(o, p.server);
       times = c.times;
+      if (times.problem != warnedProblem) {
+        warnedProblem = times.problem;
+        if (!times.problem.empty()) {
+          log("warning: service account token " + o.tokenFile + ": " + times.problem +
+              "; its expiry is not tracked");
+        }
+      }
       if (replaceFile(p.confDir, o.kubeconfigName, c.kubeconfig, 0600)) {
         log("service account token or CA changed: rewrote " + kubeconfigFile);
       }

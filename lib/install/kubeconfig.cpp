@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/json.hpp"
 
 namespace dualstack::install {
 
@@ -38,9 +39,25 @@ std::optional<std::string> base64UrlDecode(std::string_view in) {
   return out;
 }
 
-std::optional<std::int64_t> numericClaim(const nlohmann::json& claims, const char* key) {
-  if (!claims.contains(key) || !claims[key].is_number()) return std::nullopt;
-  return static_cast<std::int64_t>(claims[key].get<double>());
+// The end of the year 9999 in seconds since the epoch: later NumericDates are not real times.
+constexpr double kMaxNumericDate = 253402300799.0;
+
+// A NumericDate claim (RFC 7519: seconds since the epoch, possibly fractional). One that is not
+// a number between 0 and kMaxNumericDate (1e300 in a broken token) has no integer to convert to:
+// it is left out, and `problem` says why.
+std::optional<std::int64_t> numericClaim(const nlohmann::json& claims, const char* key,
+                                         std::string& problem) {
+  const auto it = claims.find(key);
+  if (it == claims.end() || it->is_null()) return std::nullopt;
+  if (it->is_number()) {
+    const double v = it->get<double>();
+    if (v >= 0 && v <= kMaxNumericDate) return static_cast<std::int64_t>(v);  // false for NaN
+  }
+  if (problem.empty()) {
+    problem = std::string("its ") + key + " claim " + it->dump().substr(0, 32) +
+              " is not a time (seconds since 1970, before the year 10000)";
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -77,9 +94,13 @@ TokenTimes tokenTimes(std::string_view token) {
   if (second == std::string_view::npos) return {};
   const auto payload = base64UrlDecode(token.substr(first + 1, second - first - 1));
   if (!payload) return {};
-  const auto claims = nlohmann::json::parse(*payload, nullptr, false);
+  // Only the top-level claims matter; what is nested in them is not kept.
+  const auto claims = cni::parseJsonTop(*payload, 2);
   if (!claims.is_object()) return {};
-  return {numericClaim(claims, "iat"), numericClaim(claims, "exp")};
+  TokenTimes t;
+  t.issuedAt = numericClaim(claims, "iat", t.problem);
+  t.expiresAt = numericClaim(claims, "exp", t.problem);
+  return t;
 }
 
 std::string serverUrl(std::string_view host, std::string_view port) {
@@ -89,6 +110,11 @@ std::string serverUrl(std::string_view host, std::string_view port) {
 
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
                              const std::string& token, const std::string& tokenSource) {
+  if (server.rfind("https://", 0) != 0) {
+    throw Error(Code::InvalidConfig, "API server \"" + server.substr(0, 100) +
+                                         "\" is not an https:// URL: the token would be sent in "
+                                         "cleartext");
+  }
   for (char c : token) {
     // A bearer token is printable ASCII without spaces or quotes (RFC 6750's b64token and more).
     if (c <= ' ' || c > '~' || c == '"' || c == '\\') {

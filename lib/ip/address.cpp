@@ -13,8 +13,11 @@ u128 widthMask(Family f) { return f == Family::V4 ? u128{0xffffffffU} : ~u128{0}
 std::string_view familyName(Family f) { return f == Family::V4 ? "4" : "6"; }
 
 std::optional<Address> Address::parse(std::string_view text) {
-  // inet_pton needs a NUL-terminated string; addresses are short.
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton needs a NUL-terminated string; addresses are short. It would stop at a NUL inside
+  // the text (JSON strings may hold one, "\u0000") and accept what comes before it.
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
   char buf[INET6_ADDRSTRLEN + 1];
   text.copy(buf, text.size());
   buf[text.size()] = '\0';

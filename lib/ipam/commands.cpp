@@ -90,8 +90,8 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
                                          " address in " + set.str());
     }
   }
-  if (!conf.prevResult.is_null()) {
-    const auto prev = cni::Result::fromJson(conf.prevResult, "prevResult");
+  if (!conf.prevResult().is_null()) {
+    const auto prev = cni::Result::fromJson(conf.prevResult(), "prevResult");
     for (const auto& c : prev.ips) {
       const ip::Address addr = c.address.address();
       const bool ours = std::any_of(sets.begin(), sets.end(), [&](const RangeSet& s) {

@@ -123,8 +123,8 @@ void parseRequestedList(std::vector<Requested>& out, const json& obj, const char
 
 std::vector<Requested> parseRequested(const cni::NetConf& conf, const cni::Env& env) {
   std::vector<Requested> out;
-  parseRequestedList(out, conf.runtimeConfig, "ips", "runtimeConfig");
-  if (const json* cniArgs = cni::optObject(conf.args, "cni", "args")) {
+  parseRequestedList(out, conf.runtimeConfig(), "ips", "runtimeConfig");
+  if (const json* cniArgs = cni::optObject(conf.args(), "cni", "args")) {
     parseRequestedList(out, *cniArgs, "ips", "args.cni");
   }
   if (auto ipArg = env.arg("IP")) {
@@ -288,7 +288,7 @@ std::unique_ptr<NodeSource> makeNodeSource(const json& node, std::string_view wh
     if (inlineForm) {
       throw Error(Code::InvalidConfig, w + ": give either file or podCIDRs/addresses, not both");
     }
-    if (file->empty() || (*file)[0] != '/') {
+    if (file->empty() || (*file)[0] != '/' || file->find('\0') != std::string::npos) {
       throw Error(Code::InvalidConfig, w + ".file: " + shown(*file) + " is not an absolute path");
     }
     return std::make_unique<NodeFile>(*file);
@@ -338,12 +338,15 @@ std::vector<RangeSet> rangeSets(const IpamConfig& cfg) {
 }
 
 IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope scope) {
-  if (!conf.ipam.is_object()) {
+  if (!conf.ipam().is_object()) {
     throw Error(Code::InvalidConfig,
                 "ipam is missing: dualstack-ipam reads its settings from "
                 "the config's ipam object");
   }
-  const json& ipam = conf.ipam;
+  const json& ipam = conf.ipam();
+  // Not used here (the runtime found this binary by it), but a config with a non-string type is
+  // as malformed as for the plugin that reads it.
+  cni::optString(ipam, "type", "ipam");
   IpamConfig cfg;
   cfg.network = conf.name;
   cfg.dataDir = cni::optString(ipam, "dataDir", "ipam").value_or(std::string(kDefaultDataDir));
@@ -360,6 +363,8 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
   if (cni::member(ipam, "subnet", "ipam") != nullptr) {
     cfg.ranges.push_back(RangeSet{0, {parseRange(ipam, "ipam")}});
     names.emplace_back("ipam");
+  } else {
+    for (const char* key : {"rangeStart", "rangeEnd", "gateway"}) optAddress(ipam, key, "ipam");
   }
   if (const json* ranges = cni::optArray(ipam, "ranges", "ipam")) {
     for (std::size_t i = 0; i < ranges->size(); ++i) {

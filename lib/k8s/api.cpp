@@ -22,7 +22,7 @@ constexpr const char* kRbacHint = "see conf/kubernetes/rbac.yaml";
 std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 bool isNodeNotFound(const std::string& body, const std::string& name) {
-  const json j = json::parse(body, nullptr, false);
+  const json j = cni::parseJsonTop(body, 2);
   if (!j.is_object() || j.value("reason", "") != "NotFound") return false;
   const json* details = j.contains("details") ? &j["details"] : nullptr;
   return details != nullptr && details->is_object() && details->value("kind", "") == "nodes" &&
@@ -194,11 +194,12 @@ Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
   const long status = response.status;
   const std::string node = "node " + inQuotes(request.name);
   if (status == 200) {
-    const json body = json::parse(response.body, nullptr, false);
-    if (body.is_discarded()) {
-      throw Error(Code::DecodeFailure,
-                  server + " answered GET " + http.url +
-                      " with something that is not JSON: " + detail::statusMessage(response.body));
+    json body;
+    try {
+      body = cni::parseJson(response.body, "the answer");
+    } catch (const Error& e) {
+      throw Error(Code::DecodeFailure, server + " answered GET " + http.url + ", but " + e.msg() + ": " +
+                                           detail::statusMessage(response.body));
     }
     Node n = parseNode(body, node + " from " + kc.server);
     if (n.name.empty()) n.name = request.name;

@@ -20,6 +20,9 @@ namespace {
 
 constexpr int kVersion = 1;
 constexpr std::size_t kMaxCache = 1U << 20;
+constexpr std::int64_t kMaxClockMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::duration::max())
+                                         .count();
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
@@ -62,9 +65,9 @@ std::string formatCache(const CachedNode& c) {
 CachedNode parseCache(std::string_view text, const std::string& path) {
   const std::string what = "node cache " + path;
   const Code code = Code::DecodeFailure;
-  const json j = cni::parseJson(text, what);
+  json j = cni::parseJson(text, what);
   if (!j.is_object()) throw Error(code, what + ": expected an object");
-  const auto version = cni::optInt(j, "version", what, 0, 1000);
+  const auto version = cni::optInt(j, "version", what, 0, 1000, code);
   if (version != kVersion) {
     throw Error(code, what + ": version " + (version ? std::to_string(*version) : "missing") +
                           " is not " + std::to_string(kVersion));
@@ -73,11 +76,17 @@ CachedNode parseCache(std::string_view text, const std::string& path) {
   c.node.name = cni::reqString(j, "node", what, code);
   c.kubeconfig = cni::reqString(j, "kubeconfig", what, code);
   c.server = cni::optString(j, "server", what, code).value_or("");
-  const auto ms = cni::optInt(j, "fetchedAtMs", what, 0, INT64_MAX);
+  // The clock counts nanoseconds in 64 bits, up to the year 2262: a later time would overflow
+  // into an arbitrary one, and could make a corrupt cache look fresh.
+  const auto ms = cni::optInt(j, "fetchedAtMs", what, 0, kMaxClockMs, code);
   if (!ms) throw Error(code, what + ": fetchedAtMs is missing");
   c.fetchedAt = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
-  const json shaped = {{"spec", {{"podCIDRs", j.value("podCIDRs", json::array())}}},
-                       {"status", {{"addresses", j.value("addresses", json::array())}}}};
+  // Moved, not copied, into the shape parseNode reads.
+  json shaped = {{"spec", json::object()}, {"status", json::object()}};
+  if (auto it = j.find("podCIDRs"); it != j.end()) shaped["spec"]["podCIDRs"] = std::move(*it);
+  if (auto it = j.find("addresses"); it != j.end()) {
+    shaped["status"]["addresses"] = std::move(*it);
+  }
   const Node parsed = parseNode(shaped, what);
   c.node.podCIDRs = parsed.podCIDRs;
   c.node.addresses = parsed.addresses;

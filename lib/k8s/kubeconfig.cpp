@@ -1,5 +1,6 @@
 #include "dualstack/k8s/kubeconfig.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -121,6 +122,8 @@ class Reader {
   // A file name from the kubeconfig, relative ones resolved against its directory.
   std::string file(const YAML::Node& map, const char* key, const std::string& where) const {
     std::string p = str(map, key, where);
+    // open(2) would stop at a NUL ("\0" in YAML) and read another file.
+    if (p.find('\0') != std::string::npos) fail(field(where, key) + ": not a file name");
     if (!p.empty() && p[0] != '/') p = dir_ + "/" + p;
     return p;
   }
@@ -185,6 +188,10 @@ Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp parses recursively and stops at about 500 levels (its message is "bad file").
+    r.fail("not valid YAML or JSON: nested too deeply (about 500 levels) at line " +
+           std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1));
   } catch (const YAML::Exception& e) {
     // yaml-cpp's messages carry the position and the kind of problem, never the content.
     r.fail("not valid YAML or JSON: " + e.msg + " at line " + std::to_string(e.mark.line + 1) +
@@ -202,9 +209,10 @@ Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
     const auto [cluster, clusterWhere] = r.named(root, "clusters", "cluster", kc.clusterName);
     kc.server = r.str(cluster, "server", clusterWhere);
     while (!kc.server.empty() && kc.server.back() == '/') kc.server.pop_back();
-    if (kc.server.rfind("https://", 0) != 0 && kc.server.rfind("http://", 0) != 0) {
+    // Plain http would send the bearer token (or the whole session) in cleartext.
+    if (kc.server.rfind("https://", 0) != 0) {
       r.fail(clusterWhere + ".server: " + (kc.server.empty() ? "missing" : inQuotes(kc.server)) +
-             " is not an https:// URL");
+             " is not an https:// URL (credentials are never sent over plain http)");
     }
     kc.caData = r.base64(cluster, "certificate-authority-data", clusterWhere);
     if (kc.caData.empty()) kc.caFile = r.file(cluster, "certificate-authority", clusterWhere);

@@ -122,7 +122,7 @@ milliseconds parseDuration(const json& value, const std::string& field) {
                                          std::string(cni::typeName(value)));
   }
   if (!seconds || !std::isfinite(*seconds) || *seconds < 0 || *seconds > 366.0 * 86400) {
-    throw Error(Code::InvalidConfig, field + ": " + value.dump() +
+    throw Error(Code::InvalidConfig, field + ": " + value.dump().substr(0, 64) +
                                          " is not a duration like \"2s\", \"500ms\", \"1m30s\" "
                                          "or a number of seconds (at most a year)");
   }
@@ -141,7 +141,8 @@ NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,
     }
   }
   cfg.kubeconfig = cni::reqString(node, "kubeconfig", w);
-  if (cfg.kubeconfig.empty() || cfg.kubeconfig[0] != '/') {
+  if (cfg.kubeconfig.empty() || cfg.kubeconfig[0] != '/' ||
+      cfg.kubeconfig.find('\0') != std::string::npos) {
     throw Error(Code::InvalidConfig,
                 w + ".kubeconfig: " + inQuotes(cfg.kubeconfig) + " is not an absolute path");
   }

@@ -13,6 +13,7 @@
 
 #include "dualstack/cni/env.hpp"
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/json.hpp"
 #include "dualstack/ipam/allocator.hpp"
 #include "dualstack/ipam/config.hpp"
 #include "dualstack/ipam/disk_store.hpp"
@@ -48,12 +49,7 @@ std::string readTextFile(const std::string& path, std::string_view what) {
 }
 
 json parseJsonFile(const std::string& path, std::string_view what) {
-  const std::string text = readTextFile(path, what);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(Code::DecodeFailure, std::string(what) + " " + path + " is not valid JSON: " + e.what());
-  }
+  return cni::parseJson(readTextFile(path, what), std::string(what) + " " + path);
 }
 
 std::string storePath(const std::string& dataDir, const std::string& network) {

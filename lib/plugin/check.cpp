@@ -38,10 +38,10 @@ bool hasRoute(const std::vector<netlink::Route>& routes, const ip::Prefix& dst,
 
 void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(env, conf);
-  if (conf.prevResult.is_null()) {
+  if (conf.prevResult().is_null()) {
     throw Error(Code::InvalidConfig, "CHECK needs prevResult, the result of the ADD being checked");
   }
-  const cni::Result prev = cni::Result::fromJson(conf.prevResult, "prevResult");
+  const cni::Result prev = cni::Result::fromJson(conf.prevResult(), "prevResult");
   cni::delegate(pc.ipamType, cni::Command::Check, env, conf.raw.dump());
 
   // Our pod interface in prevResult: the one named CNI_IFNAME inside CNI_NETNS.

@@ -20,8 +20,11 @@ std::optional<std::array<std::uint8_t, 6>> requestedMac(const cni::Env& env,
   std::optional<std::string> text = env.arg("MAC");
   std::string source = "CNI_ARGS MAC";
   Code code = Code::InvalidEnv;  // a bad CNI_ARGS value is an environment error
-  if (const auto* m = cni::member(conf.runtimeConfig, "mac", "runtimeConfig")) {
-    if (!m->is_string()) throw Error(Code::InvalidConfig, "runtimeConfig.mac: expected a string");
+  if (const auto* m = cni::member(conf.runtimeConfig(), "mac", "runtimeConfig")) {
+    if (!m->is_string()) {
+      throw Error(Code::InvalidConfig,
+                  "runtimeConfig.mac: expected a string, got " + std::string(cni::typeName(*m)));
+    }
     text = m->get<std::string>();
     source = "runtimeConfig.mac";
     code = Code::InvalidConfig;
@@ -47,12 +50,11 @@ std::optional<std::array<std::uint8_t, 6>> requestedMac(const cni::Env& env,
 
 PluginConfig parsePluginConfig(const cni::Env& env, const cni::NetConf& conf) {
   PluginConfig pc;
-  if (conf.ipam.is_null()) {
-    throw Error(Code::InvalidConfig,
-                "ipam is missing: dualstack needs an IPAM plugin "
-                "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
+  if (conf.ipam().is_null()) {
+    throw Error(Code::InvalidConfig, "ipam is missing: dualstack needs an IPAM plugin "
+                                     "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
   }
-  pc.ipamType = cni::reqString(conf.ipam, "type", "ipam");
+  pc.ipamType = cni::reqString(conf.ipam(), "type", "ipam");
   if (pc.ipamType.empty() || pc.ipamType.find('/') != std::string::npos || pc.ipamType == "." ||
       pc.ipamType == "..") {
     throw Error(Code::InvalidConfig, "ipam.type \"" + pc.ipamType.substr(0, 64) +

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/cni/json.hpp"
 #include "nftables_lib.hpp"
 
 namespace dualstack::plugin {
@@ -215,7 +216,7 @@ std::optional<json> listJson(Nft& nft, const std::string& command) {
     if (contains(nft.error(), ENOENT)) return std::nullopt;
     throw nftError(command, nft.error());
   }
-  return json::parse(nft.output(), nullptr, false);
+  return cni::parseJson(nft.output(), "the output of nft " + command);
 }
 
 std::vector<std::string> setNames(const json& set) {
@@ -245,7 +246,8 @@ std::vector<ip::Prefix> setPrefixes(const json& set) {
       const auto& addr = e["prefix"].value("addr", json());
       const auto& len = e["prefix"].value("len", json());
       if (addr.is_string() && len.is_number_integer()) {
-        p = ip::Prefix::parse(addr.get<std::string>() + "/" + std::to_string(len.get<int>()));
+        p = ip::Prefix::parse(addr.get<std::string>() + "/" +
+                              std::to_string(len.get<std::int64_t>()));
       }
     }
     // Anything else (a range) cannot equal a wanted prefix list: an impossible /0 marks it.

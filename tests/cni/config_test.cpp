@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/error.hpp"
+#include "support/support.hpp"
 
 namespace dualstack::cni {
 namespace {
@@ -42,10 +43,10 @@ TEST(ParseNetConf, Minimal) {
   EXPECT_EQ(c.cniVersion, "1.0.0");
   EXPECT_EQ(c.name, "net1");
   EXPECT_EQ(c.type, "dualstack");
-  EXPECT_TRUE(c.ipam.is_null());
-  EXPECT_TRUE(c.prevResult.is_null());
-  EXPECT_EQ(c.runtimeConfig, json::object());
-  EXPECT_EQ(c.args, json::object());
+  EXPECT_TRUE(c.ipam().is_null());
+  EXPECT_TRUE(c.prevResult().is_null());
+  EXPECT_EQ(c.runtimeConfig(), json::object());
+  EXPECT_EQ(c.args(), json::object());
   EXPECT_TRUE(c.validAttachments.empty());
 }
 
@@ -59,9 +60,62 @@ TEST(ParseNetConf, RawIsKeptVerbatimIncludingUnknownFields) {
   j["args"] = {{"cni", {{"ips", json::array({"10.0.0.5"})}}}};
   const NetConf c = parseNetConf(j.dump(), Command::Add);
   EXPECT_EQ(c.raw, j);
-  EXPECT_EQ(c.ipam, j["ipam"]);
-  EXPECT_EQ(c.runtimeConfig, j["runtimeConfig"]);
-  EXPECT_EQ(c.args, j["args"]);
+  EXPECT_EQ(c.ipam(), j["ipam"]);
+  EXPECT_EQ(c.runtimeConfig(), j["runtimeConfig"]);
+  EXPECT_EQ(c.args(), j["args"]);
+}
+
+TEST(ParseNetConf, PartsAreReadInPlaceNotCopied) {
+  json j = base();
+  j["ipam"] = {{"type", "dualstack-ipam"}};
+  j["runtimeConfig"] = {{"ips", json::array({"10.0.0.5"})}};
+  j["args"] = {{"cni", json::object()}};
+  j["prevResult"] = {{"cniVersion", "1.0.0"}};
+  NetConf c = parseNetConf(j.dump(), Command::Add);
+  EXPECT_EQ(&c.ipam(), &c.raw["ipam"]);
+  EXPECT_EQ(&c.runtimeConfig(), &c.raw["runtimeConfig"]);
+  EXPECT_EQ(&c.args(), &c.raw["args"]);
+  EXPECT_EQ(&c.prevResult(), &c.raw["prevResult"]);
+  NetConf moved = std::move(c);
+  EXPECT_EQ(&moved.ipam(), &moved.raw["ipam"]);
+}
+
+// Valid JSON nested 100,000 levels deep is about 200 KB, well under the stdin limit; copying it
+// out of the parsed tree used to overflow the stack. Wherever it is, it is a decode failure.
+TEST(ParseNetConf, DeepNestingAnywhereIsDecodeFailure) {
+  using dualstack::testing::nestedJson;
+  for (const char* where : {"ipam", "runtimeConfig", "args", "prevResult", "someVendorThing"}) {
+    for (const bool objects : {false, true}) {
+      json j = base();
+      j[where] = json::object();
+      std::string text = j.dump();
+      const std::string marker = "\"" + std::string(where) + "\":{}";
+      text.replace(text.find(marker), marker.size(),
+                   "\"" + std::string(where) + "\":{\"x\":" + nestedJson(100000, objects) + "}");
+      ASSERT_LT(text.size(), kMaxConfigBytes);
+      const Error e = confError(text);
+      EXPECT_EQ(e.code(), Code::DecodeFailure) << where;
+      EXPECT_THAT(e.msg(), HasSubstr("nested deeper than 128")) << where;
+    }
+  }
+  json j = base();
+  j["ipam"] = {{"node", {{"podCIDRs", json::array()}}}};
+  std::string text = j.dump();
+  text.replace(text.find("[]"), 2, nestedJson(100000));
+  EXPECT_EQ(confError(text).code(), Code::DecodeFailure);
+}
+
+TEST(ParseNetConf, NestingAtTheLimitIsAccepted) {
+  json j = base();
+  j["args"] = json::object();
+  std::string text = j.dump();
+  // The config object is level 1, args level 2, so 126 more levels fit.
+  text.replace(text.find("\"args\":{}"), 9,
+               "\"args\":{\"x\":" + dualstack::testing::nestedJson(126) + "}");
+  const NetConf c = parseNetConf(text, Command::Add);
+  EXPECT_TRUE(c.args()["x"].is_array());
+  text.replace(text.find("[0]"), 3, "[[0]]");
+  EXPECT_EQ(confError(text).code(), Code::DecodeFailure);
 }
 
 TEST(ParseNetConf, TypeIsOptional) {
@@ -238,10 +292,10 @@ TEST(ParseNetConf, NullOptionalFieldsCountAsAbsent) {
   j["args"] = nullptr;
   j["prevResult"] = nullptr;
   const NetConf c = parseNetConf(j.dump(), Command::Add);
-  EXPECT_TRUE(c.ipam.is_null());
-  EXPECT_EQ(c.runtimeConfig, json::object());
-  EXPECT_EQ(c.args, json::object());
-  EXPECT_TRUE(c.prevResult.is_null());
+  EXPECT_TRUE(c.ipam().is_null());
+  EXPECT_EQ(c.runtimeConfig(), json::object());
+  EXPECT_EQ(c.args(), json::object());
+  EXPECT_TRUE(c.prevResult().is_null());
 }
 
 TEST(ParseNetConf, ValidPrevResultIsKept) {
@@ -252,7 +306,7 @@ TEST(ParseNetConf, ValidPrevResultIsKept) {
       {"ips", json::array({{{"address", "10.0.0.5/24"}, {"interface", 0}}})},
       {"dns", json::object()}};
   const NetConf c = parseNetConf(j.dump(), Command::Del);
-  EXPECT_EQ(c.prevResult, j["prevResult"]);
+  EXPECT_EQ(c.prevResult(), j["prevResult"]);
 }
 
 TEST(ParseNetConf, MalformedPrevResultIsDecodeFailure) {

@@ -203,7 +203,7 @@ TEST(Delegate, NonJsonOutputOnSuccessIsDecodeFailure) {
   const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
   EXPECT_EQ(e.code(), Code::DecodeFailure);
   EXPECT_THAT(e.msg(), HasSubstr("plugin fake"));
-  EXPECT_THAT(e.msg(), HasSubstr("not JSON"));
+  EXPECT_THAT(e.msg(), HasSubstr("not valid JSON"));
 }
 
 TEST(Delegate, UsesEnvPathNotProcessPath) {
@@ -363,6 +363,43 @@ TEST(Delegate, FailureJsonWithoutCodeIsIoFailure) {
     EXPECT_EQ(e.code(), Code::IoFailure) << out;
     EXPECT_THAT(e.msg(), HasSubstr("exit status 1")) << out;
   }
+}
+
+TEST(Delegate, DeeplyNestedOutputIsDecodeFailure) {
+  TempDir dir;
+  const std::string deep =
+      R"({"cniVersion":"1.0.0","dns":{"x":)" + dualstack::testing::nestedJson(100000) + "}}";
+  std::ofstream(dir.file("out.json")) << deep;
+  writePlugin(dir.file("fake"), "cat >/dev/null\ncat '" + dir.file("out.json") + "'");
+  const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+  EXPECT_EQ(e.code(), Code::DecodeFailure);
+  EXPECT_THAT(e.msg(), HasSubstr("the output of plugin fake is nested deeper than 128 levels"));
+
+  // A failing delegate's error is still read, whatever is nested in it.
+  std::ofstream(dir.file("out.json"), std::ios::trunc)
+      << R"({"code":11,"msg":"busy","details":)" << dualstack::testing::nestedJson(100000) << "}";
+  writePlugin(dir.file("fake"), "cat >/dev/null\ncat '" + dir.file("out.json") + "'\nexit 1");
+  const Error busy = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+  EXPECT_EQ(busy.code(), Code::TryAgainLater);
+  EXPECT_EQ(busy.msg(), "plugin fake: busy");
+}
+
+TEST(Delegate, ErrorCodeOutOfRangeIsIoFailure) {
+  TempDir dir;
+  for (const char* code : {"0", "-1", "-7", "2147483648", "4294967303", "18446744073709551615"}) {
+    writePlugin(dir.file("fake"), std::string("cat >/dev/null; echo '{\"code\":") + code +
+                                      R"(,"msg":"odd"}'; exit 1)");
+    const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+    EXPECT_EQ(e.code(), Code::IoFailure) << code;
+    EXPECT_THAT(e.msg(), HasSubstr(std::string("error code ") + code + ", which is out of range"))
+        << code;
+    EXPECT_THAT(e.msg(), HasSubstr("odd")) << code;
+  }
+  writePlugin(dir.file("fake"),
+              R"(cat >/dev/null; echo '{"code":2147483647,"msg":"big"}'; exit 1)");
+  EXPECT_EQ(static_cast<int>(
+                delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig).code()),
+            2147483647);
 }
 
 TEST(Delegate, KilledBySignalIsAnError) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "dualstack/cni/error.hpp"
+#include "support/support.hpp"
 
 namespace dualstack::cni {
 namespace {
@@ -76,6 +77,89 @@ TEST(Json, NumberOverflowIsDecodeFailure) {
   const Error e = errorOf([] { parseJson(R"({"mtu": 1e999})", "network config"); });
   EXPECT_EQ(e.code(), Code::DecodeFailure);
   EXPECT_THAT(e.msg(), HasSubstr("network config is not valid JSON: number overflow"));
+}
+
+// nlohmann copies, compares and dumps trees recursively: parsing refuses what would overflow the
+// stack there, at a fixed depth, and frees what it refuses without recursing either.
+TEST(Json, NestingUpToTheLimitIsAccepted) {
+  using dualstack::testing::nestedJson;
+  for (const bool objects : {false, true}) {
+    const json j = parseJson(nestedJson(kMaxJsonDepth, objects), "config");
+    const json* p = &j;
+    std::size_t depth = 0;
+    while (p->is_structured()) {
+      p = objects ? &(*p)["a"] : &(*p)[0];
+      ++depth;
+    }
+    EXPECT_EQ(depth, kMaxJsonDepth);
+    EXPECT_EQ(*p, 0);
+    EXPECT_EQ(json(j), j) << "a copy at the limit";
+  }
+}
+
+TEST(Json, NestingBeyondTheLimitIsDecodeFailure) {
+  using dualstack::testing::nestedJson;
+  for (const bool objects : {false, true}) {
+    // One level too many, and the 200 KB that crashed copying; both with a proper end, so that
+    // only the depth is wrong, and 1 MB-deep without one.
+    for (const std::size_t depth : {kMaxJsonDepth + 1, std::size_t{100000}}) {
+      const Error e = errorOf([&] { parseJson(nestedJson(depth, objects), "network config"); });
+      EXPECT_EQ(e.code(), Code::DecodeFailure) << depth;
+      EXPECT_EQ(e.msg(), "network config is nested deeper than 128 levels of arrays and objects")
+          << depth;
+    }
+    const std::string open = nestedJson(1000000, objects).substr(0, 1000000 * (objects ? 5 : 1));
+    EXPECT_EQ(errorOf([&] { parseJson(open, "x"); }).code(), Code::DecodeFailure);
+    EXPECT_EQ(errorOf([&] { parseOrderedJson(nestedJson(100000, objects), "x"); }).code(),
+              Code::DecodeFailure);
+  }
+  // Deep inside an otherwise ordinary config.
+  const std::string text = R"({"cniVersion": "1.0.0", "ipam": {"node": {"podCIDRs": )" +
+                           dualstack::testing::nestedJson(100000) + "}}}";
+  EXPECT_THAT(errorOf([&] { parseJson(text, "network config"); }).msg(),
+              HasSubstr("nested deeper than 128"));
+}
+
+TEST(Json, ParsedValuesKeepTheirTypesAndTheLastOfRepeatedKeys) {
+  const json j = parseJson(
+      R"({"u": 18446744073709551615, "i": -5, "f": 1.5, "s": "x\u00e9", "b": true, "n": null,
+          "a": [1, [2], {}], "o": {"k": {"k": []}}, "d": 1, "d": 2})",
+      "x");
+  EXPECT_TRUE(j["u"].is_number_unsigned());
+  EXPECT_EQ(j["u"].get<std::uint64_t>(), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_TRUE(j["i"].is_number_integer());
+  EXPECT_EQ(j["i"], -5);
+  EXPECT_TRUE(j["f"].is_number_float());
+  EXPECT_EQ(j["s"], "x\xc3\xa9");
+  EXPECT_EQ(j["b"], true);
+  EXPECT_TRUE(j["n"].is_null());
+  EXPECT_EQ(j["a"], json::parse(R"([1, [2], {}])"));
+  EXPECT_EQ(j["o"], json::parse(R"({"k": {"k": []}})"));
+  EXPECT_EQ(j["d"], 2);
+  EXPECT_EQ(j.size(), 9U);
+  EXPECT_EQ(parseJson("7", "x"), 7);
+  EXPECT_EQ(parseJson(" [] ", "x"), json::array());
+  EXPECT_EQ(errorOf([] { parseJson("[] []", "x"); }).code(), Code::DecodeFailure);
+  EXPECT_EQ(errorOf([] { parseJson("", "x"); }).code(), Code::DecodeFailure);
+}
+
+TEST(Json, OrderedParseKeepsKeyOrder) {
+  const auto j = parseOrderedJson(R"({"z": 1, "a": {"y": 2, "b": 3}})", "template");
+  EXPECT_EQ(j.dump(), R"({"z":1,"a":{"y":2,"b":3}})");
+}
+
+TEST(Json, TopLevelParseLeavesDeeperValuesOut) {
+  using dualstack::testing::nestedJson;
+  const std::string deep = nestedJson(1000000, true);
+  const json j = parseJsonTop(R"({"cniVersion": "1.1.0", "ipam": )" + deep +
+                              R"(, "logFile": "/x", "list": [1, 2], "n": 5})");
+  EXPECT_EQ(j, json::parse(R"({"cniVersion": "1.1.0", "logFile": "/x", "n": 5})"));
+  EXPECT_EQ(parseJsonTop(R"({"a": {"b": {"c": 1}, "d": 2}, "e": 3})", 2),
+            json::parse(R"({"a": {"d": 2}, "e": 3})"));
+  EXPECT_TRUE(parseJsonTop(deep).is_object());
+  EXPECT_TRUE(parseJsonTop(R"({"a": )").is_discarded());
+  EXPECT_TRUE(parseJsonTop("").is_discarded());
+  EXPECT_TRUE(parseJsonTop(deep.substr(0, 5000)).is_discarded());
 }
 
 TEST(Json, FieldPathAndTypeNames) {
@@ -160,9 +244,14 @@ TEST(Json, IntsWithRange) {
     EXPECT_THAT(e.msg(), HasSubstr("expected an integer")) << k;
   }
 
-  // A uint64 beyond int64 must not wrap into range.
+  // A uint64 beyond int64 must not wrap into range, nor be clamped into the widest one.
   e = errorOf([&] { optInt(j, "big", "", 0, std::numeric_limits<std::int64_t>::max() - 1); });
   EXPECT_THAT(e.msg(), HasSubstr("out of range"));
+  e = errorOf([&] { optInt(j, "big", "", 0, std::numeric_limits<std::int64_t>::max()); });
+  EXPECT_THAT(e.msg(), HasSubstr("out of range"));
+  EXPECT_THAT(e.msg(), HasSubstr(j["big"].dump())) << "the value as given";
+  e = errorOf([&] { optInt(j, "big", "", 0, 10, Code::DecodeFailure); });
+  EXPECT_EQ(e.code(), Code::DecodeFailure);
 }
 
 TEST(Json, ArraysAndObjects) {

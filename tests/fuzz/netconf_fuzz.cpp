@@ -5,6 +5,7 @@
 #include <array>
 
 #include "dualstack/cni/config.hpp"
+#include "dualstack/cni/json.hpp"
 #include "dualstack/cni/log.hpp"
 #include "dualstack/ipam/config.hpp"
 #include "dualstack/plugin/config.hpp"
@@ -49,8 +50,14 @@ void parseAll(std::string_view text) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text = fuzz::asText(data, size);
   parseAll(text);
-  // A conflist: each plugin gets the list's name and cniVersion, as libcni builds it.
-  const nlohmann::json list = nlohmann::json::parse(text, nullptr, false);
+  // A conflist: each plugin gets the list's name and cniVersion, as libcni builds it. Parsed
+  // with the plugins' own bounded parser: copying a plugin nested deeper would overflow here.
+  nlohmann::json list;
+  try {
+    list = cni::parseJson(text, "conflist");
+  } catch (const cni::Error&) {
+    return 0;
+  }
   if (list.is_object() && list.contains("plugins") && list["plugins"].is_array()) {
     for (const auto& p : list["plugins"]) {
       if (!p.is_object()) continue;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -80,6 +81,17 @@ Mutator all(std::vector<Mutator> ms) {
     for (const auto& m : ms) m(in);
   };
 }
+// Raw stdin: the config with the value at `pointer` replaced by `depth` levels of nesting.
+Mutator deepAt(const std::string& pointer, std::size_t depth, bool objects = false) {
+  return [pointer, depth, objects](Invocation& in) {
+    constexpr const char* kMark = "\"@deep@\"";
+    in.conf[json::json_pointer(pointer)] = "@deep@";
+    std::string text = in.conf.dump();
+    text.replace(text.find(kMark), std::string(kMark).size(),
+                 testing::nestedJson(depth, objects, "\"10.244.1.0/24\""));
+    in.rawStdin = text;
+  };
+}
 // A file in the case's scratch directory (created before the "before" snapshot).
 Mutator withFile(const std::string& name, const std::string& content,
                  std::function<void(Invocation&, const std::string& path)> use) {
@@ -116,7 +128,20 @@ std::vector<BadInput> cases() {
       {"NotAnObject", kBoth, 6, {"must be a JSON object", "an array"}, raw("[1, 2, 3]")},
       {"Oversized", kBoth, 6, {"larger than"},
        [huge](Invocation& in) { in.conf["padding"] = huge; }},
-      {"DeeplyNestedUnterminated", kBoth, 6, {"not valid JSON"}, raw(nested)},
+      {"DeeplyNestedUnterminated", kBoth, 6, {"nested deeper than 128"}, raw(nested)},
+      // Valid JSON 100,000 levels deep is ~200 KB, under the stdin limit; copying it crashed.
+      {"DeepInPodCidrs", kBoth, 6, {"network config on stdin is nested deeper than 128 levels"},
+       deepAt("/ipam/node/podCIDRs", 100000)},
+      {"DeepObjectsInPodCidrs", kBoth, 6, {"nested deeper than 128"},
+       deepAt("/ipam/node/podCIDRs", 100000, true)},
+      {"DeepInRuntimeConfig", kBoth, 6, {"nested deeper than 128"},
+       deepAt("/runtimeConfig/portMappings", 100000)},
+      {"DeepInArgs", kBoth, 6, {"nested deeper than 128"}, deepAt("/args/cni/ips", 100000, true)},
+      {"DeepInPrevResult", kBoth, 6, {"nested deeper than 128"}, deepAt("/prevResult/dns", 100000)},
+      {"DeepInUnknownField", kBoth, 6, {"nested deeper than 128"}, deepAt("/vendor", 100000)},
+      {"DeepJustPastTheLimit", kBoth, 6, {"nested deeper than 128"}, deepAt("/vendor", 128)},
+      {"DeepWholeConfig", kBoth, 6, {"nested deeper than 128"},
+       raw(testing::nestedJson(170000, true))},
 
       // ---- cniVersion / cniVersions ----
       {"CniVersionMissing", kBoth, 1, {"cniVersion is missing"}, erase("/cniVersion")},
@@ -223,6 +248,10 @@ std::vector<BadInput> cases() {
       {"IpamNodeFilePodCidrsWrongType", kBoth, 7, {"node file", "spec.podCIDRs", "expected an array"},
        withFile("node.json", R"({"spec": {"podCIDRs": "10.244.1.0/24"}})",
                 [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
+      {"IpamNodeFileDeeplyNested", kBoth, 6, {"node file", "is nested deeper than 128 levels"},
+       withFile("node.json",
+                R"({"spec": {"podCIDRs": )" + testing::nestedJson(100000) + "}}",
+                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
       {"IpamNodeFileNoPodCidrsYet", kBoth, 11, {"node file", "no spec.podCIDRs yet"},
        withFile("node.json", R"({"spec": {}, "status": {}})",
                 [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
@@ -247,6 +276,35 @@ std::vector<BadInput> cases() {
                 })},
       {"IpamKubeconfigMalformed", kBoth, 7, {"kube.conf"},
        withFile("kube.conf", std::string("clusters: [ {server: \"") + kSecretToken + "\"\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      // The bearer token must never travel in cleartext, even to a server that would answer.
+      {"IpamKubeconfigPlainHttp", kBoth, 7,
+       {"kube.conf", "clusters[0].cluster.server", "\"http://127.0.0.1:1\" is not an https:// URL"},
+       withFile("kube.conf",
+                std::string("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+                            "{server: \"http://127.0.0.1:1\"}\nusers:\n- name: u\n  user: "
+                            "{token: \"") +
+                    kSecretToken +
+                    "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                    "current-context: x\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      {"IpamKubeconfigDeepYaml", kBoth, 7, {"kube.conf", "nested too deeply"},
+       withFile("kube.conf", "current-context: " + std::string(100000, '[') + "x" +
+                                 std::string(100000, ']') + "\n",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      {"IpamKubeconfigDeepBlockYaml", kBoth, 7, {"kube.conf", "nested too deeply"},
+       withFile("kube.conf",
+                [] {
+                  std::string t = "clusters:\n";
+                  for (int i = 0; i < 100000; ++i) t += "- ";
+                  return t + "x\n";
+                }(),
                 [](Invocation& in, const std::string& p) {
                   in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
                 })},
@@ -300,6 +358,13 @@ std::vector<BadInput> cases() {
        set("/runtimeConfig", {{"ips", "10.244.1.9"}})},
       {"RuntimeConfigIpInvalid", kBoth, 7, {"runtimeConfig.ips[0]", "not an IP address"},
        set("/runtimeConfig", {{"ips", json::array({"10.244.1.300"})}})},
+      // JSON strings may hold NUL ("\u0000"); C APIs would stop reading there.
+      {"RuntimeConfigIpWithNul", kBoth, 7, {"runtimeConfig.ips[0]", "not an IP address"},
+       set("/runtimeConfig", {{"ips", json::array({std::string("10.244.1.9\0junk", 15)})}})},
+      {"IpamNodeFileWithNul", kBoth, 7, {"ipam.node.file", "not an absolute path"},
+       set("/ipam/node", {{"file", std::string("/etc/hostname\0.json", 19)}})},
+      {"IpamNodeKubeconfigWithNul", kBoth, 7, {"ipam.node.kubeconfig", "not an absolute path"},
+       set("/ipam/node", {{"kubeconfig", std::string("/etc/hostname\0.conf", 19)}, {"name", "w1"}})},
       {"ArgsString", kBoth, 7, {"args", "expected an object"}, set("/args", "cni")},
       {"ArgsCniIpsNotArray", kBoth, 7, {"args.cni.ips", "expected an array"},
        set("/args", {{"cni", {{"ips", 1}}}})},
@@ -475,6 +540,214 @@ TEST(BadInputCorpus, HasAtLeastSixtyDistinctCases) {
   EXPECT_EQ(names.size(), all.size()) << "duplicate case names";
   EXPECT_GE(all.size(), 60u);
 }
+
+// ---- every field both binaries read, given a value of each wrong JSON type ----
+//
+// The reference plugins decode their config into typed structs, so a field of the wrong type
+// fails the whole request. Here too: code 7 naming the field (6 where the specification makes it
+// a decode failure: cniVersion, and the result in prevResult), from both binaries, and nothing
+// created. A null counts as absent, as in Go.
+
+enum Kind : unsigned { kString = 1, kInteger = 2, kFraction = 4, kBool = 8, kArray = 16, kObject = 32 };
+
+const std::vector<std::pair<Kind, json>>& samples() {
+  static const std::vector<std::pair<Kind, json>> values = {
+      {kString, "x"},         {kInteger, 5},           {kFraction, 1.5},
+      {kBool, true},          {kArray, json::array()}, {kObject, json::object()}};
+  return values;
+}
+
+struct TypedField {
+  std::string pointer;  // where in the config
+  std::string path;     // how the error names it
+  unsigned accepts;     // the kinds that are not a type error
+  unsigned binaries = kBoth;
+  int code = 7;
+  Mutator shape = nullptr;  // puts the config in the form the field belongs to
+  std::string command = "ADD";
+};
+
+std::ostream& operator<<(std::ostream& os, const TypedField& f) { return os << f.pointer; }
+
+std::vector<TypedField> typedFields() {
+  const Mutator kube = set("/ipam/node", {{"kubeconfig", "/etc/cni/net.d/none.kubeconfig"},
+                                          {"name", "worker-1"}});
+  const Mutator nodeFile = set("/ipam/node", {{"file", "/etc/cni/net.d/none.json"}});
+  const Mutator ranges = all({erase("/ipam/node"),
+                              set("/ipam/ranges", json::array({json::array(
+                                                      {{{"subnet", "10.9.0.0/24"}}})}))});
+  const Mutator oldRange = all({erase("/ipam/node"), set("/ipam/subnet", "10.9.0.0/24")});
+  const Mutator route = set("/ipam/routes", json::array({{{"dst", "0.0.0.0/0"}}}));
+  const Mutator prev = set("/prevResult", json::parse(R"({"cniVersion": "1.0.0",
+      "interfaces": [{"name": "eth0", "mac": "0a:58:0a:f4:01:09", "sandbox": "/run/netns/x"}],
+      "ips": [{"address": "10.244.1.9/24", "gateway": "10.244.1.1", "interface": 0}],
+      "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}], "dns": {}})"));
+  const auto gc = [](const char* key) {
+    return all({set("/cniVersion", "1.1.0"),
+                set(std::string("/") + key,
+                    json::array({{{"containerID", "c1"}, {"ifname", "eth0"}}}))});
+  };
+  const unsigned number = kInteger | kFraction;
+  std::vector<TypedField> f = {
+      {"/cniVersion", "cniVersion", kString, kBoth, 6},
+      {"/cniVersions", "cniVersions", kArray},
+      {"/cniVersions/0", "cniVersions[0]", kString, kBoth, 7, set("/cniVersions", json::array({"1.0.0"}))},
+      {"/name", "name", kString},
+      {"/type", "type", kString},
+      {"/logFile", "logFile", kString},
+      {"/logLevel", "logLevel", kString},
+      {"/ipam", "ipam", kObject},
+      {"/runtimeConfig", "runtimeConfig", kObject},
+      {"/args", "args", kObject},
+      {"/prevResult", "prevResult", kObject, kBoth, 6},
+      // The plugin's own options.
+      {"/mtu", "mtu", kInteger, kPlugin},
+      {"/ipMasq", "ipMasq", kBool, kPlugin},
+      {"/ipMasqExcept", "ipMasqExcept", kArray, kPlugin},
+      {"/ipMasqExcept/0", "ipMasqExcept[0]", kString, kPlugin, 7,
+       set("/ipMasqExcept", json::array({"10.0.0.0/8"}))},
+      {"/runtimeConfig/mac", "runtimeConfig.mac", kString, kPlugin},
+      // ipam, read by dualstack-ipam (and by dualstack through it).
+      {"/ipam/type", "ipam.type", kString},
+      {"/ipam/dataDir", "ipam.dataDir", kString},
+      {"/ipam/routes", "ipam.routes", kArray},
+      {"/ipam/routes/0", "ipam.routes[0]", kObject, kBoth, 7, route},
+      {"/ipam/routes/0/dst", "ipam.routes[0].dst", kString, kBoth, 7, route},
+      {"/ipam/routes/0/gw", "ipam.routes[0].gw", kString, kBoth, 7, route},
+      {"/ipam/routes/0/mtu", "ipam.routes[0].mtu", kInteger, kBoth, 7, route},
+      {"/ipam/routes/0/advmss", "ipam.routes[0].advmss", kInteger, kBoth, 7, route},
+      {"/ipam/routes/0/priority", "ipam.routes[0].priority", kInteger, kBoth, 7, route},
+      {"/ipam/routes/0/table", "ipam.routes[0].table", kInteger, kBoth, 7, route},
+      {"/ipam/routes/0/scope", "ipam.routes[0].scope", kInteger, kBoth, 7, route},
+      {"/ipam/node", "ipam.node", kObject},
+      {"/ipam/node/podCIDRs", "ipam.node.podCIDRs", kArray},
+      {"/ipam/node/podCIDRs/0", "ipam.node.podCIDRs[0]", kString},
+      {"/ipam/node/addresses", "ipam.node.addresses", kArray},
+      {"/ipam/node/addresses/0", "ipam.node.addresses[0]", kObject},
+      {"/ipam/node/addresses/0/type", "ipam.node.addresses[0].type", kString},
+      {"/ipam/node/addresses/0/address", "ipam.node.addresses[0].address", kString},
+      {"/ipam/node/file", "ipam.node.file", kString, kBoth, 7, nodeFile},
+      {"/ipam/node/kubeconfig", "ipam.node.kubeconfig", kString, kBoth, 7, kube},
+      {"/ipam/node/name", "ipam.node.name", kString, kBoth, 7, kube},
+      {"/ipam/node/timeout", "ipam.node.timeout", kString | number, kBoth, 7, kube},
+      {"/ipam/node/cacheTTL", "ipam.node.cacheTTL", kString | number, kBoth, 7, kube},
+      {"/ipam/ranges", "ipam.ranges", kArray, kBoth, 7, ranges},
+      {"/ipam/ranges/0", "ipam.ranges[0]", kArray, kBoth, 7, ranges},
+      {"/ipam/ranges/0/0", "ipam.ranges[0][0]", kObject, kBoth, 7, ranges},
+      {"/ipam/ranges/0/0/subnet", "ipam.ranges[0][0].subnet", kString, kBoth, 7, ranges},
+      {"/ipam/ranges/0/0/rangeStart", "ipam.ranges[0][0].rangeStart", kString, kBoth, 7, ranges},
+      {"/ipam/ranges/0/0/rangeEnd", "ipam.ranges[0][0].rangeEnd", kString, kBoth, 7, ranges},
+      {"/ipam/ranges/0/0/gateway", "ipam.ranges[0][0].gateway", kString, kBoth, 7, ranges},
+      {"/ipam/subnet", "ipam.subnet", kString, kBoth, 7, oldRange},
+      {"/ipam/rangeStart", "ipam.rangeStart", kString, kBoth, 7, oldRange},
+      {"/ipam/rangeEnd", "ipam.rangeEnd", kString, kBoth, 7, oldRange},
+      {"/ipam/gateway", "ipam.gateway", kString, kBoth, 7, oldRange},
+      // Without subnet host-local ignores them, but its decoder still types them.
+      {"/ipam/rangeStart", "ipam.rangeStart", kString, kBoth, 7, nullptr},
+      {"/runtimeConfig/ips", "runtimeConfig.ips", kArray},
+      {"/runtimeConfig/ips/0", "runtimeConfig.ips[0]", kString, kBoth, 7,
+       set("/runtimeConfig/ips", json::array({"10.244.1.77"}))},
+      {"/args/cni", "args.cni", kObject},
+      {"/args/cni/ips", "args.cni.ips", kArray},
+      {"/args/cni/ips/0", "args.cni.ips[0]", kString, kBoth, 7, set("/args/cni/ips", json::array({"10.244.1.77"}))},
+      // prevResult is a result: a field of the wrong type there is a decode failure.
+      {"/prevResult/interfaces", "prevResult: interfaces", kArray, kBoth, 6, prev},
+      {"/prevResult/interfaces/0", "prevResult: interfaces[0]", kObject, kBoth, 6, prev},
+      {"/prevResult/interfaces/0/name", "prevResult: interfaces[0].name", kString, kBoth, 6, prev},
+      {"/prevResult/interfaces/0/mac", "prevResult: interfaces[0].mac", kString, kBoth, 6, prev},
+      {"/prevResult/interfaces/0/mtu", "prevResult: interfaces[0].mtu", kInteger, kBoth, 6, prev},
+      {"/prevResult/interfaces/0/sandbox", "prevResult: interfaces[0].sandbox", kString, kBoth, 6,
+       prev},
+      {"/prevResult/ips", "prevResult: ips", kArray, kBoth, 6, prev},
+      {"/prevResult/ips/0", "prevResult: ips[0]", kObject, kBoth, 6, prev},
+      {"/prevResult/ips/0/address", "prevResult: ips[0].address", kString, kBoth, 6, prev},
+      {"/prevResult/ips/0/gateway", "prevResult: ips[0].gateway", kString, kBoth, 6, prev},
+      {"/prevResult/ips/0/interface", "prevResult: ips[0].interface", kInteger, kBoth, 6, prev},
+      {"/prevResult/ips/0/version", "prevResult: ips[0].version", kString, kBoth, 6, prev},
+      {"/prevResult/routes", "prevResult: routes", kArray, kBoth, 6, prev},
+      {"/prevResult/routes/0", "prevResult: routes[0]", kObject, kBoth, 6, prev},
+      {"/prevResult/routes/0/dst", "prevResult: routes[0].dst", kString, kBoth, 6, prev},
+      {"/prevResult/routes/0/gw", "prevResult: routes[0].gw", kString, kBoth, 6, prev},
+      {"/prevResult/routes/0/mtu", "prevResult: routes[0].mtu", kInteger, kBoth, 6, prev},
+      {"/prevResult/routes/0/advmss", "prevResult: routes[0].advmss", kInteger, kBoth, 6, prev},
+      {"/prevResult/routes/0/priority", "prevResult: routes[0].priority", kInteger, kBoth, 6, prev},
+      {"/prevResult/routes/0/table", "prevResult: routes[0].table", kInteger, kBoth, 6, prev},
+      {"/prevResult/routes/0/scope", "prevResult: routes[0].scope", kInteger, kBoth, 6, prev},
+      {"/prevResult/dns", "prevResult: dns", kObject, kBoth, 6, prev},
+  };
+  // GC's attachment lists, under both names libcni has used.
+  for (const char* key : {"cni.dev~1valid-attachments", "cni.dev~1attachments"}) {
+    const std::string name = std::string(key).replace(std::string(key).find("~1"), 2, "/");
+    const std::string p = std::string("/") + key;
+    f.push_back({p, name, kArray, kBoth, 7, gc(key), "GC"});
+    f.push_back({p + "/0", name + "[0]", kObject, kBoth, 7, gc(key), "GC"});
+    f.push_back({p + "/0/containerID", name + "[0].containerID", kString, kBoth, 7, gc(key), "GC"});
+    f.push_back({p + "/0/ifname", name + "[0].ifname", kString, kBoth, 7, gc(key), "GC"});
+  }
+  return f;
+}
+
+class WrongTypeTest : public ::testing::TestWithParam<TypedField> {};
+
+TEST_P(WrongTypeTest, IsRejectedNamingTheFieldAndChangesNothing) {
+  DUALSTACK_REQUIRE_ROOT();
+  const TypedField& f = GetParam();
+  TempDir tmp;
+  const std::string dataDir = tmp.file("store/networks");
+  TestNetns node("node");
+  TestNetns pod("pod");
+  const json good = baseConf(dataDir);
+  {
+    const RunResult r = testing::runPlugin(testing::binPath("dualstack-ipam"),
+                                           testing::cniEnv("ADD", "resident", pod.path()),
+                                           good.dump(), node.path());
+    ASSERT_EQ(r.exitCode, 0) << "setup ADD failed: " << r.out << r.err;
+  }
+
+  // The kernel is compared once around all of this field's invocations (a change would stay);
+  // the files around each.
+  const KernelState kernelBefore = kernelState({&node, &pod});
+  std::size_t tried = 0;
+  for (const auto& [kind, value] : samples()) {
+    if ((f.accepts & kind) != 0) continue;
+    for (const unsigned which : {unsigned{kPlugin}, unsigned{kIpam}}) {
+      if ((f.binaries & which) == 0) continue;
+      const std::string binary = which == kPlugin ? "dualstack" : "dualstack-ipam";
+      SCOPED_TRACE(binary + " with " + f.pointer + " = " + value.dump());
+      Invocation in{good, std::nullopt, testing::cniEnv(f.command, "cid-typed", pod.path()),
+                    tmp.path(), pod.path()};
+      if (f.shape) f.shape(in);
+      in.conf[json::json_pointer(f.pointer)] = value;
+
+      const auto treeBefore = testing::snapshotTree(tmp.path());
+      const RunResult r =
+          testing::runPlugin(testing::binPath(binary), in.env, in.conf.dump(), node.path());
+      const std::string shown = "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out +
+                                "\nstderr: " + r.err.substr(0, 2000);
+      EXPECT_NE(r.exitCode, 0) << shown;
+      const json e = r.json();
+      ASSERT_TRUE(e.is_object() && e.contains("code") && e.contains("msg")) << shown;
+      EXPECT_EQ(e["code"], f.code) << shown;
+      EXPECT_THAT(e["msg"].get<std::string>(), ::testing::HasSubstr(f.path + ": expected"))
+          << shown;
+      EXPECT_TRUE(testing::snapshotTree(tmp.path()) == treeBefore) << "files changed";
+      ++tried;
+    }
+  }
+  EXPECT_GE(tried, 4U) << "a field should meet at least four wrong types";
+  const KernelState kernelAfter = kernelState({&node, &pod});
+  EXPECT_TRUE(kernelBefore == kernelAfter) << "kernel state changed:\n"
+                                           << diff(kernelBefore, kernelAfter);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fields, WrongTypeTest, ::testing::ValuesIn(typedFields()),
+                         [](const ::testing::TestParamInfo<TypedField>& p) {
+                           std::string name = std::to_string(p.index) + "_";
+                           for (const char c : p.param.pointer) {
+                             name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace dualstack::hardening

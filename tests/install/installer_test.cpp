@@ -214,6 +214,54 @@ TEST(InstallUnits, Base64AndTokenTimes) {
   EXPECT_EQ(serverUrl("fd00:10:96::1", "443"), "https://[fd00:10:96::1]:443");
 }
 
+// exp and iat are cast to integers: only numbers that are times may be (1e300 is not).
+TEST(InstallUnits, TokenTimesOutOfRangeAreLeftOut) {
+  const auto claims = [](const std::string& iat, const std::string& exp) {
+    return base64Url(R"({"alg":"RS256"})") + "." +
+           base64Url(R"({"iat":)" + iat + R"(,"exp":)" + exp + "}") + ".c2ln";
+  };
+  // The last second of the year 9999, and the start of the epoch.
+  auto t = tokenTimes(claims("0", "253402300799"));
+  EXPECT_EQ(t.issuedAt, std::optional<std::int64_t>(0));
+  EXPECT_EQ(t.expiresAt, std::optional<std::int64_t>(253402300799));
+  EXPECT_EQ(t.problem, "");
+  t = tokenTimes(claims("1700000000.75", "1700003600.5"));
+  EXPECT_EQ(t.issuedAt, std::optional<std::int64_t>(1700000000));
+  EXPECT_EQ(t.expiresAt, std::optional<std::int64_t>(1700003600));
+
+  for (const char* bad : {"253402300800", "1e300", "-1", "-1e300", "9223372036854775807",
+                          "18446744073709551615", "\"1700003600\"", "true", "[1]", "{\"a\":1}"}) {
+    t = tokenTimes(claims("1700000000", bad));
+    EXPECT_EQ(t.expiresAt, std::nullopt) << bad;
+    EXPECT_EQ(t.issuedAt, std::optional<std::int64_t>(1700000000)) << bad;
+    EXPECT_THAT(t.problem, HasSubstr("exp claim")) << bad;
+    EXPECT_THAT(t.problem, HasSubstr("is not a time")) << bad;
+    t = tokenTimes(claims(bad, "1700003600"));
+    EXPECT_EQ(t.issuedAt, std::nullopt) << bad;
+    EXPECT_EQ(t.expiresAt, std::optional<std::int64_t>(1700003600)) << bad;
+    EXPECT_THAT(t.problem, HasSubstr("iat claim")) << bad;
+  }
+  // A payload nested past any limit is no trouble: only top-level claims are read.
+  const std::string deep =
+      base64Url(R"({"exp":1700003600,"x":)" + dualstack::testing::nestedJson(100000) + "}");
+  EXPECT_EQ(tokenTimes("aGVhZA." + deep + ".c2ln").expiresAt,
+            std::optional<std::int64_t>(1700003600));
+}
+
+TEST(InstallUnits, KubeconfigIsOnlyWrittenForHttps) {
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  for (const char* server : {"http://10.96.0.1:443", "HTTP://x", "10.96.0.1:443", ""}) {
+    try {
+      renderKubeconfig(server, pem, "abc.def.ghi", "token file t");
+      ADD_FAILURE() << "wrote a kubeconfig for " << server;
+    } catch (const cni::Error& e) {
+      EXPECT_EQ(e.code(), cni::Code::InvalidConfig);
+      EXPECT_THAT(e.msg(), HasSubstr("is not an https:// URL")) << e.msg();
+      EXPECT_EQ(e.msg().find("abc.def.ghi"), std::string::npos) << e.msg();
+    }
+  }
+}
+
 TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
   const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   const std::string text =
@@ -245,6 +293,16 @@ TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
                      "/k", "n"),
       cni::Error);
   EXPECT_THROW(renderConflist("{not json", "t", "/k", "n"), cni::Error);
+  // Dumping the rendered list recurses once per level: a deep template is refused first.
+  const std::string deep = R"({"plugins": [{"type": "dualstack", "ipam": {"type": "dualstack-ipam",
+      "x": )" + dualstack::testing::nestedJson(100000) +
+                           "}}]}";
+  try {
+    renderConflist(deep, "template /t.conflist", "/k", "n");
+    FAIL() << "accepted";
+  } catch (const cni::Error& e) {
+    EXPECT_THAT(e.msg(), HasSubstr("template /t.conflist is nested deeper than 128 levels"));
+  }
 }
 
 TEST_F(Installer, OnceInstallsBinariesKubeconfigAndConflist) {
@@ -465,6 +523,16 @@ TEST_F(Installer, BadInputChangesNothing) {
   EXPECT_THAT(err(), HasSubstr("--interval \"soon\" is not a duration"));
   EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
 
+  // Plain http would carry the token in cleartext.
+  EXPECT_EQ(runOnce({"--server", "http://192.0.2.1:8080"}), 1);
+  EXPECT_THAT(err(), HasSubstr("API server \"http://192.0.2.1:8080\" must be an https:// URL"));
+  // A template nested past the limit.
+  writeAll(tmp.file("deep.conflist"), R"({"plugins": [{"ipam": {"type": "dualstack-ipam", "x": )" +
+                                          dualstack::testing::nestedJson(100000) + "}}]}");
+  EXPECT_EQ(runOnce({"--conflist-template", tmp.file("deep.conflist")}), 1);
+  EXPECT_THAT(err(), HasSubstr(tmp.file("deep.conflist") + " is nested deeper than 128 levels"));
+  EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
+
   // A conf dir that cannot be created: nothing is installed, not even the binaries.
   fs::create_directories(host + "/etc/cni");
   writeAll(host + "/etc/cni/net.d", "a file where the directory should be");
@@ -472,6 +540,17 @@ TEST_F(Installer, BadInputChangesNothing) {
   EXPECT_THAT(err(), HasSubstr(host + "/etc/cni/net.d"));
   EXPECT_FALSE(fs::exists(binDir + "/dualstack"));
   EXPECT_FALSE(fs::exists(binDir + "/dualstack-ipam"));
+}
+
+// A token whose exp is not a time still installs (the API server judges the token); the installer
+// says that it cannot schedule by it.
+TEST_F(Installer, TokenWithExpiryOutOfRangeIsReportedNotConverted) {
+  writeAll(sa + "/token", base64Url(R"({"alg":"RS256"})") + "." +
+                              base64Url(R"({"iat":1700000000,"exp":1e300})") + ".c2ln\n");
+  ASSERT_EQ(runOnce(), 0) << err();
+  EXPECT_THAT(err(), HasSubstr("warning: service account token " + sa +
+                               "/token: its exp claim 1e+300 is not a time"));
+  EXPECT_TRUE(fs::exists(kubeconfig));
 }
 
 TEST_F(Installer, HelpAndVersion) {

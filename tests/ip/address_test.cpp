@@ -34,6 +34,13 @@ TEST(Address, RejectsMalformedText) {
   }
   // Longer than any address text: rejected before reaching inet_pton.
   EXPECT_FALSE(Address::parse(std::string(100, '1')).has_value());
+  // A NUL inside: inet_pton would read only what comes before it.
+  for (const std::string& bad : {std::string("10.0.0.1\0", 9), std::string("10.0.0.1\0junk", 13),
+                                 std::string("fd00::1\0", 8), std::string("\0", 1)}) {
+    EXPECT_FALSE(Address::parse(bad).has_value()) << bad.size();
+    EXPECT_FALSE(Prefix::parse(bad + "/24").has_value()) << bad.size();
+    EXPECT_FALSE(Prefix::parse(bad, /*allowBare=*/true).has_value()) << bad.size();
+  }
 }
 
 TEST(Address, CanonicalTextIsRfc5952) {

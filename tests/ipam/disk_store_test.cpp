@@ -366,5 +366,39 @@ TEST_F(DiskStoreTest, IndexFilesCanNeverMatchHostLocalsReleaseById) {
   }
 }
 
+// last_reserved_ip.N is only a hint for the round robin: whatever it holds, the next search
+// starts inside the range set, never at an address outside it.
+TEST_F(DiskStoreTest, LastReservedHoldingAnythingOnlyMovesTheSearchWithinTheRange) {
+  const RangeSet v4{0,
+                    {makeRange(*ip::Prefix::parse("10.244.1.0/24"), std::nullopt, std::nullopt,
+                               std::nullopt, "test")}};
+  add("10.244.1.2", "c1");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "10.244.1.3"},
+      {"10.244.1.254", "10.244.1.3"},  // the range's end: wraps to its start
+      {"10.244.1.255", "10.244.1.3"},  // broadcast, not in the range
+      {"10.244.1.0", "10.244.1.3"},    // the network address
+      {"255.255.255.255", "10.244.1.3"},
+      {"0.0.0.0", "10.244.1.3"},
+      {"10.244.1.100", "10.244.1.101"},
+      {" 10.244.1.100\n", "10.244.1.101"},
+      {"10.244.1.100 10.244.1.7", "10.244.1.3"},
+      {"10.244.1.300", "10.244.1.3"},
+      {"4294967295", "10.244.1.3"},
+      {"::ffff:10.244.1.100", "10.244.1.3"},  // another family
+      {"fd00::1", "10.244.1.3"},
+      {std::string(70000, '9'), "10.244.1.3"},
+      {std::string("10.244.1.100\0junk", 17), "10.244.1.3"},
+  };
+  for (const auto& [text, next] : cases) {
+    write(dir + "/last_reserved_ip.0", text);
+    auto s = open();
+    const auto found = findFree(v4, *s);
+    s->commit();
+    ASSERT_TRUE(found) << text.substr(0, 40);
+    EXPECT_EQ(found->str(), next) << text.substr(0, 40);
+  }
+}
+
 }  // namespace
 }  // namespace dualstack::ipam

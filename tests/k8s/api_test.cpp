@@ -151,6 +151,21 @@ TEST_F(Api, UnknownNodeIs404) {
   EXPECT_NE(e.msg().find("the name came from ipam.node.name"), std::string::npos) << e.msg();
 }
 
+TEST_F(Api, DeeplyNestedAnswerIsDecodeFailure) {
+  const std::string deep = R"({"kind": "Node", "metadata": {"name": "worker-1", "x": )" +
+                           dualstack::testing::nestedJson(100000, true) + "}}";
+  server.setNodeText("worker-1", deep);
+  const Error e = failure(kubeconfig(withToken()));
+  EXPECT_EQ(e.code(), Code::DecodeFailure);
+  EXPECT_NE(e.msg().find("answered GET " + server.url() +
+                         "/api/v1/nodes/worker-1, but the "
+                         "answer is nested deeper than 128 levels"),
+            std::string::npos)
+      << e.msg().substr(0, 400);
+  server.setNodeText("worker-1", "<html>oops</html>");
+  EXPECT_NE(failure(kubeconfig(withToken())).msg().find("not valid JSON"), std::string::npos);
+}
+
 TEST_F(Api, WrongCaFailsSayingTls) {
   KubeconfigSpec s = withToken();
   s.caFile = Pki::get().otherCaCrt;

@@ -209,6 +209,10 @@ class TestApiServer {
   // Adds or replaces a Node (a new resourceVersion unless nothing but it changed).
   void setNode(const json& node) { ctl({{"cmd", "apply"}, {"objects", json::array({node})}}); }
   void setNodes(const std::vector<json>& nodes) { ctl({{"cmd", "apply"}, {"objects", nodes}}); }
+  // The answer to GET of node `name`, byte for byte (not necessarily JSON).
+  void setNodeText(const std::string& name, const std::string& body) {
+    writeText(state_.file("nodes/" + name + ".raw"), body);
+  }
   void deleteNode(const std::string& name) {
     ctl({{"cmd", "delete"}, {"names", json::array({name})}});
   }

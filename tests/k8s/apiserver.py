@@ -58,6 +58,8 @@ The state directory DIR:
   nodes/NAME.json optional: Node objects imported as changes (ADDED, MODIFIED; DELETED when the
                   file goes), checked at every request and twice a second. Meant for a handful of
                   nodes; use `ctl apply` for many.
+  nodes/NAME.raw  optional: the answer to GET of node NAME, byte for byte (not necessarily JSON);
+                  only for that GET, never in lists or watches
   journal, snapshot.json
                   the store (Nodes, the resourceVersion counter, the history, issued tokens):
                   every change is appended to the journal before it is visible, so the server can
@@ -606,6 +608,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if not name or "/" in name:
                 return self.not_found(how)
+            raw = os.path.join(self.server.state, "nodes", name + ".raw")
+            if os.path.isfile(raw):  # served byte for byte, whatever it holds
+                with open(raw, "rb") as f:
+                    return self.send_body(200, f.read(), how)
             store = self.server.store
             with store.cond:
                 cur = store.current.get(name)

@@ -86,5 +86,49 @@ TEST(Cache, MalformedContentIsAnErrorNamingTheFile) {
   }
 }
 
+// The clock counts nanoseconds in an int64: a later fetchedAtMs cannot become a time point (it
+// was converted with signed overflow, and a corrupt cache could look fresh).
+TEST(Cache, FetchedAtMsBeyondTheClockIsRefused) {
+  const auto text = [](const std::string& ms) {
+    return R"({"version": 1, "node": "a", "kubeconfig": "/k", "fetchedAtMs": )" + ms +
+           R"(, "podCIDRs": ["10.0.0.0/24"]})";
+  };
+  const std::int64_t last = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::duration::max())
+                                .count();
+  EXPECT_EQ(last, 9223372036854);
+  EXPECT_EQ(parseCache(text(std::to_string(last)), "/c").fetchedAt.time_since_epoch(),
+            std::chrono::milliseconds(last));
+  EXPECT_EQ(parseCache(text("0"), "/c").fetchedAt.time_since_epoch().count(), 0);
+  for (const std::string& bad :
+       {std::to_string(last + 1), std::string("9223372036854775807"),
+        std::string("9223372036854775808"), std::string("18446744073709551615"), std::string("-1"),
+        std::string("-9223372036854775808"), std::string("1e300"), std::string("1.5"),
+        std::string("\"1\"")}) {
+    try {
+      parseCache(text(bad), "/x/c.json");
+      ADD_FAILURE() << "accepted fetchedAtMs " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::DecodeFailure) << e.msg();
+      EXPECT_NE(e.msg().find("node cache /x/c.json"), std::string::npos) << e.msg();
+      EXPECT_NE(e.msg().find("fetchedAtMs"), std::string::npos) << e.msg();
+    }
+  }
+}
+
+TEST(Cache, DeeplyNestedContentIsRefused) {
+  const std::string text = R"({"version": 1, "node": "a", "kubeconfig": "/k", "fetchedAtMs": 1,
+      "podCIDRs": ["10.0.0.0/24"], "addresses": )" +
+                           dualstack::testing::nestedJson(100000) + "}";
+  try {
+    parseCache(text, "/x/c.json");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::DecodeFailure);
+    EXPECT_NE(e.msg().find("node cache /x/c.json is nested deeper than 128"), std::string::npos)
+        << e.msg();
+  }
+}
+
 }  // namespace
 }  // namespace dualstack::k8s

@@ -114,6 +114,22 @@ TEST_P(KubeconfigBad, IsRejectedNamingTheProblem) {
   }
 }
 
+std::string nested(const std::string& open, const std::string& inner, const std::string& close,
+                   std::size_t depth) {
+  std::string t;
+  for (std::size_t i = 0; i < depth; ++i) t += open;
+  t += inner;
+  for (std::size_t i = 0; i < depth; ++i) t += close;
+  return t;
+}
+
+// "a:\n b:\n  a:\n ..." one level per line, each indented one more space.
+std::string indentedMaps(std::size_t depth) {
+  std::string t;
+  for (std::size_t i = 0; i < depth; ++i) t += std::string(i, ' ') + "a:\n";
+  return t + std::string(depth, ' ') + "x\n";
+}
+
 const std::string kBase =
     "contexts: [{name: a, context: {cluster: c, user: u}}]\n"
     "clusters: [{name: c, cluster: {server: 'https://h'}}]\n";
@@ -139,6 +155,26 @@ INSTANTIATE_TEST_SUITE_P(
                 "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
                 "clusters: [{name: c, cluster: {server: 'ftp://h'}}]\n",
                 "\"ftp://h\" is not an https:// URL"},
+        // The bearer token would cross the network in cleartext.
+        BadCase{"PlainHttpServer",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c, user: u}}]\n"
+                "clusters: [{name: c, cluster: {server: 'http://10.0.0.1:8080'}}]\n"
+                "users: [{name: u, user: {token: s3cret}}]\n",
+                "clusters[0].cluster.server: \"http://10.0.0.1:8080\" is not an https:// URL"},
+        BadCase{"PlainHttpServerUpperCase",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
+                "clusters: [{name: c, cluster: {server: 'HTTP://h'}}]\n",
+                "\"HTTP://h\" is not an https:// URL"},
+        // yaml-cpp parses recursively; it stops itself at about 500 levels, flow or block.
+        BadCase{"DeepFlowSequence", "current-context: " + nested("[", "a", "]", 100000) + "\n",
+                "nested too deeply"},
+        BadCase{"DeepFlowMap", "current-context: " + nested("{a: ", "a", "}", 100000) + "\n",
+                "nested too deeply"},
+        BadCase{"DeepJson", "{\"clusters\": " + nested("[", "0", "]", 100000) + "}",
+                "nested too deeply"},
+        BadCase{"DeepBlockSequence", "clusters:\n" + nested("- ", "a", "", 100000) + "\n",
+                "nested too deeply"},
+        BadCase{"DeepBlockMap", indentedMaps(600), "nested too deeply"},
         BadCase{"InsecureWithCa",
                 "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
                 "clusters: [{name: c, cluster: {server: 'https://h', certificate-authority: ca, "
@@ -186,6 +222,15 @@ INSTANTIATE_TEST_SUITE_P(
             "TokenWithNewline",
             "current-context: a\n" + kBase + "users: [{name: u, user: {token: \"s3cret\\nX\"}}]\n",
             "token contains control characters"},
+        BadCase{"TokenFileWithNul",
+                "current-context: a\n" + kBase +
+                    "users: [{name: u, user: {tokenFile: \"/etc/hostname\\0.token\"}}]\n",
+                "users[0].user.tokenFile: not a file name"},
+        BadCase{"CaFileWithNul",
+                "current-context: a\ncontexts: [{name: a, context: {cluster: c}}]\n"
+                "clusters: [{name: c, cluster: {server: 'https://h', "
+                "certificate-authority: \"/etc/hostname\\0\"}}]\n",
+                "clusters[0].cluster.certificate-authority: not a file name"},
         BadCase{"TokenNotString",
                 "current-context: a\n" + kBase + "users: [{name: u, user: {token: [s3cret]}}]\n",
                 "users[0].user.token: expected a string"}),

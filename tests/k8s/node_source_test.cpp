@@ -251,5 +251,21 @@ TEST_F(Policy, CacheOfAnotherKubeconfigOrCorruptIsIgnored) {
   EXPECT_NE(warnings[0].find("ignoring the node cache"), std::string::npos) << warnings[0];
 }
 
+// A cache whose fetchedAtMs is beyond what the clock can hold is corrupt: the server is asked.
+TEST_F(Policy, CacheFromBeyondTheClockIsIgnored) {
+  auto src = source("1h");
+  for (const char* ms : {"9223372036854775807", "9223372036854"}) {
+    testing::writeText(src.cacheFile(),
+                       std::string(R"({"version": 1, "node": "worker-1", "kubeconfig": ")") +
+                           kubeconfig + R"(", "fetchedAtMs": )" + ms +
+                           R"(, "podCIDRs": ["10.99.0.0/24"]})");
+    EXPECT_EQ(src.read(Access::Api).podCIDRs.size(), 2U) << ms;
+  }
+  EXPECT_EQ(server.requests(), 2);
+  ASSERT_EQ(warnings.size(), 1U);
+  EXPECT_NE(warnings[0].find("ignoring the node cache"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("fetchedAtMs"), std::string::npos) << warnings[0];
+}
+
 }  // namespace
 }  // namespace dualstack::k8s

@@ -282,6 +282,16 @@ TEST_F(IpamCli, VerifyOfAMissingStoreOrBadConfigFails) {
   EXPECT_EQ(bad.status, 1);
   EXPECT_THAT(bad.err, HasSubstr("has no plugin whose ipam.type is dualstack-ipam"));
 
+  // Copying a plugin out of a list nested this deep overflowed the stack.
+  writeFile(tmp.file("deep.conflist"),
+            R"({"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "dualstack", "ipam": )"
+            R"({"type": "dualstack-ipam", "x": )" +
+                dualstack::testing::nestedJson(100000) + "}}]}");
+  const Cli deep = run("verify --config " + tmp.file("deep.conflist"));
+  EXPECT_EQ(deep.status, 1);
+  EXPECT_THAT(deep.err, HasSubstr("network config " + tmp.file("deep.conflist") +
+                                  " is nested deeper than 128 levels"));
+
   const Cli badName = run("verify --data-dir " + dataDir + " --network ../etc");
   EXPECT_EQ(badName.status, 1);
   EXPECT_THAT(badName.err, HasSubstr("not a valid network name"));
@@ -421,8 +431,16 @@ TEST_F(IpamCliGc, LiveFile) {
   ASSERT_EQ(j.size(), 2u);
   for (const auto& e : j) EXPECT_EQ(e["containerID"], "c2");
 
-  writeFile(tmp.file("bad.json"), R"([{"containerID": "c2"}])");
   const auto before = snapshot();
+  writeFile(tmp.file("deep.json"), "[" + dualstack::testing::nestedJson(100000, true) + "]");
+  const Cli deep =
+      run("gc --data-dir " + dataDir + " --network net1 --live " + tmp.file("deep.json"));
+  EXPECT_EQ(deep.status, 1);
+  EXPECT_THAT(deep.err, HasSubstr("live attachment list " + tmp.file("deep.json") +
+                                  " is nested deeper than 128 levels"));
+  EXPECT_EQ(snapshot(), before);
+
+  writeFile(tmp.file("bad.json"), R"([{"containerID": "c2"}])");
   const Cli bad =
       run("gc --data-dir " + dataDir + " --network net1 --live " + tmp.file("bad.json"));
   EXPECT_EQ(bad.status, 1);
@@ -452,6 +470,15 @@ TEST_F(IpamCliGc, RefusesToGuessFromAnEmptyOrBrokenCache) {
   EXPECT_EQ(broken.status, 1);
   EXPECT_THAT(broken.err, HasSubstr(cache + "/results/net1-c2-eth0 is not valid JSON"));
   EXPECT_THAT(broken.err, HasSubstr("refusing to guess"));
+  EXPECT_EQ(snapshot(), before);
+
+  writeFile(cache + "/results/net1-c2-eth0",
+            R"({"kind": "cniCacheV1", "networkName": "net1", "result": )" +
+                dualstack::testing::nestedJson(100000) + "}");
+  const Cli deep = run("gc --data-dir " + dataDir + " --network net1 --cache-dir " + cache);
+  EXPECT_EQ(deep.status, 1);
+  EXPECT_THAT(deep.err, HasSubstr(cache + "/results/net1-c2-eth0 is nested deeper than 128"));
+  EXPECT_THAT(deep.err, HasSubstr("refusing to guess"));
   EXPECT_EQ(snapshot(), before);
 
   fs::remove(cache + "/results/net1-c2-eth0");

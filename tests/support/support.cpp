@@ -181,6 +181,17 @@ EnvMap cniEnv(std::string_view command, std::string_view containerId, std::strin
   return env;
 }
 
+std::string nestedJson(std::size_t depth, bool objects, std::string_view inner) {
+  const std::string_view open = objects ? R"({"a":)" : "[";
+  const char close = objects ? '}' : ']';
+  std::string text;
+  text.reserve(depth * (open.size() + 1) + inner.size());
+  for (std::size_t i = 0; i < depth; ++i) text += open;
+  text += inner;
+  text.append(depth, close);
+  return text;
+}
+
 std::map<std::string, std::string> snapshotTree(const std::string& dir) {
   std::map<std::string, std::string> files;
   std::error_code ec;

@@ -103,6 +103,10 @@ int shell(const std::string& command, std::string* out = nullptr);
 EnvMap cniEnv(std::string_view command, std::string_view containerId, std::string_view netns,
               std::string_view ifname = "eth0", std::string_view args = "");
 
+// JSON text with `depth` levels of nesting around `inner`: arrays ("[[[0]]]"), or objects whose
+// only key is "a" ({"a":{"a":0}}); for tests of the nesting limit.
+std::string nestedJson(std::size_t depth, bool objects = false, std::string_view inner = "0");
+
 // Every regular file under dir (relative path -> content), to compare the store before/after.
 std::map<std::string, std::string> snapshotTree(const std::string& dir);
 

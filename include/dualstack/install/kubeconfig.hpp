@@ -12,10 +12,13 @@ namespace dualstack::install {
 std::string base64Encode(std::string_view data);
 
 // The claims of a JWT that tell when it must be replaced: `exp` and `iat` (seconds since the
-// epoch). Both nullopt for a token that is not a JWT (e.g. an opaque static token).
+// epoch). Both nullopt for a token that is not a JWT (e.g. an opaque static token). A claim that
+// is not a time (not a number, negative, after the year 9999) is nullopt too, and `problem` says
+// which claim and why.
 struct TokenTimes {
   std::optional<std::int64_t> issuedAt;
   std::optional<std::int64_t> expiresAt;
+  std::string problem;
 };
 TokenTimes tokenTimes(std::string_view token);
 
@@ -23,7 +26,7 @@ TokenTimes tokenTimes(std::string_view token);
 std::string serverUrl(std::string_view host, std::string_view port);
 
 // The kubeconfig text (YAML). Error(InvalidConfig) for a token or server that cannot be put in
-// one, naming where it came from.
+// one, naming where it came from, and for a server that is not https://.
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
                              const std::string& token, const std::string& tokenSource);
 
