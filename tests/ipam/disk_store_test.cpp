@@ -1,20 +1,31 @@
 #include "dualstack/ipam/disk_store.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/ipam/allocator.hpp"
 #include "support/support.hpp"
+
+#include <cstring>
+#include <ctime>
 
 namespace dualstack::ipam {
 namespace {
@@ -25,6 +36,15 @@ namespace fs = std::filesystem;
 
 ip::Address A(const char* text) { return *ip::Address::parse(text); }
 
+cni::Error errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cni::Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error";
+  return cni::Error(cni::Code::Internal, "<no error>");
+}
 
 void write(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
@@ -89,7 +109,8 @@ TEST_F(DiskStoreTest, HostLocalLayout) {
   EXPECT_EQ(readFile(dir + "/.dualstack/c1@eth0"),
             "# dualstack-ipam index entry v1\ncontainerID c1\nifname eth0\n"
             "address 10.244.1.2\naddress fd00:10:244:1::2\n");
-  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0), 0U);
+  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0),
+            0U);
   EXPECT_EQ(mode(dataDir), 0700U);
   EXPECT_EQ(mode(tmp.file("data")), 0700U);
   EXPECT_EQ(mode(dir), 0700U);
@@ -344,6 +365,99 @@ TEST_F(DiskStoreTest, IndexFilesCanNeverMatchHostLocalsReleaseById) {
   for (const auto& n : names(dir + "/.dualstack")) {
     EXPECT_EQ(readFile(dir + "/.dualstack/" + n)[0], '#') << n;
   }
+}
+
+// ---- what is planted under the store's names
+
+// Each of the store's own files replaced by something else: the session that reads it fails
+// at once with an error naming the file and what it is, and leaves the lock free.
+TEST_F(DiskStoreTest, PlantedFilesAreNamedNotOpened) {
+  add("10.0.0.2", "c1");
+  struct Kind {
+    const char* name;
+    std::function<void(const std::string&)> plant;
+    const char* says;
+  };
+  std::vector<Kind> kinds = {
+      {"FIFO", [](const std::string& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }, "a FIFO"},
+      {"directory", [](const std::string& p) { fs::create_directory(p); }, "a directory"},
+      {"symlink", [&](const std::string& p) { fs::create_symlink(tmp.file("elsewhere"), p); },
+       "a symbolic link"},
+  };
+  if (dualstack::testing::isRoot()) {
+    kinds.push_back({"device",
+                     [](const std::string& p) {
+                       ASSERT_EQ(::mknod(p.c_str(), S_IFCHR | 0600, ::makedev(1, 3)), 0);  // null
+                     },
+                     "a character device"});
+  }
+  struct Target {
+    std::string file;
+    std::function<void(DiskStore&)> use;  // after lock()
+  };
+  const std::vector<Target> targets = {
+      {"lock", [](DiskStore&) {}},
+      {".dualstack/state", [](DiskStore&) {}},
+      {"last_reserved_ip.0", [](DiskStore& s) { s.lastReserved(0); }},
+      {".dualstack/c1@eth0",
+       [](DiskStore& s) {
+         s.addressesOf({"c1", "eth0"});
+       }},
+  };
+  for (const auto& kind : kinds) {
+    for (const auto& target : targets) {
+      SCOPED_TRACE(std::string(kind.name) + " as " + target.file);
+      const std::string path = dir + "/" + target.file;
+      const std::string saved = readFile(path);
+      fs::remove(path);
+      kind.plant(path);
+      const auto start = std::chrono::steady_clock::now();
+      const cni::Error e = errorOf([&] {
+        auto s = open();
+        target.use(*s);
+        s->commit();
+      });
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+      EXPECT_EQ(e.code(), cni::Code::IoFailure);
+      EXPECT_NE(e.msg().find(path), std::string::npos) << e.msg();
+      EXPECT_NE(e.msg().find(kind.says), std::string::npos) << e.msg();
+      fs::remove(path);
+      if (target.file != "last_reserved_ip.0") write(path, saved);
+      // The failed session let go of the lock.
+      auto next = DiskStore::open(dataDir, "net1", DiskStore::Mode::Existing);
+      next->lock(std::chrono::milliseconds(0));
+      next->commit();
+    }
+  }
+  EXPECT_EQ(held("c1"), (std::vector<std::string>{"10.0.0.2"}));
+}
+
+TEST_F(DiskStoreTest, AFifoInPlaceOfAnAllocationIsATakenAddressNeverOpened) {
+  add("10.0.0.2", "c1");
+  ASSERT_EQ(::mkfifo((dir + "/10.0.0.3").c_str(), 0600), 0);
+  auto s = open();
+  EXPECT_TRUE(s->isAllocated(A("10.0.0.3")));
+  EXPECT_EQ(s->ownerOf(A("10.0.0.3")), std::nullopt);
+  EXPECT_FALSE(s->reserve(A("10.0.0.3"), {"c2", "eth0"}));
+  EXPECT_EQ(s->list().size(), 2u);
+  s->commit();
+}
+
+// ---- the lock
+
+TEST_F(DiskStoreTest, ALockHeldByAnotherProcessIsTryAgainLaterNamingIt) {
+  add("10.0.0.2", "c1");
+  const dualstack::testing::LockHolder holder(dir + "/lock");
+  auto s = DiskStore::open(dataDir, "net1", DiskStore::Mode::Existing);
+  const auto start = std::chrono::steady_clock::now();
+  const cni::Error e = errorOf([&] { s->lock(std::chrono::milliseconds(300)); });
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  EXPECT_EQ(e.code(), cni::Code::TryAgainLater);
+  EXPECT_NE(e.msg().find("the store lock " + dir + "/lock is held by PID " +
+                         std::to_string(holder.pid()) + " (test_ipam)"),
+            std::string::npos)
+      << e.msg();
+  EXPECT_NE(e.msg().find("not released within 300 ms"), std::string::npos) << e.msg();
 }
 
 }  // namespace

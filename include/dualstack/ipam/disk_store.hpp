@@ -19,6 +19,11 @@
 //                                        "dir <inode> <mtime s.ns> <ctime s.ns>\n"
 //       .tmp-<pid>-<n>                   only where O_TMPFILE is unsupported, during an ADD
 //
+// Every file is opened non-blocking, without following links, and kept only when it is a
+// regular file: anything else planted under one of these names is an error naming it (a name
+// planted in place of an allocation holds that address for nobody, see walk()). The lock is
+// waited for at most sys::kLockWait (then Error(TryAgainLater) naming the lock and its holder).
+//
 // host-local's DEL walks the whole tree and deletes files whose trimmed content equals
 // "<id>\r\n<ifname>" or "<id>"; index files start with '#', which no container ID can.
 //
@@ -45,6 +50,7 @@
 
 #include "dualstack/ipam/store.hpp"
 #include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/lock.hpp"
 
 namespace dualstack::ipam {
 
@@ -66,8 +72,10 @@ class DiskStore final : public Store {
   // each address with linkat(), which fails on an existing name like O_EXCL. Optional: reserve()
   // prepares on demand.
   void prepare(const cni::Attachment& a);
-  // Takes the store lock and checks whether the index can be trusted.
-  void lock();
+  // Takes the store lock, waiting at most `wait` while another process holds it
+  // (Error(TryAgainLater) naming the lock file and, when /proc/locks tells, its holder), and
+  // checks whether the index can be trusted.
+  void lock(std::chrono::milliseconds wait = sys::kLockWait);
 
   bool isAllocated(const ip::Address& a) override;
   std::optional<Owner> ownerOf(const ip::Address& a) override;
@@ -136,7 +144,6 @@ class DiskStore final : public Store {
   std::map<std::string, std::vector<ip::Address>> entries_;  // key "<id>@<ifname>" / "<id>@"
   std::set<std::string> dirty_;
   std::map<ip::Address, std::optional<Owner>> owners_;
-  std::map<std::size_t, std::size_t> lastReservedSizes_;
 };
 
 }  // namespace dualstack::ipam
