@@ -30,7 +30,9 @@ constexpr const char* kStateFile = "state";
 constexpr const char* kLockFile = "lock";
 constexpr std::string_view kTempPrefix = ".tmp-";
 constexpr std::string_view kEntryMagic = "# dualstack-ipam index entry v1";
-constexpr std::string_view kStateMagic = "# dualstack-ipam index state v1";
+constexpr std::string_view kStateMagic = "# dualstack-ipam index state v2";
+constexpr std::string_view kComplete = "complete yes\n";
+constexpr std::string_view kIncomplete = "complete no\n";
 constexpr std::size_t kMaxEntryName = 200;
 constexpr std::size_t kMaxSmallFile = std::size_t{64} << 10;
 
@@ -138,6 +140,24 @@ std::string_view trim(std::string_view s) {
 std::string durationText(std::chrono::milliseconds d) {
   if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
   return std::to_string(d.count()) + " ms";
+}
+
+bool before(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
+}
+
+// This boot of the kernel: within one boot every reader sees the page cache, so writes that were
+// never flushed are as good as flushed; only a reboot can lose them.
+const std::string& bootId() {
+  static const std::string id = [] {
+    std::string text;
+    if (sys::readRegularFileAt(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, sys::Links::Follow,
+                               text)) {
+      return std::string("unknown");
+    }
+    return std::string(trim(text));
+  }();
+  return id;
 }
 
 struct ParsedEntry {
@@ -292,11 +312,22 @@ void DiskStore::lock(std::chrono::milliseconds wait) {
   }
   lock_ = std::move(fd);
   locked_ = true;
+  changing_ = false;
   if (mode_ == Mode::ReadOnly) return;
   openIndexDir();
-  const auto state = readSmall(index_.get(), kStateFile, join(path_, kIndexDir));
+  struct stat stateSt {};
+  const auto state = readSmall(index_.get(), kStateFile, join(path_, kIndexDir), &stateSt);
   recordedState_ = state.value_or("");
-  trusted_ = state && *state == stamp();
+  struct stat dirSt {};
+  const std::string now = stamp(&dirSt);
+  const std::string_view rest = state && state->compare(0, now.size(), now) == 0
+                                    ? std::string_view(*state).substr(now.size())
+                                    : std::string_view();
+  trusted_ = rest == kComplete || rest == kIncomplete;
+  // Racy: the state was written within the timestamp tick of the directory's last change, so a
+  // change by host-local right after ours may have left the times as they were.
+  const bool racy = !before(dirSt.st_ctim, stateSt.st_ctim);
+  complete_ = trusted_ && rest == kComplete && !racy;
 }
 
 void DiskStore::openIndexDir() {
@@ -322,15 +353,26 @@ void DiskStore::requireLocked(const char* what) const {
   if (!locked_) throw Error(Code::Internal, std::string(what) + " on an unlocked store");
 }
 
-std::string DiskStore::stamp() const {
-  struct stat st {};
+std::string DiskStore::stamp(struct stat* dirStat) const {
+  struct stat own {};
+  struct stat& st = dirStat != nullptr ? *dirStat : own;
   if (::fstat(dir_.get(), &st) != 0) throw ioError("stat", path_, errno);
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "%s\ndir %llu %lld.%09ld %lld.%09ld\n", kStateMagic.data(),
-                static_cast<unsigned long long>(st.st_ino),
+  char buf[224];
+  std::snprintf(buf, sizeof buf, "%s\ndir %llu %lld.%09ld %lld.%09ld\nboot %s\n",
+                kStateMagic.data(), static_cast<unsigned long long>(st.st_ino),
                 static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
-                static_cast<long long>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec);
+                static_cast<long long>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec, bootId().c_str());
   return buf;
+}
+
+void DiskStore::markChanging() {
+  // Only a state that matches the directory needs it: a stale one stays stale, as a directory's
+  // times never return to earlier values.
+  if (!trusted_ || changing_ || mode_ == Mode::ReadOnly) return;
+  const std::string text = std::string(kStateMagic) + "\nchanging\n";
+  writeSmall(index_.get(), kStateFile, text, join(path_, kIndexDir));
+  recordedState_ = text;
+  changing_ = true;
 }
 
 // ---- the index ----
@@ -554,6 +596,19 @@ std::vector<Address> DiskStore::addressesOf(const cni::Attachment& a) {
   return out;
 }
 
+std::vector<Address> DiskStore::allAddressesOf(const cni::Attachment& a) {
+  requireLocked("allAddressesOf");
+  ensureIndex();
+  // An attachment the index lists is complete (see the header); one it does not list may hold an
+  // address host-local gave it unseen, unless the index is known complete.
+  if (!complete_ && !full_) {
+    const std::vector<Address> indexed = addressesOf(a);
+    if (!indexed.empty() || full_) return indexed;
+    rebuild();
+  }
+  return addressesOf(a);
+}
+
 std::optional<Address> DiskStore::lastReserved(std::size_t rangeSetId) {
   requireLocked("lastReserved");
   const auto text = readSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), path_);
@@ -570,6 +625,7 @@ bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
   // Looked up before linking: a rebuild it may trigger must not see the new file yet.
   auto& addrs = entry(keyOf(owner));
   const std::string name = addr.str();
+  markChanging();
   int rc = 0;
   if (tempName_.empty()) {
     // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it the kernel answers ENOENT and the
@@ -604,6 +660,7 @@ void DiskStore::release(const Address& addr) {
   ensureIndex();
   const auto owner = ownerOf(addr);
   const std::string name = addr.str();
+  markChanging();
   // Not fsynced: a release lost in a crash leaves the address held by a gone attachment (GC
   // frees it), never handed out twice.
   if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
@@ -632,11 +689,12 @@ void DiskStore::commit() {
       for (const auto& key : dirty_) writeEntry(key, entries_[key]);
     }
     dirty_.clear();
-    const std::string now = stamp();
+    const std::string now = stamp() + std::string(full_ || complete_ ? kComplete : kIncomplete);
     if (now != recordedState_ || rewriteAll_) {
       writeSmall(index_.get(), kStateFile, now, join(path_, kIndexDir));
       recordedState_ = now;
     }
+    changing_ = false;
   }
   if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
   tempName_.clear();
