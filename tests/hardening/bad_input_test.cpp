@@ -263,6 +263,16 @@ std::vector<BadInput> cases() {
                 [](Invocation& in, const std::string& p) {
                   in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
                 })},
+      {"IpamNodeFileIsAFifo", kBoth, 5, {"node file", "is a FIFO, not a regular file"},
+       withFifo("node.json", [](Invocation& in, const std::string& p) {
+         in.conf["ipam"]["node"] = {{"file", p}};
+       })},
+      {"IpamNodeFileIsADirectory", kBoth, 5, {"node file", "is a directory, not a regular file"},
+       [](Invocation& in) { in.conf["ipam"]["node"] = {{"file", in.scratch}}; }},
+      {"IpamKubeconfigIsAFifo", kBoth, 5, {"kubeconfig", "is a FIFO, not a regular file"},
+       withFifo("kube.conf", [](Invocation& in, const std::string& p) {
+         in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+       })},
       {"IpamNodeAndRanges", kBoth, 7, {"ipam", "not both"},
        set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"}}})}))},
       {"IpamNoAddressSource", kBoth, 7, {"ipam", "no address source"}, erase("/ipam/node")},
