@@ -6,10 +6,13 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -68,38 +71,220 @@ class SigpipeBlocker {
   bool wasPending_ = false;
 };
 
-// Writes `in` to the child's stdin and collects its stdout without risking a deadlock when
-// either side exceeds the pipe buffer.
-std::string exchange(Fd& toChild, Fd& fromChild, std::string_view in) {
-  std::string out;
-  std::size_t written = 0;
-  if (in.empty()) toChild.reset();
-  ::fcntl(toChild.get(), F_SETFL, O_NONBLOCK);
-  char buf[16384];
-  while (fromChild.get() >= 0) {
-    pollfd fds[2] = {{fromChild.get(), POLLIN, 0}, {toChild.get(), POLLOUT, 0}};
-    const nfds_t n = toChild.get() >= 0 ? 2 : 1;
-    if (::poll(fds, n, -1) < 0) {
-      if (errno == EINTR) continue;
-      throw errnoError(Code::IoFailure, "poll delegate pipes", errno);
+using Clock = std::chrono::steady_clock;
+
+// glibc 2.36 declares pidfd_open without C linkage for C++; the system call is the same.
+int pidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// A delegate in a process group of its own (pgid == pid), so that it can be stopped together
+// with whatever it started. Killed and reaped at the latest by the destructor.
+class Child {
+ public:
+  explicit Child(pid_t pid) : pid_(pid), pidfd_(pidfdOpen(pid)) {}
+  ~Child() {
+    if (!reaped_) stop();
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  // The descriptor that becomes readable when the child exits (-1 before Linux 5.3).
+  int pidfd() const { return pidfd_.get(); }
+
+  bool exited() const {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == pid_;
+  }
+
+  // Kills what is left of the process group. While the child is not reaped its pid cannot be
+  // reused, so the group is still the one it started.
+  void killGroup() const {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);  // in case it left its group
+  }
+
+  // Kills the group and reaps the child, waiting for it a few seconds at most: a process stuck
+  // in the kernel (D state) does not die of SIGKILL until it leaves it.
+  void stop() {
+    killGroup();
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!reap(WNOHANG) && Clock::now() < deadline) {
+      pollfd pfd{pidfd_.get(), POLLIN, 0};
+      if (pidfd_.get() < 0 || ::poll(&pfd, 1, 50) < 0) ::usleep(10'000);
     }
-    if (n == 2 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
-      const ssize_t w = ::write(toChild.get(), in.data() + written, in.size() - written);
-      if (w > 0) written += static_cast<std::size_t>(w);
-      // EPIPE: the delegate does not read its stdin; its exit status tells the rest.
-      if (written == in.size() || (w < 0 && errno != EAGAIN && errno != EINTR)) toChild.reset();
+    if (reaped_) awaitGroupGone();
+  }
+
+  // After the group was killed and the child reaped: waits a little for the rest of the group to
+  // be gone, so that nothing of it still holds a lock or a file when the caller carries on.
+  void awaitGroupGone() const {
+    const auto deadline = Clock::now() + std::chrono::seconds(1);
+    while (::kill(-pid_, 0) == 0 && Clock::now() < deadline) ::usleep(1000);
+  }
+
+  // waitpid; true once reaped (status in *status).
+  bool reap(int flags, int* status = nullptr) {
+    int st = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid_, &st, flags);
+    } while (r < 0 && errno == EINTR);
+    if (r == pid_ || (r < 0 && errno == ECHILD)) {
+      reaped_ = true;
+      if (status != nullptr) *status = st;
+      return true;
     }
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      const ssize_t r = ::read(fromChild.get(), buf, sizeof buf);
+    return false;
+  }
+
+ private:
+  pid_t pid_;
+  Fd pidfd_;
+  bool reaped_ = false;
+};
+
+// The most one look at a pipe reads: the largest pipe buffer a process may set by default.
+constexpr std::size_t kDrainBudget = std::size_t{1} << 20;
+
+std::string sizeText(std::size_t bytes) {
+  if (bytes % (std::size_t{1} << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes % (std::size_t{1} << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string secondsText(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+// Feeds `in` to the child's stdin, collects its stdout and forwards its stderr, until the child
+// exits, without risking a deadlock when either side exceeds the pipe buffer.
+class Exchange {
+ public:
+  Exchange(Fd toChild, Fd fromChild, Fd errFromChild, std::string_view in,
+           const DelegateLimits& limits, const std::string& label)
+      : to_(std::move(toChild)),
+        out_(std::move(fromChild)),
+        err_(std::move(errFromChild)),
+        in_(in),
+        limits_(limits),
+        label_(label) {
+    if (in_.empty()) to_.reset();
+    for (const Fd* fd : {&to_, &out_, &err_}) {
+      if (*fd) ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
+    }
+  }
+
+  // Runs until the child exits (then true) or the deadline passes (false). Error(IoFailure)
+  // when the child floods stdout.
+  bool run(const Child& child, Clock::time_point deadline) {
+    for (;;) {
+      if (child.exited()) return true;
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left <= std::chrono::milliseconds::zero()) return false;
+      pollfd fds[4];
+      nfds_t n = 0;
+      const auto watch = [&](const Fd& fd, short events) {
+        fds[n] = {fd.get(), events, 0};
+        return fd ? static_cast<int>(n++) : -1;
+      };
+      const int iOut = watch(out_, POLLIN);
+      const int iErr = watch(err_, POLLIN);
+      const int iIn = watch(to_, POLLOUT);
+      if (child.pidfd() >= 0) fds[n++] = {child.pidfd(), POLLIN, 0};
+      // Without a pidfd, look at the child again now and then: it may exit while something it
+      // started keeps the pipes open.
+      const auto wait = child.pidfd() >= 0 ? left : std::min(left, std::chrono::milliseconds(50));
+      if (::poll(fds, n, static_cast<int>(wait.count())) < 0) {
+        if (errno == EINTR) continue;
+        throw errnoError(Code::IoFailure, "poll the pipes of " + label_, errno);
+      }
+      if (iIn >= 0 && (fds[iIn].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) feed();
+      if (iOut >= 0 && fds[iOut].revents != 0) drainStdout();
+      if (iErr >= 0 && fds[iErr].revents != 0) drainStderr();
+    }
+  }
+
+  // What is left in the pipes once the child has exited (and its group was killed).
+  void finish() {
+    to_.reset();
+    drainStdout();
+    drainStderr();
+    if (dropped_ > 0) {
+      const std::string note = "[" + label_ + ": " + std::to_string(dropped_) +
+                               " more bytes of stderr dropped after " +
+                               sizeText(limits_.maxStderr) + "]\n";
+      forward(note.data(), note.size());
+    }
+  }
+
+  std::string& output() { return output_; }
+
+ private:
+  void feed() {
+    const ssize_t w = ::write(to_.get(), in_.data() + written_, in_.size() - written_);
+    if (w > 0) written_ += static_cast<std::size_t>(w);
+    // EPIPE: the delegate does not read its stdin; its exit status tells the rest.
+    if (written_ == in_.size() || (w < 0 && errno != EAGAIN && errno != EINTR)) to_.reset();
+  }
+
+  // Reads until the pipe is empty for now, but not more than a pipe's worth at a time: a writer
+  // that never stops must not keep us from looking at the clock. Closes the pipe at its end.
+  template <typename Sink>
+  void drain(Fd& fd, Sink sink) {
+    char buf[16384];
+    for (std::size_t budget = kDrainBudget; fd && budget > 0;) {
+      const ssize_t r = ::read(fd.get(), buf, std::min(sizeof buf, budget));
       if (r > 0) {
-        out.append(buf, static_cast<std::size_t>(r));
+        budget -= static_cast<std::size_t>(r);
+        sink(buf, static_cast<std::size_t>(r));
       } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-        fromChild.reset();
+        fd.reset();
+      } else if (errno == EAGAIN) {
+        return;
       }
     }
   }
-  return out;
-}
+
+  void drainStdout() {
+    drain(out_, [&](const char* p, std::size_t len) {
+      output_.append(p, len);
+      if (output_.size() > limits_.maxStdout) {
+        throw Error(Code::IoFailure, label_ + " wrote more than " + sizeText(limits_.maxStdout) +
+                                         " to stdout, more than any CNI result; it was killed");
+      }
+    });
+  }
+
+  void drainStderr() {
+    drain(err_, [&](const char* p, std::size_t len) {
+      const std::size_t room = limits_.maxStderr - std::min(limits_.maxStderr, forwarded_);
+      const std::size_t take = std::min(room, len);
+      forward(p, take);
+      forwarded_ += take;
+      dropped_ += len - take;
+    });
+  }
+
+  static void forward(const char* p, std::size_t len) {
+    while (len > 0) {
+      const ssize_t w = ::write(STDERR_FILENO, p, len);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return;  // our stderr is gone: nothing to be done about it
+      p += w;
+      len -= static_cast<std::size_t>(w);
+    }
+  }
+
+  Fd to_, out_, err_;
+  std::string_view in_;
+  std::size_t written_ = 0;
+  const DelegateLimits& limits_;
+  const std::string& label_;
+  std::string output_;
+  std::size_t forwarded_ = 0;
+  std::size_t dropped_ = 0;
+};
 
 }  // namespace
 
@@ -129,7 +314,8 @@ std::string findPlugin(std::string_view type, std::string_view cniPath) {
                                        ")");
 }
 
-json delegate(std::string_view type, Command command, const Env& env, std::string_view config) {
+json delegate(std::string_view type, Command command, const Env& env, std::string_view config,
+              const DelegateLimits& limits) {
   const std::string binary = findPlugin(type, env.path);
   const std::string label = "plugin " + std::string(type);
 
@@ -144,32 +330,49 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
 
   Pipe in;
   Pipe out;
+  Pipe err;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in.read.get(), STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   std::string arg0 = binary;
   char* argv[] = {arg0.data(), nullptr};
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv, envp.data());
+  const int rc = ::posix_spawn(&pid, binary.c_str(), &actions, &attr, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0) throw errnoError(Code::IoFailure, "exec " + binary, rc);
+  Child child(pid);
   in.read.reset();
   out.write.reset();
+  err.write.reset();
 
   std::string output;
-  try {
+  {
     const SigpipeBlocker noSigpipe;
-    output = exchange(in.write, out.read, config);
-  } catch (...) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    throw;
+    Exchange exchange(std::move(in.write), std::move(out.read), std::move(err.read), config, limits,
+                      label);
+    if (!exchange.run(child, Clock::now() + limits.timeout)) {
+      child.stop();
+      exchange.finish();
+      throw Error(Code::TryAgainLater,
+                  label + " did not finish " + std::string(commandName(command)) + " within " +
+                      secondsText(limits.timeout) + "; it was killed with what it started");
+    }
+    // The delegate has exited but is not reaped yet; what it left in its group goes now, so
+    // that nothing holds the pipes.
+    child.killGroup();
+    exchange.finish();
+    output = std::move(exchange.output());
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw errnoError(Code::IoFailure, "wait for " + label, errno);
-  }
+  child.reap(0, &status);
+  child.awaitGroupGone();
   if (WIFSIGNALED(status)) {
     throw Error(Code::IoFailure, label + " was killed by signal " + std::to_string(WTERMSIG(status)));
   }

@@ -11,6 +11,8 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/file.hpp"
 
 namespace dualstack::cni {
 
@@ -117,16 +119,17 @@ void Logger::configure(const LogConfig& cfg) {
     fd_ = STDERR_FILENO;
     return;
   }
-  // O_NOFOLLOW: a symlink planted at the log path must not redirect our writes elsewhere.
-  const int fd = ::open(cfg.file->c_str(),
-                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-  if (fd < 0) {
-    const int err = errno;
-    warn(ctx_.prog, "cannot open log file " + *cfg.file + " (logFile): " + std::strerror(err) +
+  // Links refused: a symlink planted at the log path must not redirect our writes elsewhere.
+  // A FIFO there must not block us until someone reads it, nor a device take our records.
+  sys::Fd fd;
+  if (const sys::FileProblem p = sys::openRegularAt(
+          AT_FDCWD, *cfg.file, O_WRONLY | O_CREAT | O_APPEND, 0600, sys::Links::Refuse, fd)) {
+    warn(ctx_.prog, "cannot open log file " + *cfg.file + " (logFile): " +
+                        (p.err != 0 ? std::string(std::strerror(p.err)) : "it " + p.describe()) +
                         "; not logging to it");
     return;
   }
-  fd_ = fd;
+  fd_ = fd.release();
   ownsFd_ = true;
 }
 

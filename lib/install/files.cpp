@@ -9,6 +9,7 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
 
 namespace dualstack::install {
@@ -29,28 +30,16 @@ Error ioError(std::string_view what, const std::string& path, int err) {
   return cni::errnoError(Code::IoFailure, std::string(what) + " " + path, err);
 }
 
-std::string readFd(int fd, const std::string& path, std::string_view what) {
-  std::string data;
-  const int err = sys::readAll(fd, data, kMaxFile);
-  if (err == EFBIG) throw Error(Code::IoFailure, std::string(what) + " " + path + " is too large");
-  if (err != 0) throw ioError("read " + std::string(what), path, err);
-  return data;
-}
-
 // Whether dir/name is a regular file with exactly this content and mode.
 bool sameFile(int dirFd, const std::string& name, std::string_view content, mode_t mode) {
-  Fd fd(::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return false;
+  Fd fd;
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 07777) != mode ||
-      static_cast<std::size_t>(st.st_size) != content.size()) {
+  if (sys::openRegularAt(dirFd, name, O_RDONLY, 0, sys::Links::Refuse, fd, &st) ||
+      (st.st_mode & 07777) != mode || static_cast<std::size_t>(st.st_size) != content.size()) {
     return false;
   }
-  try {
-    return readFd(fd.get(), name, "file") == content;
-  } catch (const Error&) {
-    return false;
-  }
+  std::string data;
+  return sys::readAll(fd.get(), data, content.size()) == 0 && data == content;
 }
 
 }  // namespace
@@ -70,13 +59,13 @@ bool replaceFile(const std::string& dir, const std::string& name, std::string_vi
 }
 
 std::string readFile(const std::string& path, std::string_view what) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw ioError("read " + std::string(what), path, errno);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    throw Error(Code::IoFailure, "read " + std::string(what) + " " + path + ": is a directory");
-  }
-  return readFd(fd.get(), path, what);
+  std::string data;
+  // Links followed: a Secret or projected volume shows its files through symlinks.
+  const sys::FileProblem p =
+      sys::readRegularFileAt(AT_FDCWD, path, kMaxFile, sys::Links::Follow, data);
+  if (p.err != 0 && p.err != EFBIG) throw ioError("read " + std::string(what), path, p.err);
+  if (p) throw Error(Code::IoFailure, std::string(what) + " " + path + " " + p.describe());
+  return data;
 }
 
 void prepareDirectory(const std::string& dir) {
@@ -90,8 +79,11 @@ void prepareDirectory(const std::string& dir) {
   if (::stat(dir.c_str(), &st) != 0) throw ioError("stat", dir, errno);
   if (!S_ISDIR(st.st_mode)) throw Error(Code::IoFailure, dir + " is not a directory");
   const std::string probe = join(dir, ".dualstack-install.probe-" + std::to_string(::getpid()));
-  Fd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) throw ioError("cannot write into", dir, errno);
+  Fd fd;
+  if (const sys::FileProblem p = sys::openRegularAt(AT_FDCWD, probe, O_WRONLY | O_CREAT | O_TRUNC,
+                                                    0600, sys::Links::Refuse, fd)) {
+    throw Error(Code::IoFailure, "cannot write into " + dir + ": " + probe + " " + p.describe());
+  }
   ::unlink(probe.c_str());
 }
 

@@ -200,7 +200,7 @@ std::vector<Allocation> allocate(const std::vector<RangeSet>& sets, const cni::A
 std::vector<Address> release(const cni::Attachment& a, Store& store) {
   std::vector<Address> released;
   std::string errors;
-  for (const auto& addr : store.addressesOf(a)) {
+  for (const auto& addr : store.allAddressesOf(a)) {
     try {
       store.release(addr);
       released.push_back(addr);

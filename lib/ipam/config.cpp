@@ -8,8 +8,7 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
-#include "dualstack/sys/fd.hpp"
-#include "dualstack/sys/io.hpp"
+#include "dualstack/sys/file.hpp"
 
 namespace dualstack::ipam {
 
@@ -202,18 +201,17 @@ class NodeFile final : public NodeSource {
  public:
   explicit NodeFile(std::string path) : path_(std::move(path)) {}
   NodeInfo load() const override {
-    const sys::Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-      const int err = errno;
-      // The daemon that writes the file may simply not have run yet.
-      throw cni::errnoError(err == ENOENT ? Code::TryAgainLater : Code::IoFailure,
-                            "read node file " + path_ + " (ipam.node.file)", err);
-    }
     std::string text;
-    const int err = sys::readAll(fd.get(), text, 8U << 20);
-    if (err == EFBIG)
+    const sys::FileProblem p =
+        sys::readRegularFileAt(AT_FDCWD, path_, 8U << 20, sys::Links::Follow, text);
+    if (p.err == EFBIG)
       throw Error(Code::InvalidConfig, "node file " + path_ + " is larger than 8 MiB");
-    if (err != 0) throw cni::errnoError(Code::IoFailure, "read node file " + path_, err);
+    if (p.err != 0) {
+      // The daemon that writes the file may simply not have run yet.
+      throw cni::errnoError(p.err == ENOENT ? Code::TryAgainLater : Code::IoFailure,
+                            "read node file " + path_ + " (ipam.node.file)", p.err);
+    }
+    if (p) throw Error(Code::IoFailure, "node file " + path_ + " (ipam.node.file) " + p.describe());
     const json node = cni::parseJson(text, "node file " + path_);
     NodeInfo info = parseNodeObject(node, "node file " + path_);
     if (info.podCIDRs.empty()) {

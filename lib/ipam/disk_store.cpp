@@ -13,7 +13,9 @@
 #include <ctime>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
+#include "dualstack/sys/lock.hpp"
 
 namespace dualstack::ipam {
 
@@ -29,7 +31,9 @@ constexpr const char* kStateFile = "state";
 constexpr const char* kLockFile = "lock";
 constexpr std::string_view kTempPrefix = ".tmp-";
 constexpr std::string_view kEntryMagic = "# dualstack-ipam index entry v1";
-constexpr std::string_view kStateMagic = "# dualstack-ipam index state v1";
+constexpr std::string_view kStateMagic = "# dualstack-ipam index state v2";
+constexpr std::string_view kComplete = "complete yes\n";
+constexpr std::string_view kIncomplete = "complete no\n";
 constexpr std::size_t kMaxEntryName = 200;
 constexpr std::size_t kMaxSmallFile = std::size_t{64} << 10;
 
@@ -70,19 +74,31 @@ Error ioError(std::string_view what, const std::string& path, int err) {
   return cni::errnoError(Code::IoFailure, std::string(what) + " " + path, err);
 }
 
-// Reads a small file relative to dirFd; nullopt when it does not exist.
-std::optional<std::string> readSmall(int dirFd, const std::string& name,
-                                     const std::string& dirPath) {
-  const Fd fd(::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) {
-    if (errno == ENOENT) return std::nullopt;
-    throw ioError("open", dirPath + "/" + name, errno);
+// A file of the store that could not be opened as a regular file: for something planted under
+// one of the store's names, what it is and what to do about it.
+Error fileError(std::string_view what, const std::string& path, const sys::FileProblem& p) {
+  if (p.type == S_IFLNK) return ioError(what, path, ELOOP);
+  if (p.type != 0) {
+    return Error(Code::IoFailure, "cannot " + std::string(what) + " " + path + ": it is " +
+                                      sys::fileTypeName(p.type) + ", not a regular file; remove " +
+                                      "it (the plugin recreates what it needs)");
   }
+  if (p.err == EFBIG) return Error(Code::IoFailure, path + " " + p.describe());
+  return ioError(what, path, p.err);
+}
+
+// Reads a small file relative to dirFd; nullopt when it does not exist. `st`, when given,
+// receives its fstat.
+std::optional<std::string> readSmall(int dirFd, const std::string& name, const std::string& dirPath,
+                                     struct stat* st = nullptr) {
   std::string data;
-  // Past kMaxSmallFile the content is garbage to its parser anyway: EFBIG just stops reading.
-  const int err = sys::readAll(fd.get(), data, kMaxSmallFile, /*stopAtShortRead=*/true);
-  if (err != 0 && err != EFBIG) throw ioError("read", join(dirPath, name), err);
-  return data;
+  const sys::FileProblem p =
+      sys::readRegularFileAt(dirFd, name, kMaxSmallFile, sys::Links::Refuse, data, st);
+  if (!p) return data;
+  if (p.err == ENOENT) return std::nullopt;
+  // Past kMaxSmallFile the content is garbage to its parser anyway, and empty text names nobody.
+  if (p.err == EFBIG) return std::string();
+  throw fileError("read", join(dirPath, name), p);
 }
 
 void writeAll(int fd, std::string_view data, const std::string& path) {
@@ -93,39 +109,56 @@ void writeAll(int fd, std::string_view data, const std::string& path) {
 // detected (unparsable), so no temp file is needed. No O_TRUNC: on ext4, truncating a file with
 // data to zero queues its pages for writeback at close (auto_da_alloc), and the next truncate
 // waits for that I/O, milliseconds spent under the store lock.
-// `oldSize`, when this session read the file under the lock, saves an fstat.
 void writeSmall(int dirFd, const std::string& name, std::string_view data,
-                const std::string& dirPath, std::optional<std::size_t> oldSize = std::nullopt) {
-  const std::string path = dirPath + "/" + name;
-  const int fd = ::openat(dirFd, name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) throw ioError("create", path, errno);
-  try {
-    if (!oldSize) {
-      struct stat st {};
-      if (::fstat(fd, &st) != 0) throw ioError("stat", path, errno);
-      oldSize = static_cast<std::size_t>(st.st_size);
-    }
-    std::size_t off = 0;
-    while (off < data.size()) {
-      const ssize_t n = ::pwrite(fd, data.data() + off, data.size() - off, static_cast<off_t>(off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw ioError("write", path, errno);
-      off += static_cast<std::size_t>(n);
-    }
-    if (*oldSize > data.size() && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) {
-      throw ioError("truncate", path, errno);
-    }
-  } catch (...) {
-    ::close(fd);
-    throw;
+                const std::string& dirPath) {
+  const std::string path = join(dirPath, name);
+  Fd fd;
+  struct stat st {};
+  if (const sys::FileProblem p =
+          sys::openRegularAt(dirFd, name, O_WRONLY | O_CREAT, 0600, sys::Links::Refuse, fd, &st)) {
+    throw fileError("create", path, p);
   }
-  ::close(fd);
+  std::size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n =
+        ::pwrite(fd.get(), data.data() + off, data.size() - off, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw ioError("write", path, errno);
+    off += static_cast<std::size_t>(n);
+  }
+  if (static_cast<std::size_t>(st.st_size) > data.size() &&
+      ::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) {
+    throw ioError("truncate", path, errno);
+  }
 }
 
 std::string_view trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+std::string durationText(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+bool before(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
+}
+
+// This boot of the kernel: within one boot every reader sees the page cache, so writes that were
+// never flushed are as good as flushed; only a reboot can lose them.
+const std::string& bootId() {
+  static const std::string id = [] {
+    std::string text;
+    if (sys::readRegularFileAt(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, sys::Links::Follow,
+                               text)) {
+      return std::string("unknown");
+    }
+    return std::string(trim(text));
+  }();
+  return id;
 }
 
 struct ParsedEntry {
@@ -265,18 +298,40 @@ void DiskStore::prepare(const cni::Attachment& a) {
   tempOwner_ = a;
 }
 
-void DiskStore::lock() {
-  lock_ = Fd(::openat(dir_.get(), kLockFile, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!lock_) throw ioError("open", path_ + "/" + kLockFile, errno);
-  while (::flock(lock_.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) throw ioError("lock", path_ + "/" + kLockFile, errno);
+void DiskStore::lock(std::chrono::milliseconds wait) {
+  const std::string lockPath = join(path_, kLockFile);
+  Fd fd;
+  if (const sys::FileProblem p = sys::openRegularAt(dir_.get(), kLockFile, O_RDONLY | O_CREAT, 0600,
+                                                    sys::Links::Refuse, fd)) {
+    throw fileError("open", lockPath, p);
   }
+  if (const int err = sys::lockExclusive(fd.get(), wait); err != 0) {
+    if (err != ETIMEDOUT) throw ioError("lock", lockPath, err);
+    const std::string holder = sys::lockHolder(fd.get());
+    throw Error(Code::TryAgainLater, "the store lock " + lockPath + " is held by " +
+                                         (holder.empty() ? "another process" : holder) +
+                                         " and was not released within " + durationText(wait) +
+                                         "; try again later (a process that stays stuck holding " +
+                                         "it must be ended)");
+  }
+  lock_ = std::move(fd);
   locked_ = true;
+  changing_ = false;
   if (mode_ == Mode::ReadOnly) return;
   openIndexDir();
-  const auto state = readSmall(index_.get(), kStateFile, path_ + "/" + kIndexDir);
+  struct stat stateSt {};
+  const auto state = readSmall(index_.get(), kStateFile, join(path_, kIndexDir), &stateSt);
   recordedState_ = state.value_or("");
-  trusted_ = state && *state == stamp();
+  struct stat dirSt {};
+  const std::string now = stamp(&dirSt);
+  const std::string_view rest = state && state->compare(0, now.size(), now) == 0
+                                    ? std::string_view(*state).substr(now.size())
+                                    : std::string_view();
+  trusted_ = rest == kComplete || rest == kIncomplete;
+  // Racy: the state was written within the timestamp tick of the directory's last change, so a
+  // change by host-local right after ours may have left the times as they were.
+  const bool racy = !before(dirSt.st_ctim, stateSt.st_ctim);
+  complete_ = trusted_ && rest == kComplete && !racy;
 }
 
 void DiskStore::openIndexDir() {
@@ -302,15 +357,26 @@ void DiskStore::requireLocked(const char* what) const {
   if (!locked_) throw Error(Code::Internal, std::string(what) + " on an unlocked store");
 }
 
-std::string DiskStore::stamp() const {
-  struct stat st {};
+std::string DiskStore::stamp(struct stat* dirStat) const {
+  struct stat own {};
+  struct stat& st = dirStat != nullptr ? *dirStat : own;
   if (::fstat(dir_.get(), &st) != 0) throw ioError("stat", path_, errno);
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "%s\ndir %llu %lld.%09ld %lld.%09ld\n", kStateMagic.data(),
-                static_cast<unsigned long long>(st.st_ino),
+  char buf[224];
+  std::snprintf(buf, sizeof buf, "%s\ndir %llu %lld.%09ld %lld.%09ld\nboot %s\n",
+                kStateMagic.data(), static_cast<unsigned long long>(st.st_ino),
                 static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
-                static_cast<long long>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec);
+                static_cast<long long>(st.st_ctim.tv_sec), st.st_ctim.tv_nsec, bootId().c_str());
   return buf;
+}
+
+void DiskStore::markChanging() {
+  // Only a state that matches the directory needs it: a stale one stays stale, as a directory's
+  // times never return to earlier values.
+  if (!trusted_ || changing_ || mode_ == Mode::ReadOnly) return;
+  const std::string text = std::string(kStateMagic) + "\nchanging\n";
+  writeSmall(index_.get(), kStateFile, text, join(path_, kIndexDir));
+  recordedState_ = text;
+  changing_ = true;
 }
 
 // ---- the index ----
@@ -492,6 +558,7 @@ void DiskStore::rewriteIndex() {
   }
   for (const auto& name : stale) {
     if (::unlinkat(index_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+      if (errno == EISDIR) throw fileError("remove", join(dirPath, name), {0, S_IFDIR});
       throw ioError("remove", join(dirPath, name), errno);
     }
   }
@@ -535,10 +602,22 @@ std::vector<Address> DiskStore::addressesOf(const cni::Attachment& a) {
   return out;
 }
 
+std::vector<Address> DiskStore::allAddressesOf(const cni::Attachment& a) {
+  requireLocked("allAddressesOf");
+  ensureIndex();
+  // An attachment the index lists is complete (see the header); one it does not list may hold an
+  // address host-local gave it unseen, unless the index is known complete.
+  if (!complete_ && !full_) {
+    const std::vector<Address> indexed = addressesOf(a);
+    if (!indexed.empty() || full_) return indexed;
+    rebuild();
+  }
+  return addressesOf(a);
+}
+
 std::optional<Address> DiskStore::lastReserved(std::size_t rangeSetId) {
   requireLocked("lastReserved");
   const auto text = readSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), path_);
-  lastReservedSizes_[rangeSetId] = text ? text->size() : 0;
   if (!text) return std::nullopt;
   return Address::parse(trim(*text));
 }
@@ -552,6 +631,7 @@ bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
   // Looked up before linking: a rebuild it may trigger must not see the new file yet.
   auto& addrs = entry(keyOf(owner));
   const std::string name = addr.str();
+  markChanging();
   int rc = 0;
   if (tempName_.empty()) {
     // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it the kernel answers ENOENT and the
@@ -577,13 +657,7 @@ bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
 
 void DiskStore::setLastReserved(std::size_t rangeSetId, const Address& addr) {
   requireLocked("setLastReserved");
-  std::optional<std::size_t> oldSize;
-  if (auto it = lastReservedSizes_.find(rangeSetId); it != lastReservedSizes_.end()) {
-    oldSize = it->second;
-  }
-  const std::string text = addr.str();
-  writeSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), text, path_, oldSize);
-  lastReservedSizes_[rangeSetId] = text.size();
+  writeSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), addr.str(), path_);
 }
 
 void DiskStore::release(const Address& addr) {
@@ -592,6 +666,7 @@ void DiskStore::release(const Address& addr) {
   ensureIndex();
   const auto owner = ownerOf(addr);
   const std::string name = addr.str();
+  markChanging();
   // Not fsynced: a release lost in a crash leaves the address held by a gone attachment (GC
   // frees it), never handed out twice.
   if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
@@ -620,11 +695,12 @@ void DiskStore::commit() {
       for (const auto& key : dirty_) writeEntry(key, entries_[key]);
     }
     dirty_.clear();
-    const std::string now = stamp();
+    const std::string now = stamp() + std::string(full_ || complete_ ? kComplete : kIncomplete);
     if (now != recordedState_ || rewriteAll_) {
-      writeSmall(index_.get(), kStateFile, now, path_ + "/" + kIndexDir, recordedState_.size());
+      writeSmall(index_.get(), kStateFile, now, join(path_, kIndexDir));
       recordedState_ = now;
     }
+    changing_ = false;
   }
   if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
   tempName_.clear();
@@ -638,24 +714,11 @@ void DiskStore::commit() {
 std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {
   requireLocked("removeStaleTemps");
   if (!index_) return 0;
-  std::vector<sys::DirEntry> listed;
-  if (const int err = sys::listDirAt(index_.get(), listed); err != 0) {
-    throw ioError("read directory", path_ + "/" + kIndexDir, err);
-  }
-  std::vector<std::string> temps;
-  for (const auto& e : listed) {
-    if (e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0 && e.name != tempName_) {
-      temps.push_back(e.name);
-    }
-  }
-  const auto now = std::time(nullptr);
+  // Temps are written before the lock is taken, so a young one may belong to a running ADD.
   std::size_t removed = 0;
-  for (const auto& name : temps) {
-    // Temps are written before the lock is taken, so a young one may belong to a running ADD.
-    struct stat st {};
-    if (::fstatat(index_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (now - st.st_mtime < age.count()) continue;
-    if (::unlinkat(index_.get(), name.c_str(), 0) == 0) ++removed;
+  if (const int err = sys::removeStaleFilesAt(index_.get(), kTempPrefix, age, tempName_, removed);
+      err != 0) {
+    throw ioError("read directory", join(path_, kIndexDir), err);
   }
   return removed;
 }

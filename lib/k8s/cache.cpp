@@ -1,13 +1,12 @@
 #include "dualstack/k8s/cache.hpp"
 
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
 
 #include "dualstack/cni/json.hpp"
+#include "dualstack/sys/io.hpp"
 #include "files.hpp"
 
 namespace dualstack::k8s {
@@ -95,13 +94,15 @@ CachedNode parseCache(std::string_view text, const std::string& path) {
 }
 
 std::optional<CachedNode> readCache(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return std::nullopt;
-  return parseCache(detail::readFile(path, "node cache", kMaxCache), path);
+  // Our own file under dataDir: a link planted there is refused, not followed.
+  const auto text = detail::readFileIfExists(path, "node cache", kMaxCache, sys::Links::Refuse);
+  if (!text) return std::nullopt;
+  return parseCache(*text, path);
 }
 
 void writeCache(const std::string& path, const CachedNode& c) {
   detail::writeFileAtomic(path, formatCache(c));
+  detail::removeStaleTemps(path, sys::kStaleTempAge);
 }
 
 }  // namespace dualstack::k8s

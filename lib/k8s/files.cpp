@@ -19,6 +19,7 @@ using sys::Fd;
 
 namespace {
 
+constexpr std::string_view kTempPrefix = ".tmp-";
 
 std::string dirOf(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -40,17 +41,23 @@ void makeDirs(const std::string& dir) {
 
 }  // namespace
 
-std::string readFile(const std::string& path, std::string_view what, std::size_t maxBytes) {
+std::optional<std::string> readFileIfExists(const std::string& path, std::string_view what,
+                                            std::size_t maxBytes, sys::Links links) {
   const std::string label = std::string(what) + " " + path;
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw cni::errnoError(Code::IoFailure, "read " + label, errno);
   std::string text;
-  const int err = sys::readAll(fd.get(), text, maxBytes);
-  if (err == EFBIG) {
-    throw Error(Code::IoFailure, label + " is larger than " + std::to_string(maxBytes) + " bytes");
-  }
-  if (err != 0) throw cni::errnoError(Code::IoFailure, "read " + label, err);
+  const sys::FileProblem p = sys::readRegularFileAt(AT_FDCWD, path, maxBytes, links, text);
+  if (p.err == ENOENT) return std::nullopt;
+  if (p.err != 0 && p.err != EFBIG) throw cni::errnoError(Code::IoFailure, "read " + label, p.err);
+  if (p) throw Error(Code::IoFailure, label + " " + p.describe());
   return text;
+}
+
+std::string readFile(const std::string& path, std::string_view what, std::size_t maxBytes,
+                     sys::Links links) {
+  auto text = readFileIfExists(path, what, maxBytes, links);
+  if (!text)
+    throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + path, ENOENT);
+  return std::move(*text);
 }
 
 void writeFileAtomic(const std::string& path, const std::string& content) {
@@ -60,11 +67,23 @@ void writeFileAtomic(const std::string& path, const std::string& content) {
   Fd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirFd) throw cni::errnoError(Code::IoFailure, "open directory " + dir, errno);
   const std::string name = path.substr(path.rfind('/') + 1);
-  const std::string temp = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  const std::string temp =
+      std::string(kTempPrefix) + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   const sys::ReplaceFailure f = sys::replaceFileAt(dirFd.get(), name, temp, content, 0600);
   if (f.err != 0) {
     throw cni::errnoError(Code::IoFailure, std::string(f.step) + " " + dir + "/" + f.name, f.err);
   }
+}
+
+std::size_t removeStaleTemps(const std::string& path, std::chrono::seconds age) {
+  const Fd dirFd(::open(dirOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::size_t removed = 0;
+  // A writer's temp lives from its creation to its rename, milliseconds apart; one `age` old
+  // belongs to a writer that was killed. Should a writer stall that long all the same, its
+  // rename fails and the cache is written at the next read from the API server: the cache
+  // file itself is only ever replaced whole.
+  if (dirFd) sys::removeStaleFilesAt(dirFd.get(), kTempPrefix, age, {}, removed);
+  return removed;
 }
 
 }  // namespace dualstack::k8s::detail

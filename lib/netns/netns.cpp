@@ -15,6 +15,8 @@
 #include <utility>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/file.hpp"
 
 namespace dualstack::netns {
 
@@ -25,14 +27,7 @@ namespace {
 
 std::string describePath(const std::string& path, std::string_view label) {
   if (label.empty()) return path;
-  return std::string(label) + "=" + path;
-}
-
-int closeKeepErrno(int fd) {
-  const int saved = errno;
-  const int rc = ::close(fd);
-  errno = saved;
-  return rc;
+  return std::string(label) + " " + path;
 }
 
 }  // namespace
@@ -44,8 +39,12 @@ std::optional<Netns> Netns::openImpl(const std::string& path, std::string_view l
     throw Error(Code::InvalidEnv, label.empty() ? std::string("network namespace path is empty")
                                                 : std::string(label) + " is empty");
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  // O_PATH first: it neither waits for the other end of a FIFO nor runs a device driver's open
+  // (a tape that rewinds, a tty that becomes ours), so whatever the path names is harmless to
+  // look at. setns(2) and ioctl(2) refuse O_PATH descriptors (EBADF, on every kernel up to 6.18
+  // at least), so a path that turns out to be a namespace is opened again for real below.
+  const sys::Fd probe(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  if (!probe) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR) {
       if (!missingIsError) return std::nullopt;
@@ -57,33 +56,35 @@ std::optional<Netns> Netns::openImpl(const std::string& path, std::string_view l
 
   struct statfs fs {};
   struct stat st {};
-  if (::fstatfs(fd, &fs) != 0 || ::fstat(fd, &st) != 0) {
-    const int err = errno;
-    closeKeepErrno(fd);
-    throw cni::errnoError(Code::IoFailure, "stat network namespace " + shown, err);
+  if (::fstatfs(probe.get(), &fs) != 0 || ::fstat(probe.get(), &st) != 0) {
+    throw cni::errnoError(Code::IoFailure, "stat network namespace " + shown, errno);
   }
   // Since Linux 3.19 namespace files live on nsfs; older kernels exposed /proc/PID/ns/* on proc.
   const bool nsfs = fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC);
   const bool proc = fs.f_type == static_cast<decltype(fs.f_type)>(PROC_SUPER_MAGIC);
-  if (!nsfs && !proc) {
-    ::close(fd);
-    throw Error(Code::InvalidEnv, shown + " is not a network namespace (" +
-                                      (S_ISDIR(st.st_mode) ? "a directory" : "not an nsfs file") +
-                                      "; expected e.g. /run/netns/NAME or /proc/PID/ns/net)");
+  constexpr const char* kExpected = " (expected e.g. /run/netns/NAME or /proc/PID/ns/net)";
+  if (!nsfs && !(proc && S_ISREG(st.st_mode))) {
+    throw Error(Code::InvalidEnv, shown + " is " + sys::fileTypeName(st.st_mode) +
+                                      ", not a network namespace" + kExpected);
   }
+  // The descriptor that can enter the namespace: reopened through the O_PATH one, so it is the
+  // very file just checked even if the path has been replaced since.
+  const std::string self = "/proc/self/fd/" + std::to_string(probe.get());
+  sys::Fd fd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw cni::errnoError(Code::IoFailure, "open network namespace " + shown, errno);
+
   // /proc/PID/ns/mnt and friends are nsfs files too, and any /proc file has the proc magic;
   // setns(CLONE_NEWNET) would only fail later with a bare EINVAL. NS_GET_NSTYPE exists since
   // Linux 4.11: an nsfs file that answers ENOTTY is on an older kernel and is given the benefit
   // of the doubt; a proc file must answer.
-  const int type = ::ioctl(fd, NS_GET_NSTYPE);
+  const int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
   const bool isNet = type == CLONE_NEWNET || (type < 0 && errno == ENOTTY && nsfs);
   if (!isNet) {
-    ::close(fd);
-    throw Error(Code::InvalidEnv, shown + " is not a network namespace (" +
+    throw Error(Code::InvalidEnv, shown + " is " +
                                       (nsfs ? "a namespace of another type" : "a /proc file") +
-                                      ")");
+                                      ", not a network namespace" + kExpected);
   }
-  return Netns(fd, path, st.st_dev, st.st_ino);
+  return Netns(fd.release(), path, st.st_dev, st.st_ino);
 }
 
 Netns Netns::open(const std::string& path, std::string_view label) {

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -18,6 +17,7 @@
 #include "dualstack/ipam/config.hpp"
 #include "dualstack/ipam/disk_store.hpp"
 #include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
 
 namespace dualstack::ops {
@@ -30,21 +30,17 @@ using nlohmann::json;
 namespace {
 
 // Temp files of ADDs are this old before GC removes them (as the CNI GC verb does).
-constexpr std::chrono::seconds kStaleTemp = std::chrono::minutes(10);
+constexpr std::chrono::seconds kStaleTemp = sys::kStaleTempAge;
 constexpr std::size_t kMaxFile = std::size_t{1} << 20;
 
 std::string readTextFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw cni::errnoError(Code::IoFailure, "open " + std::string(what) + " " + path, errno);
   std::string data;
-  char buf[8192];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    data.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (data.size() > kMaxFile) {
-      throw Error(Code::IoFailure, std::string(what) + " " + path + " is larger than 1 MiB");
-    }
+  const sys::FileProblem p =
+      sys::readRegularFileAt(AT_FDCWD, path, kMaxFile, sys::Links::Follow, data);
+  if (p.err != 0 && p.err != EFBIG) {
+    throw cni::errnoError(Code::IoFailure, "open " + std::string(what) + " " + path, p.err);
   }
-  if (in.bad()) throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + path, errno);
+  if (p) throw Error(Code::IoFailure, std::string(what) + " " + path + " " + p.describe());
   return data;
 }
 

@@ -18,6 +18,10 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
+
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/file.hpp"
+#include "dualstack/sys/lock.hpp"
 #include "nftables_lib.hpp"
 
 namespace dualstack::plugin {
@@ -82,21 +86,23 @@ class FileLock {
     if (::mkdir(kLockDir, 0700) != 0 && errno != EEXIST) {
       throw cni::errnoError(Code::IoFailure, std::string("create ") + kLockDir, errno);
     }
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd_ < 0) throw cni::errnoError(Code::IoFailure, "open lock file " + path, errno);
-    while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd_);
-      throw cni::errnoError(Code::IoFailure, "lock " + path, err);
+    if (const sys::FileProblem p =
+            sys::openRegularAt(AT_FDCWD, path, O_RDWR | O_CREAT, 0600, sys::Links::Refuse, fd_)) {
+      throw Error(Code::IoFailure, "open lock file " + path + ": " + p.describe());
+    }
+    if (const int err = sys::lockExclusive(fd_.get(), sys::kLockWait); err != 0) {
+      if (err != ETIMEDOUT) throw cni::errnoError(Code::IoFailure, "lock " + path, err);
+      const std::string holder = sys::lockHolder(fd_.get());
+      throw Error(Code::TryAgainLater,
+                  "ipMasq: the lock " + path + " is held by " +
+                      (holder.empty() ? "another process" : holder) +
+                      " and was not released within " + std::to_string(sys::kLockWait.count()) +
+                      " s; try again later (a process that stays stuck holding it must be ended)");
     }
   }
-  ~FileLock() { ::close(fd_); }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
 
  private:
-  int fd_ = -1;
+  sys::Fd fd_;
 };
 
 std::string qualifiedTable(std::string_view network) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 
 #include "dualstack/sys/fd.hpp"
 
@@ -82,6 +83,21 @@ int listDirAt(int dirFd, std::vector<DirEntry>& out) {
   const int err = errno;  // readdir returns nullptr at the end and on an error; only the latter sets it
   ::closedir(d);
   return err;
+}
+
+int removeStaleFilesAt(int dirFd, std::string_view prefix, std::chrono::seconds age,
+                       std::string_view keep, std::size_t& removed) {
+  std::vector<DirEntry> listed;
+  if (const int err = listDirAt(dirFd, listed); err != 0) return err;
+  const std::time_t now = std::time(nullptr);
+  for (const auto& e : listed) {
+    if (e.name.compare(0, prefix.size(), prefix) != 0 || e.name == keep) continue;
+    struct stat st {};
+    if (::fstatat(dirFd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode) || now - st.st_mtime < age.count()) continue;
+    if (::unlinkat(dirFd, e.name.c_str(), 0) == 0) ++removed;
+  }
+  return 0;
 }
 
 }  // namespace dualstack::sys

@@ -5,12 +5,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -452,6 +455,125 @@ TEST(Delegate, UnexecutableScriptIsIoFailure) {
   EXPECT_EQ(e.code(), Code::IoFailure);
   EXPECT_THAT(e.msg(), HasSubstr(dir.file("fake")));
   EXPECT_THAT(e.msg(), Not(HasSubstr("signal")));
+}
+
+// ---- bounds: a delegate that never answers, floods, or leaves a child holding its pipes
+
+std::size_t openFds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+pid_t pidIn(const std::string& file) {
+  std::ifstream in(file);
+  pid_t pid = -1;
+  in >> pid;
+  return pid;
+}
+
+Error delegateError(std::string_view type, const Env& env, const DelegateLimits& limits) {
+  try {
+    delegate(type, Command::Add, env, kConfig, limits);
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "delegate did not throw";
+  return Error(Code::Internal, "<no error>");
+}
+
+TEST(DelegateBounds, ADelegateThatNeverAnswersIsKilledAtTheTimeout) {
+  TempDir dir;
+  writePlugin(dir.file("fake"),
+              "cat >/dev/null\necho $$ >" + dir.file("self.pid") + "\nexec sleep 3600");
+  const std::size_t fdsBefore = openFds();
+  DelegateLimits limits;
+  limits.timeout = std::chrono::milliseconds(700);
+  Watchdog watchdog(60);
+  const auto start = std::chrono::steady_clock::now();
+  const Error e = delegateError("fake", envWithPath(dir.path()), limits);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(e.code(), Code::TryAgainLater);
+  EXPECT_EQ(e.msg(),
+            "plugin fake did not finish ADD within 700 ms; it was killed with what it started");
+  EXPECT_GE(took, std::chrono::milliseconds(700));
+  EXPECT_LT(took, std::chrono::seconds(10));
+  EXPECT_TRUE(dualstack::testing::processGone(pidIn(dir.file("self.pid"))));
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child of ours is left unreaped";
+  EXPECT_EQ(openFds(), fdsBefore) << "a descriptor leaked";
+}
+
+TEST(DelegateBounds, ADelegateWhoseChildKeepsThePipesIsKilledWithItAtTheTimeout) {
+  TempDir dir;
+  // The delegate closes its own ends but a child it started keeps them, and runs on.
+  writePlugin(dir.file("fake"), "cat >/dev/null\nsleep 3600 &\necho $! >" + dir.file("child.pid") +
+                                    "\necho $$ >" + dir.file("self.pid") +
+                                    "\nexec sleep 3600 >/dev/null 2>&1");
+  DelegateLimits limits;
+  limits.timeout = std::chrono::milliseconds(500);
+  Watchdog watchdog(60);
+  const Error e = delegateError("fake", envWithPath(dir.path()), limits);
+  EXPECT_EQ(e.code(), Code::TryAgainLater);
+  EXPECT_TRUE(dualstack::testing::processGone(pidIn(dir.file("self.pid"))));
+  EXPECT_TRUE(dualstack::testing::processGone(pidIn(dir.file("child.pid"))));
+}
+
+TEST(DelegateBounds, AnAnswerIsTakenWhenTheDelegateExitsWhateverItsChildrenHold) {
+  TempDir dir;
+  writePlugin(dir.file("fake"), "cat >/dev/null\nsleep 3600 &\necho $! >" + dir.file("child.pid") +
+                                    "\necho '{\"ok\":true}'");
+  const std::size_t fdsBefore = openFds();
+  Watchdog watchdog(60);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(delegate("fake", Command::Add, envWithPath(dir.path()), kConfig)["ok"], true);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(dualstack::testing::processGone(pidIn(dir.file("child.pid"))))
+      << "what the delegate left in its process group must be stopped";
+  EXPECT_EQ(openFds(), fdsBefore) << "a descriptor leaked";
+}
+
+TEST(DelegateBounds, FloodingStdoutIsStoppedAtTheCap) {
+  TempDir dir;
+  writePlugin(dir.file("fake"), "cat >/dev/null\necho $$ >" + dir.file("self.pid") + "\nexec yes");
+  DelegateLimits limits;
+  limits.maxStdout = 100'000;
+  Watchdog watchdog(60);
+  const Error e = delegateError("fake", envWithPath(dir.path()), limits);
+  EXPECT_EQ(e.code(), Code::IoFailure);
+  EXPECT_EQ(e.msg(),
+            "plugin fake wrote more than 100000 bytes to stdout, more than any CNI result; "
+            "it was killed");
+  EXPECT_TRUE(dualstack::testing::processGone(pidIn(dir.file("self.pid"))));
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child of ours is left unreaped";
+}
+
+TEST(DelegateBounds, StderrIsForwardedUpToItsCapThenNoted) {
+  TempDir dir;
+  writePlugin(dir.file("fake"),
+              "cat >/dev/null\nhead -c 5000 /dev/zero | tr '\\0' e >&2\necho '{}'");
+  const std::string errFile = dir.file("stderr.txt");
+  DelegateLimits limits;
+  limits.maxStderr = 1000;
+  json got;
+  {
+    std::fflush(stderr);
+    const int saved = ::dup(STDERR_FILENO);
+    ASSERT_GE(saved, 0);
+    const int fd = ::open(errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+    try {
+      got = delegate("fake", Command::Add, envWithPath(dir.path()), kConfig, limits);
+    } catch (...) {
+    }
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+  }
+  EXPECT_EQ(got, json::object());
+  const std::string err = readFile(errFile);
+  EXPECT_EQ(err, std::string(1000, 'e') +
+                     "[plugin fake: 4000 more bytes of stderr dropped after 1000 bytes]\n");
 }
 
 }  // namespace

@@ -180,6 +180,24 @@ TEST_F(LoggerTest, DoesNotFollowASymlinkAndWarnsInstead) {
   EXPECT_EQ(readFile(target), "");
 }
 
+// A FIFO at the log path would block the open until someone read it; a device would take the
+// records. Both are refused with a warning, at once.
+TEST_F(LoggerTest, AFifoOrADeviceIsRefusedWithAWarningWithoutBlocking) {
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  for (const std::string& target : {path, std::string("/dev/null")}) {
+    Logger log;
+    fill(log);
+    ::testing::internal::CaptureStderr();
+    ::alarm(30);  // a blocking open fails the test binary instead of hanging it
+    log.configure({target, LogLevel::Info});
+    log.error("goes nowhere");
+    ::alarm(0);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_THAT(err, HasSubstr("cannot open log file " + target + " (logFile): it is a "));
+    EXPECT_THAT(err, HasSubstr("not a regular file; not logging to it"));
+  }
+}
+
 TEST_F(LoggerTest, UnopenableFileWarnsAndDoesNotThrow) {
   Logger log;
   fill(log);

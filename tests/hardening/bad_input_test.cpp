@@ -5,6 +5,7 @@
 // store and the kernel state of both namespaces exactly as they were.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -98,6 +99,18 @@ Mutator withFile(const std::string& name, const std::string& content,
   return [name, content, use](Invocation& in) {
     const std::string path = in.scratch + "/" + name;
     std::ofstream(path, std::ios::binary) << content;
+    use(in, path);
+  };
+}
+
+// A FIFO in the case's scratch directory: a plain open of it would wait for a writer forever.
+Mutator withFifo(const std::string& name,
+                 std::function<void(Invocation&, const std::string& path)> use) {
+  return [name, use](Invocation& in) {
+    const std::string path = in.scratch + "/" + name;
+    if (::mkfifo(path.c_str(), 0600) != 0 && errno != EEXIST) {
+      throw std::runtime_error("mkfifo " + path);
+    }
     use(in, path);
   };
 }
@@ -308,6 +321,17 @@ std::vector<BadInput> cases() {
                 [](Invocation& in, const std::string& p) {
                   in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
                 })},
+
+      {"IpamNodeFileIsAFifo", kBoth, 5, {"node file", "is a FIFO, not a regular file"},
+       withFifo("node.json", [](Invocation& in, const std::string& p) {
+         in.conf["ipam"]["node"] = {{"file", p}};
+       })},
+      {"IpamNodeFileIsADirectory", kBoth, 5, {"node file", "is a directory, not a regular file"},
+       [](Invocation& in) { in.conf["ipam"]["node"] = {{"file", in.scratch}}; }},
+      {"IpamKubeconfigIsAFifo", kBoth, 5, {"kubeconfig", "is a FIFO, not a regular file"},
+       withFifo("kube.conf", [](Invocation& in, const std::string& p) {
+         in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+       })},
       {"IpamNodeAndRanges", kBoth, 7, {"ipam", "not both"},
        set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"}}})}))},
       {"IpamNoAddressSource", kBoth, 7, {"ipam", "no address source"}, erase("/ipam/node")},
@@ -406,6 +430,15 @@ std::vector<BadInput> cases() {
        withFile("not-a-netns", "x", [](Invocation& in, const std::string& p) { in.env["CNI_NETNS"] = p; })},
       {"NetnsDirectory", kPlugin, 4, {"CNI_NETNS", "not a network namespace"},
        [](Invocation& in) { in.env["CNI_NETNS"] = in.scratch; }},
+      {"NetnsFifo", kPlugin, 4, {"CNI_NETNS", "is a FIFO, not a network namespace"},
+       withFifo("netns", [](Invocation& in, const std::string& p) { in.env["CNI_NETNS"] = p; })},
+      {"NetnsSymlinkToFifo", kPlugin, 4, {"CNI_NETNS", "is a FIFO, not a network namespace"},
+       withFifo("fifo", [](Invocation& in, const std::string& p) {
+         std::filesystem::create_symlink(p, in.scratch + "/netns-link");
+         in.env["CNI_NETNS"] = in.scratch + "/netns-link";
+       })},
+      {"NetnsCharacterDevice", kPlugin, 4, {"CNI_NETNS /dev/null is a character device"},
+       setEnv("CNI_NETNS", "/dev/null")},
       {"NetnsMountNamespace", kPlugin, 4, {"CNI_NETNS", "/proc/self/ns/mnt"},
        setEnv("CNI_NETNS", "/proc/self/ns/mnt")},
       {"NetnsIsThePluginsOwn", kPlugin, 4, {"CNI_NETNS", "plugin's own network namespace"},
@@ -503,7 +536,9 @@ TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
 
     const auto treeBefore = testing::snapshotTree(tmp.path());
     const KernelState kernelBefore = kernelState({&node, &pod});
-    const RunResult r = testing::runPlugin(testing::binPath(binary), in.env, input, node.path());
+    // Bad input is rejected at once: nothing in it may make a plugin wait.
+    const RunResult r = testing::runPlugin(testing::binPath(binary), in.env, input, node.path(),
+                                           std::chrono::seconds(30));
     const auto treeAfter = testing::snapshotTree(tmp.path());
     const KernelState kernelAfter = kernelState({&node, &pod});
 

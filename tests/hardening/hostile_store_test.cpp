@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <utime.h>
 
+#include <chrono>
+#include <functional>
 #include <iostream>
 
 #include "hardening.hpp"
@@ -281,6 +284,77 @@ TEST_F(HostileStore, DirectoriesAre0700AndFiles0600) {
     ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0600u) << e.path();
   }
+}
+
+// Something other than a regular file planted under one of the store's names: a FIFO (which a
+// plain open would wait on forever, holding the network's lock), a directory, a device node.
+// Every call that reads that name fails at once with an error naming the file and what it is,
+// and changes nothing.
+TEST_F(HostileStore, SpecialFilesUnderTheStoresNamesAreNamedAtOnce) {
+  ASSERT_EQ(run("ADD", "c0").exitCode, 0);
+  struct Kind {
+    const char* name;
+    std::function<void(const std::string&)> plant;
+    const char* says;
+  };
+  std::vector<Kind> kinds = {
+      {"FIFO", [](const std::string& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }, "is a FIFO"},
+      {"directory", [](const std::string& p) { fs::create_directory(p); }, "is a directory"},
+  };
+  if (testing::isRoot()) {
+    kinds.push_back({"device",
+                     [](const std::string& p) {
+                       ASSERT_EQ(::mknod(p.c_str(), S_IFCHR | 0600, ::makedev(1, 3)), 0);
+                     },
+                     "is a character device"});
+  }
+  // Each name with the calls that read it: ADD of a new attachment reads last_reserved_ip, a
+  // repeated ADD and DEL read the attachment's index entry, every call the lock and the state.
+  const std::vector<std::pair<std::string, std::vector<std::pair<const char*, const char*>>>>
+      names = {
+          {"lock", {{"ADD", "c1"}, {"DEL", "c0"}}},
+          {".dualstack/state", {{"ADD", "c1"}, {"DEL", "c0"}}},
+          {"last_reserved_ip.0", {{"ADD", "c1"}}},
+          {".dualstack/c0@eth0", {{"ADD", "c0"}, {"DEL", "c0"}}},
+      };
+  for (const auto& kind : kinds) {
+    for (const auto& [file, calls] : names) {
+      SCOPED_TRACE(std::string(kind.name) + " as " + file);
+      ASSERT_EQ(run("ADD", "c0").exitCode, 0);  // the index trusted again, whatever came before
+      const std::string path = store + "/" + file;
+      const std::string saved = testing::readFile(path);
+      fs::remove(path);
+      kind.plant(path);
+      const auto before = testing::snapshotTree(dataDir);
+      for (const auto& [command, id] : calls) {
+        const auto start = std::chrono::steady_clock::now();
+        const RunResult r = testing::runPlugin(
+            testing::binPath("dualstack-ipam"), testing::cniEnv(command, id, "/var/run/netns/x"),
+            conf().dump(), std::nullopt, std::chrono::seconds(30));
+        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << command;
+        EXPECT_EQ(code(r), 5) << command << " " << id << ": " << r.out;
+        EXPECT_NE(msg(r).find(path), std::string::npos) << command << " " << id << ": " << msg(r);
+        EXPECT_NE(msg(r).find(kind.says), std::string::npos)
+            << command << " " << id << ": " << msg(r);
+      }
+      EXPECT_EQ(testing::snapshotTree(dataDir), before) << "a failed call must change nothing";
+      fs::remove(path);
+      if (file != "last_reserved_ip.0") std::ofstream(path, std::ios::binary) << saved;
+    }
+  }
+  ASSERT_EQ(run("DEL", "c0").exitCode, 0);
+  EXPECT_TRUE(readStore(store).allocations.empty());
+}
+
+TEST_F(HostileStore, AFifoInPlaceOfAnAllocationIsATakenAddressThatGcRemoves) {
+  initStore();
+  ASSERT_EQ(::mkfifo((store + "/10.252.0.2").c_str(), 0600), 0);
+  const RunResult r = run("ADD", "c1");
+  ASSERT_EQ(r.exitCode, 0) << r.out;
+  EXPECT_EQ(ips(r).front(), "10.252.0.3") << "a planted name is a taken address";
+  ASSERT_EQ(run("DEL", "c1").exitCode, 0);
+  EXPECT_EQ(gc({}).exitCode, 0);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(store + "/10.252.0.2"))) << "GC removes the FIFO";
 }
 
 }  // namespace

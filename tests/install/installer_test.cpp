@@ -491,6 +491,16 @@ TEST_F(Installer, BadInputChangesNothing) {
   writeAll(sa + "/token", "\n");
   EXPECT_EQ(runOnce(), 1);
   EXPECT_THAT(err(), HasSubstr("service account token " + sa + "/token is empty"));
+  // A FIFO in place of the token: a plain open would wait for a writer forever.
+  fs::remove(sa + "/token");
+  ASSERT_EQ(::mkfifo((sa + "/token").c_str(), 0600), 0);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(runOnce(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_THAT(err(),
+              HasSubstr("service account token " + sa + "/token is a FIFO, not a regular file"));
+  EXPECT_EQ(filesUnder(host), std::vector<std::string>{});
+  fs::remove(sa + "/token");
   writeAll(sa + "/token", jwt(now(), now() + 3600));
 
   // No node name.

@@ -1,20 +1,31 @@
 #include "dualstack/ipam/disk_store.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/ipam/allocator.hpp"
 #include "support/support.hpp"
+
+#include <cstring>
+#include <ctime>
 
 namespace dualstack::ipam {
 namespace {
@@ -24,6 +35,23 @@ using dualstack::testing::readFile;
 namespace fs = std::filesystem;
 
 ip::Address A(const char* text) { return *ip::Address::parse(text); }
+
+std::vector<std::string> strs(const std::vector<ip::Address>& addrs) {
+  std::vector<std::string> out;
+  for (const auto& a : addrs) out.push_back(a.str());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+cni::Error errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cni::Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error";
+  return cni::Error(cni::Code::Internal, "<no error>");
+}
 
 void write(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
@@ -88,7 +116,7 @@ TEST_F(DiskStoreTest, HostLocalLayout) {
   EXPECT_EQ(readFile(dir + "/.dualstack/c1@eth0"),
             "# dualstack-ipam index entry v1\ncontainerID c1\nifname eth0\n"
             "address 10.244.1.2\naddress fd00:10:244:1::2\n");
-  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v1\ndir ", 0),
+  EXPECT_EQ(readFile(dir + "/.dualstack/state").rfind("# dualstack-ipam index state v2\ndir ", 0),
             0U);
   EXPECT_EQ(mode(dataDir), 0700U);
   EXPECT_EQ(mode(tmp.file("data")), 0700U);
@@ -398,6 +426,270 @@ TEST_F(DiskStoreTest, LastReservedHoldingAnythingOnlyMovesTheSearchWithinTheRang
     ASSERT_TRUE(found) << text.substr(0, 40);
     EXPECT_EQ(found->str(), next) << text.substr(0, 40);
   }
+
+// ---- what is planted under the store's names
+
+// Each of the store's own files replaced by something else: the session that reads it fails
+// at once with an error naming the file and what it is, and leaves the lock free.
+TEST_F(DiskStoreTest, PlantedFilesAreNamedNotOpened) {
+  add("10.0.0.2", "c1");
+  struct Kind {
+    const char* name;
+    std::function<void(const std::string&)> plant;
+    const char* says;
+  };
+  std::vector<Kind> kinds = {
+      {"FIFO", [](const std::string& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }, "a FIFO"},
+      {"directory", [](const std::string& p) { fs::create_directory(p); }, "a directory"},
+      {"symlink", [&](const std::string& p) { fs::create_symlink(tmp.file("elsewhere"), p); },
+       "a symbolic link"},
+  };
+  if (dualstack::testing::isRoot()) {
+    kinds.push_back({"device",
+                     [](const std::string& p) {
+                       ASSERT_EQ(::mknod(p.c_str(), S_IFCHR | 0600, ::makedev(1, 3)), 0);  // null
+                     },
+                     "a character device"});
+  }
+  struct Target {
+    std::string file;
+    std::function<void(DiskStore&)> use;  // after lock()
+  };
+  const std::vector<Target> targets = {
+      {"lock", [](DiskStore&) {}},
+      {".dualstack/state", [](DiskStore&) {}},
+      {"last_reserved_ip.0", [](DiskStore& s) { s.lastReserved(0); }},
+      {".dualstack/c1@eth0",
+       [](DiskStore& s) {
+         s.addressesOf({"c1", "eth0"});
+       }},
+  };
+  for (const auto& kind : kinds) {
+    for (const auto& target : targets) {
+      SCOPED_TRACE(std::string(kind.name) + " as " + target.file);
+      const std::string path = dir + "/" + target.file;
+      const std::string saved = readFile(path);
+      fs::remove(path);
+      kind.plant(path);
+      const auto start = std::chrono::steady_clock::now();
+      const cni::Error e = errorOf([&] {
+        auto s = open();
+        target.use(*s);
+        s->commit();
+      });
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+      EXPECT_EQ(e.code(), cni::Code::IoFailure);
+      EXPECT_NE(e.msg().find(path), std::string::npos) << e.msg();
+      EXPECT_NE(e.msg().find(kind.says), std::string::npos) << e.msg();
+      fs::remove(path);
+      if (target.file != "last_reserved_ip.0") write(path, saved);
+      // The failed session let go of the lock.
+      auto next = DiskStore::open(dataDir, "net1", DiskStore::Mode::Existing);
+      next->lock(std::chrono::milliseconds(0));
+      next->commit();
+    }
+  }
+  EXPECT_EQ(held("c1"), (std::vector<std::string>{"10.0.0.2"}));
+}
+
+TEST_F(DiskStoreTest, AFifoInPlaceOfAnAllocationIsATakenAddressNeverOpened) {
+  add("10.0.0.2", "c1");
+  ASSERT_EQ(::mkfifo((dir + "/10.0.0.3").c_str(), 0600), 0);
+  auto s = open();
+  EXPECT_TRUE(s->isAllocated(A("10.0.0.3")));
+  EXPECT_EQ(s->ownerOf(A("10.0.0.3")), std::nullopt);
+  EXPECT_FALSE(s->reserve(A("10.0.0.3"), {"c2", "eth0"}));
+  EXPECT_EQ(s->list().size(), 2u);
+  s->commit();
+}
+
+// ---- the lock
+
+TEST_F(DiskStoreTest, ALockHeldByAnotherProcessIsTryAgainLaterNamingIt) {
+  add("10.0.0.2", "c1");
+  const dualstack::testing::LockHolder holder(dir + "/lock");
+  auto s = DiskStore::open(dataDir, "net1", DiskStore::Mode::Existing);
+  const auto start = std::chrono::steady_clock::now();
+  const cni::Error e = errorOf([&] { s->lock(std::chrono::milliseconds(300)); });
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  EXPECT_EQ(e.code(), cni::Code::TryAgainLater);
+  EXPECT_NE(e.msg().find("the store lock " + dir + "/lock is held by PID " +
+                         std::to_string(holder.pid()) + " (test_ipam)"),
+            std::string::npos)
+      << e.msg();
+  EXPECT_NE(e.msg().find("not released within 300 ms"), std::string::npos) << e.msg();
+}
+
+// ---- the index after crashes and foreign writers
+
+TEST_F(DiskStoreTest, ASessionChangingTheDirectoryMarksTheStateUntilItCommits) {
+  add("10.0.0.2", "c1");
+  const std::string stamp = readFile(dir + "/.dualstack/state");
+  EXPECT_NE(stamp.find("\ncomplete "), std::string::npos) << stamp;
+  {
+    auto s = open();
+    ASSERT_TRUE(s->reserve(A("10.0.0.3"), {"c2", "eth0"}));
+    EXPECT_EQ(readFile(dir + "/.dualstack/state"), "# dualstack-ipam index state v2\nchanging\n");
+    // destroyed without commit, as by a kill
+  }
+  EXPECT_EQ(held("c2"), (std::vector<std::string>{"10.0.0.3"}));
+  EXPECT_TRUE(lastRebuilt);
+}
+
+TEST_F(DiskStoreTest, AStateOfAnotherBootIsNotTrusted) {
+  add("10.0.0.2", "c1");
+  add("fd00::2", "c1");
+  // After a power loss the entry may have lost a write the state kept.
+  write(dir + "/.dualstack/c1@eth0",
+        "# dualstack-ipam index entry v1\ncontainerID c1\nifname eth0\naddress 10.0.0.2\n");
+  std::string state = readFile(dir + "/.dualstack/state");
+  const auto boot = state.find("\nboot ");
+  ASSERT_NE(boot, std::string::npos) << state;
+  state.replace(boot + 6, 36, "00000000-0000-0000-0000-000000000000");
+  write(dir + "/.dualstack/state", state);
+  EXPECT_EQ(held("c1"), (std::vector<std::string>{"10.0.0.2", "fd00::2"}));
+  EXPECT_TRUE(lastRebuilt);
+}
+
+// Runs `scenario` in a child process with a mount namespace of its own, in which `dir` is an
+// ext4 file system with 128-byte inodes: its timestamps have a resolution of one second, so
+// changes within a second share their timestamps, as changes within a clock tick do on kernels
+// before 6.13. Returns what the scenario reports; empty when it passed.
+std::string onCoarseTimestamps(const std::string& work,
+                               const std::function<std::string(const std::string&)>& scenario) {
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return "pipe failed";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string out;
+    const std::string img = work + "/fs.img", mnt = work + "/mnt";
+    fs::create_directories(mnt);
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      out = std::string("private mount namespace: ") + std::strerror(errno);
+    } else if (dualstack::testing::shell("truncate -s 16M " + img + " && mkfs.ext4 -q -F -I 128 " +
+                                         img + " 2>/dev/null && mount -o loop " + img + " " +
+                                         mnt) != 0) {
+      out = "cannot mount an ext4 image with 128-byte inodes on a loop device at " + mnt;
+    } else {
+      try {
+        out = scenario(mnt);
+      } catch (const std::exception& e) {
+        out = std::string("exception: ") + e.what();
+      }
+      ::umount2(mnt.c_str(), MNT_DETACH);
+    }
+    if (::write(report[1], out.data(), out.size()) < 0) _exit(2);
+    _exit(0);
+  }
+  ::close(report[1]);
+  std::string out;
+  char buf[4096];
+  pollfd p{report[0], POLLIN, 0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline && ::poll(&p, 1, 1000) >= 0) {
+    if (p.revents == 0) continue;
+    const ssize_t n = ::read(report[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(report[0]);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out += " (the scenario's process failed)";
+  return out;
+}
+
+// Waits for the start of the next second, so that a short scenario stays within one.
+std::time_t atTheStartOfASecond() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const auto next = std::chrono::ceil<std::chrono::seconds>(now) + std::chrono::milliseconds(20);
+  std::this_thread::sleep_for(next - now);
+  return std::time(nullptr);
+}
+
+// host-local's own way of allocating, as its disk backend does it.
+void hostLocalAllocates(const std::string& netDir, const std::string& addr, const std::string& id) {
+  const int lock = ::open((netDir + "/lock").c_str(), O_RDONLY | O_CLOEXEC);
+  ::flock(lock, LOCK_EX);
+  const int fd = ::open((netDir + "/" + addr).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const std::string content = id + "\r\neth0";
+  if (fd >= 0 && ::write(fd, content.data(), content.size()) > 0) ::close(fd);
+  write(netDir + "/last_reserved_ip.0", addr);
+  ::close(lock);
+}
+
+// host-local allocates for an attachment within the timestamp of our last change: the directory
+// looks unchanged, yet DEL of that attachment must release its address.
+TEST_F(DiskStoreTest, DelFindsWhatHostLocalAddedWithinTheTimestampOfOurLastChange) {
+  DUALSTACK_REQUIRE_ROOT();
+  const std::string failure = onCoarseTimestamps(tmp.path(), [](const std::string& mnt) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      const std::string data = mnt + "/data" + std::to_string(attempt);
+      const std::time_t second = atTheStartOfASecond();
+      {
+        auto s = DiskStore::open(data, "net", DiskStore::Mode::Create);
+        s->lock();
+        if (!s->reserve(A("10.0.0.2"), {"ours", "eth0"})) return std::string("reserve failed");
+        s->commit();
+      }
+      hostLocalAllocates(data + "/net", "10.0.0.3", "theirs");
+      struct stat st {};
+      ::stat((data + "/net").c_str(), &st);
+      if (std::time(nullptr) != second || st.st_ctime != second) continue;  // crossed a second
+      auto s = DiskStore::open(data, "net", DiskStore::Mode::Existing);
+      s->lock();
+      const auto released = strs(release({"theirs", "eth0"}, *s));
+      s->commit();
+      if (released != std::vector<std::string>{"10.0.0.3"}) {
+        return std::string("DEL released ") + std::to_string(released.size()) +
+               " addresses, not 10.0.0.3 that host-local gave the attachment";
+      }
+      if (fs::exists(data + "/net/10.0.0.3")) return std::string("10.0.0.3 is still allocated");
+      return std::string();
+    }
+    return std::string("every attempt crossed a second");
+  });
+  EXPECT_EQ(failure, "");
+}
+
+// A session killed after it created a per-IP file but before it wrote the index, within the
+// timestamp of the previous change: the next DEL releases that file too.
+TEST_F(DiskStoreTest, DelFindsWhatAKilledSessionAddedWithinTheTimestampOfOurLastChange) {
+  DUALSTACK_REQUIRE_ROOT();
+  const std::string failure = onCoarseTimestamps(tmp.path(), [](const std::string& mnt) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      const std::string data = mnt + "/data" + std::to_string(attempt);
+      const std::time_t second = atTheStartOfASecond();
+      {
+        auto s = DiskStore::open(data, "net", DiskStore::Mode::Create);
+        s->lock();
+        if (!s->reserve(A("10.0.0.2"), {"c1", "eth0"})) return std::string("reserve failed");
+        s->commit();
+      }
+      {
+        auto s = DiskStore::open(data, "net", DiskStore::Mode::Existing);
+        s->lock();
+        if (!s->reserve(A("fd00::2"), {"c1", "eth0"})) return std::string("reserve failed");
+        // destroyed without commit: killed before the index and state were written
+      }
+      struct stat st {};
+      ::stat((data + "/net").c_str(), &st);
+      if (std::time(nullptr) != second || st.st_ctime != second) continue;  // crossed a second
+      auto s = DiskStore::open(data, "net", DiskStore::Mode::Existing);
+      s->lock();
+      const auto released = strs(release({"c1", "eth0"}, *s));
+      s->commit();
+      if (released != std::vector<std::string>{"10.0.0.2", "fd00::2"}) {
+        return "DEL released " + std::to_string(released.size()) +
+               " addresses, not both 10.0.0.2 and fd00::2";
+      }
+      return std::string();
+    }
+    return std::string("every attempt crossed a second");
+  });
+  EXPECT_EQ(failure, "");
 }
 
 }  // namespace

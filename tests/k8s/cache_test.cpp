@@ -3,7 +3,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include "apiserver.hpp"
 
@@ -128,6 +134,58 @@ TEST(Cache, DeeplyNestedContentIsRefused) {
     EXPECT_NE(e.msg().find("node cache /x/c.json is nested deeper than 128"), std::string::npos)
         << e.msg();
   }
+}
+
+TEST(Cache, AFifoOrALinkInPlaceOfTheCacheIsNamedAtOnce) {
+  dualstack::testing::TempDir tmp;
+  const std::string path = cachePath(tmp.path(), "worker-1");
+  std::filesystem::create_directories(tmp.file(".dualstack-k8s"));
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  ::alarm(30);  // a blocking open fails the test binary instead of hanging it
+  try {
+    readCache(path);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::IoFailure);
+    EXPECT_EQ(e.msg(), "node cache " + path + " is a FIFO, not a regular file");
+  }
+  ::alarm(0);
+  std::filesystem::remove(path);
+  std::filesystem::create_symlink("/etc/hostname", path);
+  try {
+    readCache(path);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.msg(), "node cache " + path + " is a symbolic link, which is not followed");
+  }
+  // Replaced, not written through.
+  writeCache(path, sample());
+  EXPECT_FALSE(std::filesystem::is_symlink(path));
+  EXPECT_EQ(readCache(path)->node.name, "worker-1");
+}
+
+// A writer killed between creating its temp file and renaming it leaves the temp behind; the next
+// write removes those old enough that no live writer can own them.
+TEST(Cache, StaleTempFilesOfKilledWritersAreRemoved) {
+  dualstack::testing::TempDir tmp;
+  const std::string path = cachePath(tmp.path(), "worker-1");
+  const std::string dir = tmp.file(".dualstack-k8s");
+  std::filesystem::create_directories(dir);
+  for (const char* name : {".tmp-999991-0", ".tmp-999992-3", "other-node.json"}) {
+    std::ofstream(dir + "/" + name) << "{";
+  }
+  const timespec old[2] = {{0, UTIME_OMIT}, {std::time(nullptr) - 11 * 60, 0}};
+  for (const char* name : {".tmp-999991-0", "other-node.json"}) {
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir + "/" + name).c_str(), old, 0), 0);
+  }
+  writeCache(path, sample());
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{".tmp-999992-3", "other-node.json", "worker-1.json"}))
+      << "only the old temp goes: a young one may be a live writer's, other files are not ours";
 }
 
 }  // namespace

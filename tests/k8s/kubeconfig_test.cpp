@@ -1,6 +1,8 @@
 #include "dualstack/k8s/kubeconfig.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "apiserver.hpp"
 #include "dualstack/cni/error.hpp"
@@ -278,6 +280,36 @@ TEST(Kubeconfig, MissingFileIsAnIoFailureNamingIt) {
     EXPECT_EQ(e.msg(),
               "read kubeconfig /nonexistent/dualstack.kubeconfig: No such file or directory");
   }
+}
+
+// Files a kubeconfig names are read without blocking: a FIFO is named, a symlink (a Secret
+// volume's, kubelet's rotated certificate) is followed.
+TEST(Kubeconfig, AFifoIsNamedAndALinkIsFollowed) {
+  dualstack::testing::TempDir tmp;
+  ASSERT_EQ(::mkfifo(tmp.file("fifo").c_str(), 0600), 0);
+  ::alarm(30);  // a blocking open fails the test binary instead of hanging it
+  try {
+    loadKubeconfig(tmp.file("fifo"));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::IoFailure);
+    EXPECT_EQ(e.msg(), "kubeconfig " + tmp.file("fifo") + " is a FIFO, not a regular file");
+  }
+  const Kubeconfig kc = parseKubeconfig(
+      "current-context: a\n" + kBase + "users: [{name: u, user: {tokenFile: fifo}}]\n",
+      tmp.file("kubeconfig"));
+  try {
+    bearerToken(kc);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::IoFailure);
+    EXPECT_EQ(e.msg(), "token file " + tmp.file("fifo") + " is a FIFO, not a regular file");
+  }
+  ::alarm(0);
+  writeText(tmp.file("real-token"), "linked-token\n");
+  std::filesystem::remove(tmp.file("fifo"));
+  std::filesystem::create_symlink(tmp.file("real-token"), tmp.file("fifo"));
+  EXPECT_EQ(bearerToken(kc), "linked-token");
 }
 
 }  // namespace

@@ -29,33 +29,77 @@ TEST(Netns, RegularFileIsNotANetns) {
   const auto e = errorOf([&] { netns::Netns::open(path, "CNI_NETNS"); });
   ::unlink(path);
   EXPECT_EQ(e.code(), Code::InvalidEnv);
-  EXPECT_THAT(e.msg(), HasSubstr(std::string("CNI_NETNS=") + path + " is not a network namespace"));
+  EXPECT_THAT(e.msg(), HasSubstr(std::string("CNI_NETNS ") + path +
+                                 " is a regular file, not a network namespace"));
 }
 
 TEST(Netns, DirectoryIsNotANetns) {
   const auto e = errorOf([] { netns::Netns::open("/tmp", "CNI_NETNS"); });
   EXPECT_EQ(e.code(), Code::InvalidEnv);
-  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS=/tmp is not a network namespace (a directory"));
+  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS /tmp is a directory, not a network namespace"));
 }
 
 TEST(Netns, OtherNamespaceTypeIsNotANetns) {
   const auto e = errorOf([] { netns::Netns::open("/proc/self/ns/mnt"); });
   EXPECT_EQ(e.code(), Code::InvalidEnv);
   EXPECT_THAT(e.msg(),
-              HasSubstr("/proc/self/ns/mnt is not a network namespace (a namespace of another"));
+              HasSubstr("/proc/self/ns/mnt is a namespace of another type, not a network"));
 }
 
 TEST(Netns, ProcFileIsNotANetns) {
   const auto e = errorOf([] { netns::Netns::open("/proc/self/status"); });
   EXPECT_EQ(e.code(), Code::InvalidEnv);
-  EXPECT_THAT(e.msg(), HasSubstr("/proc/self/status is not a network namespace (a /proc file)"));
+  EXPECT_THAT(e.msg(), HasSubstr("/proc/self/status is a /proc file, not a network namespace"));
+}
+
+// A FIFO would block a plain open until a writer came; a device node would be opened by its
+// driver. Both are looked at without being opened, and named.
+TEST(Netns, FifoIsNamedWithoutBlocking) {
+  char dir[] = "/tmp/dsnltest-fifo-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const std::string link = std::string(dir) + "/link";
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  ::alarm(30);  // a blocking open fails the test binary instead of hanging it
+  const auto e = errorOf([&] { netns::Netns::open(path, "CNI_NETNS"); });
+  const auto viaLink = errorOf([&] { netns::Netns::open(link, "CNI_NETNS"); });
+  ::alarm(0);
+  ::unlink(link.c_str());
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+  EXPECT_EQ(e.code(), Code::InvalidEnv);
+  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS " + path + " is a FIFO, not a network namespace"));
+  EXPECT_EQ(viaLink.code(), Code::InvalidEnv);
+  EXPECT_THAT(viaLink.msg(),
+              HasSubstr("CNI_NETNS " + link + " is a FIFO, not a network namespace"));
+}
+
+TEST(Netns, DeviceIsNamedWithoutOpeningIt) {
+  for (const char* dev : {"/dev/null", "/dev/zero"}) {
+    const auto e = errorOf([&] { netns::Netns::open(dev, "CNI_NETNS"); });
+    EXPECT_EQ(e.code(), Code::InvalidEnv);
+    EXPECT_THAT(e.msg(), HasSubstr(std::string("CNI_NETNS ") + dev +
+                                   " is a character device, not a network namespace"));
+  }
+}
+
+TEST(Netns, SymlinkToANetnsIsFollowed) {
+  char dir[] = "/tmp/dsnltest-link-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string link = std::string(dir) + "/net";
+  ASSERT_EQ(::symlink("/proc/self/ns/net", link.c_str()), 0);
+  const auto viaLink = netns::Netns::open(link, "CNI_NETNS");
+  ::unlink(link.c_str());
+  ::rmdir(dir);
+  EXPECT_TRUE(viaLink.sameAs(netns::Netns::current()));
 }
 
 TEST(Netns, MissingPathIsUnknownContainerOrNullopt) {
   const std::string path = "/run/netns/dsnltest-does-not-exist";
   const auto e = errorOf([&] { netns::Netns::open(path, "CNI_NETNS"); });
   EXPECT_EQ(e.code(), Code::UnknownContainer);
-  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS=" + path + " does not exist"));
+  EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS " + path + " does not exist"));
   EXPECT_FALSE(netns::Netns::openIfExists(path).has_value());
   EXPECT_FALSE(netns::Netns::openIfExists("/etc/hostname/x").has_value());
 }

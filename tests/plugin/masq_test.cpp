@@ -4,9 +4,11 @@
 #include "dualstack/plugin/masq.hpp"
 
 #include <nftables/libnftables.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -251,6 +253,33 @@ TEST_F(MasqTest, RejectsBadNamesBeforeTouchingNftables) {
         << bad;
   }
   EXPECT_EQ(ruleset(), "");
+}
+
+// The masquerade lock held by a process that does not let go: enable waits for the bound, then
+// names the lock and its holder with code 11, and the ruleset is left alone.
+TEST_F(MasqTest, AHeldLockIsTryAgainLaterNamingTheLockAndItsHolder) {
+  ::mkdir("/run/dualstack-cni", 0700);
+  const std::string lock = masqueradeLockPath(network_);
+  const std::string before = ruleset();
+  {
+    const dualstack::testing::LockHolder holder(lock);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      enable("dsh0", kPodCidrs);
+      ADD_FAILURE() << "enable did not wait for the lock";
+    } catch (const cni::Error& e) {
+      EXPECT_EQ(e.code(), cni::Code::TryAgainLater);
+      EXPECT_THAT(e.msg(), ::testing::HasSubstr("ipMasq: the lock " + lock + " is held by PID " +
+                                                std::to_string(holder.pid())));
+      EXPECT_THAT(e.msg(), ::testing::HasSubstr("not released within 20 s"));
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, std::chrono::seconds(20));
+    EXPECT_LT(took, std::chrono::seconds(35));
+  }
+  EXPECT_EQ(ruleset(), before);
+  enable("dsh0", kPodCidrs);
+  EXPECT_THAT(pods(), ElementsAre("dsh0"));
 }
 
 TEST(MasqNames, LongNetworkNamesAreShortenedCollisionFree) {

@@ -1,9 +1,14 @@
 #include "support/support.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,6 +56,8 @@ TempDir::TempDir() {
 }
 
 std::string readFile(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
@@ -107,8 +114,11 @@ ExecEnv::ExecEnv(const EnvMap& env) {
   ptrs_.push_back(nullptr);
 }
 
+constexpr std::size_t kMaxOutput = std::size_t{64} << 20;
+
 RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
-                    const std::optional<std::string>& netnsPath) {
+                    const std::optional<std::string>& netnsPath,
+                    std::chrono::milliseconds timeout) {
   int inPipe[2], outPipe[2], errPipe[2];
   if (::pipe2(inPipe, O_CLOEXEC) || ::pipe2(outPipe, O_CLOEXEC) || ::pipe2(errPipe, O_CLOEXEC)) {
     throw std::runtime_error("pipe failed");
@@ -121,9 +131,16 @@ RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::str
     nsFd = ::open(netnsPath->c_str(), O_RDONLY | O_CLOEXEC);
     if (nsFd < 0) throw std::runtime_error("open " + *netnsPath + ": " + std::strerror(errno));
   }
+  // A child that exits without reading all of its stdin must not kill the test with SIGPIPE.
+  sigset_t pipeSet, oldMask;
+  ::sigemptyset(&pipeSet);
+  ::sigaddset(&pipeSet, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipeSet, &oldMask);
 
   const pid_t pid = ::fork();
   if (pid == 0) {
+    ::setpgid(0, 0);
+    ::pthread_sigmask(SIG_SETMASK, &oldMask, nullptr);
     ::dup2(inPipe[0], 0);
     ::dup2(outPipe[1], 1);
     ::dup2(errPipe[1], 2);
@@ -135,39 +152,121 @@ RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::str
   ::close(inPipe[0]);
   ::close(outPipe[1]);
   ::close(errPipe[1]);
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) throw std::runtime_error(std::string("pidfd_open: ") + std::strerror(errno));
+  for (const int fd : {inPipe[1], outPipe[0], errPipe[0]}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
+
   RunResult r;
-  // Inputs are small (< pipe buffer), so write first, then drain both outputs.
-  size_t off = 0;
-  while (off < input.size()) {
-    const ssize_t w = ::write(inPipe[1], input.data() + off, input.size() - off);
-    if (w <= 0) break;
-    off += static_cast<size_t>(w);
-  }
-  ::close(inPipe[1]);
-  pollfd fds[2] = {{outPipe[0], POLLIN, 0}, {errPipe[0], POLLIN, 0}};
-  int open = 2;
+  int fds[3] = {outPipe[0], errPipe[0], input.empty() ? -1 : inPipe[1]};
+  if (input.empty()) ::close(inPipe[1]);
+  std::size_t written = 0;
   char buf[8192];
-  while (open > 0) {
-    if (::poll(fds, 2, -1) < 0) {
+  // Reads what the pipe holds now, a pipe's worth at most: a writer that never stops must not
+  // keep the loop from looking at the clock.
+  const auto drain = [&](int i) {
+    for (std::size_t budget = std::size_t{1} << 20; budget > 0;) {
+      const ssize_t n = ::read(fds[i], buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+        budget -= std::min(budget, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || errno != EAGAIN) {
+        ::close(fds[i]);
+        fds[i] = -1;
+      }
+      return;
+    }
+  };
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool exited = false;
+  while (!exited) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || r.out.size() + r.err.size() > kMaxOutput) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      r.timedOut = true;
+      ADD_FAILURE() << binary << " did not finish within " << timeout.count()
+                    << " ms or wrote more than 64 MiB; it was killed with its process group";
+      break;
+    }
+    pollfd p[4] = {
+        {fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {fds[2], POLLOUT, 0}, {pidfd, POLLIN, 0}};
+    if (::poll(p, 4, static_cast<int>(left.count())) < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
-      } else {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open;
+    if (fds[2] >= 0 && p[2].revents != 0) {
+      const ssize_t w = ::write(fds[2], input.data() + written, input.size() - written);
+      if (w > 0) written += static_cast<std::size_t>(w);
+      if (written == input.size() || (w < 0 && errno != EAGAIN && errno != EINTR)) {
+        ::close(fds[2]);
+        fds[2] = -1;
       }
     }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i] >= 0 && p[i].revents != 0) drain(i);
+    }
+    exited = (p[3].revents & POLLIN) != 0;
+  }
+  // What the child wrote before it exited is in the pipes; whatever it started and left holding
+  // them is not waited for.
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i] >= 0) drain(i);
+  }
+  for (const int fd : fds) {
+    if (fd >= 0) ::close(fd);
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);
-  r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ::close(pidfd);
+  const timespec zero{0, 0};
+  while (::sigtimedwait(&pipeSet, nullptr, &zero) == SIGPIPE) {
+  }
+  ::pthread_sigmask(SIG_SETMASK, &oldMask, nullptr);
+  r.exitCode = r.timedOut ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+LockHolder::LockHolder(const std::string& path) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || ::flock(fd, LOCK_EX) != 0) _exit(1);
+    if (::write(ready[1], "x", 1) != 1) _exit(1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  const bool locked = pid_ > 0 && ::read(ready[0], &c, 1) == 1;
+  ::close(ready[0]);
+  if (!locked) {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    throw std::runtime_error("could not hold the lock " + path);
+  }
+}
+
+LockHolder::~LockHolder() {
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool processGone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  // "pid (comm) S ...": the state follows the last ')', as comm may hold anything.
+  const auto paren = line.rfind(')');
+  return paren == std::string::npos || line.compare(paren + 1, 3, " Z ") == 0;
 }
 
 EnvMap cniEnv(std::string_view command, std::string_view containerId, std::string_view netns,
@@ -198,10 +297,15 @@ std::map<std::string, std::string> snapshotTree(const std::string& dir) {
   if (!fs::exists(dir, ec)) return files;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec)) {
     const auto rel = fs::relative(it->path(), dir).string();
-    if (it->is_directory()) {
+    const fs::file_status st = it->symlink_status(ec);
+    if (fs::is_directory(st)) {
       files[rel + "/"] = "";
-    } else {
+    } else if (fs::is_regular_file(st)) {
       files[rel] = readFile(it->path().string());
+    } else if (fs::is_symlink(st)) {
+      files[rel] = "<a symlink to " + fs::read_symlink(it->path(), ec).string() + ">";
+    } else {
+      files[rel] = fs::is_fifo(st) ? "<a FIFO>" : "<a special file>";
     }
   }
   return files;

@@ -2,6 +2,9 @@
 // plugin binary the way a runtime does (env + stdin, stdout captured).
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,7 +36,8 @@ std::string sourcePath(std::string_view rel);
 // CNI_PATH for tests: our build output, then Debian's reference plugins.
 std::string cniPath();
 
-// The whole content of a file, byte for byte; "" when it cannot be read.
+// The whole content of a regular file, byte for byte; "" when it cannot be read or is not a
+// regular file (a FIFO is never opened).
 std::string readFile(const std::string& path);
 bool referencePluginsInstalled();
 
@@ -73,6 +77,7 @@ struct RunResult {
   int exitCode = -1;
   std::string out;
   std::string err;
+  bool timedOut = false;        // killed (with its process group) after the runner's time limit
   nlohmann::json json() const;  // stdout parsed (null if empty or invalid)
 };
 
@@ -91,10 +96,35 @@ class ExecEnv {
   std::vector<char*> ptrs_;
 };
 
+// How long runPlugin lets a plugin run: above every bound of the plugins themselves (a delegate
+// may run 60 s), so that those bounds are what a test sees.
+inline constexpr std::chrono::seconds kRunTimeout{120};
+
 // Runs `binary` with exactly `env` (plus PATH) and `input` on stdin; when `netnsPath` is set the
-// child enters that namespace first (the test process itself never leaves its own).
+// child enters that namespace first (the test process itself never leaves its own). The child
+// runs in a process group of its own; past `timeout` (or 64 MiB of output) the group is killed,
+// the test fails and the result says timedOut. Returns once the child has exited, even if something it started
+// still holds its stdout or stderr.
 RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
-                    const std::optional<std::string>& netnsPath = std::nullopt);
+                    const std::optional<std::string>& netnsPath = std::nullopt,
+                    std::chrono::milliseconds timeout = kRunTimeout);
+
+// A process holding an exclusive flock on `path` (created if missing) until it is destroyed:
+// the process is killed and reaped then. pid() is what /proc/locks shows as the holder.
+class LockHolder {
+ public:
+  explicit LockHolder(const std::string& path);
+  ~LockHolder();
+  LockHolder(const LockHolder&) = delete;
+  LockHolder& operator=(const LockHolder&) = delete;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Whether process `pid` is gone or a zombie: nothing of it runs any more.
+bool processGone(pid_t pid);
 
 // Runs a shell command, returns exit status and stdout.
 int shell(const std::string& command, std::string* out = nullptr);
@@ -107,7 +137,8 @@ EnvMap cniEnv(std::string_view command, std::string_view containerId, std::strin
 // only key is "a" ({"a":{"a":0}}); for tests of the nesting limit.
 std::string nestedJson(std::size_t depth, bool objects = false, std::string_view inner = "0");
 
-// Every regular file under dir (relative path -> content), to compare the store before/after.
+// Every file under dir (relative path -> content), to compare the store before/after. Only
+// regular files are read; anything else is recorded by its type ("<a FIFO>"), never opened.
 std::map<std::string, std::string> snapshotTree(const std::string& dir);
 
 }  // namespace dualstack::testing

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -170,6 +172,26 @@ TEST(ListDirAt, ReportsTheErrno) {
   EXPECT_EQ(listDirAt(notDir.get(), out), ENOTDIR);
   EXPECT_EQ(listDirAt(-1, out), EBADF);
   EXPECT_TRUE(out.empty());
+}
+
+TEST(RemoveStaleFilesAt, RemovesOnlyOldFilesWithThePrefix) {
+  TempDir tmp;
+  for (const char* name : {".tmp-1-0", ".tmp-2-0", ".tmp-3-0", "data"}) {
+    std::ofstream(tmp.file(name)) << "x";
+  }
+  fs::create_directory(tmp.file(".tmp-dir"));
+  const timespec old[2] = {{0, UTIME_OMIT}, {std::time(nullptr) - 3600, 0}};
+  for (const char* name : {".tmp-1-0", ".tmp-3-0", "data", ".tmp-dir"}) {
+    ASSERT_EQ(::utimensat(AT_FDCWD, tmp.file(name).c_str(), old, 0), 0);
+  }
+  Fd dir(::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::size_t removed = 0;
+  // .tmp-3-0 is the caller's own; .tmp-2-0 is young (a live writer's); data is not a temp.
+  EXPECT_EQ(removeStaleFilesAt(dir.get(), ".tmp-", std::chrono::minutes(10), ".tmp-3-0", removed),
+            0);
+  EXPECT_EQ(removed, 1U);
+  EXPECT_EQ(names(tmp.path()),
+            (std::vector<std::string>{".tmp-2-0", ".tmp-3-0", ".tmp-dir", "data"}));
 }
 
 }  // namespace

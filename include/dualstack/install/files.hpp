@@ -16,7 +16,8 @@ namespace dualstack::install {
 bool replaceFile(const std::string& dir, const std::string& name, std::string_view content,
                  mode_t mode);
 
-// The whole file; Error(IoFailure) "read <what> <path>: <reason>" (1 GiB at most).
+// The whole regular file, opened without blocking (links followed); Error(IoFailure)
+// "read <what> <path>: <reason>", or naming what the path is instead (1 GiB at most).
 std::string readFile(const std::string& path, std::string_view what);
 
 // Creates dir and its missing parents (0755), then proves it writable by creating and removing

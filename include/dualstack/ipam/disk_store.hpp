@@ -15,23 +15,54 @@
 //                                        "address <address>\n"... (ifname line absent for the
 //                                        entry of legacy ID-only files, named "<containerID>@");
 //                                        names longer than 200 bytes become "~<fnv64 hex>.<n>"
-//       state                            "# dualstack-ipam index state v1\n"
+//       state                            "# dualstack-ipam index state v2\n"
 //                                        "dir <inode> <mtime s.ns> <ctime s.ns>\n"
+//                                        "boot <kernel boot ID>\n" "complete yes|no\n", or
+//                                        "changing\n" after the first line while a session
+//                                        changes the directory
 //       .tmp-<pid>-<n>                   only where O_TMPFILE is unsupported, during an ADD
+//
+// Every file is opened non-blocking, without following links, and kept only when it is a
+// regular file: anything else planted under one of these names is an error naming it (a name
+// planted in place of an allocation holds that address for nobody, see walk()). The lock is
+// waited for at most sys::kLockWait (then Error(TryAgainLater) naming the lock and its holder).
 //
 // host-local's DEL walks the whole tree and deletes files whose trimmed content equals
 // "<id>\r\n<ifname>" or "<id>"; index files start with '#', which no container ID can.
 //
 // The index saves every ADD/DEL/CHECK a walk of the directory. It is trusted only while the
-// network directory's inode, mtime and ctime equal those recorded in `state` after our own last
-// change (under the lock): host-local, a crash or a person changing the directory makes them
-// differ, and the index is rebuilt from the per-IP files in one walk. Writes inside .dualstack/
-// do not touch the parent's times. An entry naming a file that is missing or has another owner
-// triggers the rebuild too. Since Linux 6.13 (multigrain timestamps on ext4, xfs, btrfs, tmpfs)
-// a change after our stat always gets a later timestamp; on older kernels a change by host-local
-// within the same clock tick (~4 ms) as our last one can go unnoticed: allocation stays correct
-// (free addresses are checked on the per-IP files), but that attachment's lookups can miss until
-// the next rebuild (GC always rebuilds).
+// network directory's inode, mtime and ctime, and the kernel's boot ID, equal those recorded in
+// `state` after our own last change (under the lock): host-local, a crash or a person changing
+// the directory makes them differ, and the index is rebuilt from the per-IP files in one walk.
+// Writes inside .dualstack/ do not touch the parent's times. An entry naming a file that is
+// missing or has another owner triggers the rebuild too. Why no interleaving hands out an
+// address twice or makes DEL miss one:
+// - ADD never takes a free address from the index: isAllocated() stats the per-IP file (or
+//   trusts a walk made under this lock), and reserve() creates the name with linkat(), which
+//   fails on an existing name as O_EXCL does. Under the lock host-local adds nothing meanwhile.
+// - A crash of ours between creating or removing a per-IP file and writing the index: before
+//   its first such change a session replaces the stamp in `state` by "changing"
+//   (markChanging()), and only commit() writes a stamp again. A session killed in between leaves
+//   "changing", which matches no directory, so the next session rebuilds.
+// - A crash of the machine: entries and state are rewritten in place without a flush, so after
+//   a power loss any mix of old and new contents may be on disk. Within one boot every reader
+//   sees the page cache, in the order we wrote it; the boot ID makes the first session after a
+//   reboot rebuild.
+// - host-local within a timestamp tick: before Linux 6.13 (multigrain timestamps), and on file
+//   systems with coarse timestamps, a file host-local creates within the tick (~4 ms; 1 s with
+//   second timestamps) of our last change leaves the directory's times as they were, and the
+//   index trusts itself without that file. host-local takes the lock only after we wrote
+//   `state`, so when the state file's ctime is later than the recorded directory ctime, any
+//   change of its has later times too; otherwise the state is "racy" (git's word for the same
+//   problem with its index), and until the next walk the index is not known to be complete
+//   ("complete no" is carried forward by every session that did not walk). Even then the entry of
+//   an attachment the index lists is complete: host-local refuses an attachment a second address
+//   in a range where it holds one, and a runtime must not ADD an attachment twice without a DEL.
+//   But an attachment the index does not list may hold an address host-local gave it, so
+//   allAddressesOf(), which DEL uses, walks the directory before it answers "nothing" from an
+//   index not known to be complete. Between walks, ADD of a new attachment reads its missing
+//   entry as "nothing" safely (it allocates afresh) and CHECK may report a host-local address
+//   as missing.
 #pragma once
 
 #include <chrono>
@@ -45,6 +76,9 @@
 
 #include "dualstack/ipam/store.hpp"
 #include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/lock.hpp"
+
+struct stat;
 
 namespace dualstack::ipam {
 
@@ -66,12 +100,15 @@ class DiskStore final : public Store {
   // each address with linkat(), which fails on an existing name like O_EXCL. Optional: reserve()
   // prepares on demand.
   void prepare(const cni::Attachment& a);
-  // Takes the store lock and checks whether the index can be trusted.
-  void lock();
+  // Takes the store lock, waiting at most `wait` while another process holds it
+  // (Error(TryAgainLater) naming the lock file and, when /proc/locks tells, its holder), and
+  // checks whether the index can be trusted.
+  void lock(std::chrono::milliseconds wait = sys::kLockWait);
 
   bool isAllocated(const ip::Address& a) override;
   std::optional<Owner> ownerOf(const ip::Address& a) override;
   std::vector<ip::Address> addressesOf(const cni::Attachment& a) override;
+  std::vector<ip::Address> allAddressesOf(const cni::Attachment& a) override;
   std::optional<ip::Address> lastReserved(std::size_t rangeSetId) override;
   bool reserve(const ip::Address& addr, const cni::Attachment& a) override;
   void setLastReserved(std::size_t rangeSetId, const ip::Address& addr) override;
@@ -107,7 +144,8 @@ class DiskStore final : public Store {
   void writeEntry(const std::string& key, const std::vector<ip::Address>& addrs);
   void removeEntry(const std::string& key);
   void rewriteIndex();
-  std::string stamp() const;
+  std::string stamp(struct stat* dirStat = nullptr) const;
+  void markChanging();
   void requireLocked(const char* what) const;
   void unlock();
 
@@ -121,6 +159,8 @@ class DiskStore final : public Store {
   Mode mode_;
   bool locked_ = false;
   bool trusted_ = false;     // state matched the directory when we locked it
+  bool complete_ = false;    // ... lacked no allocation since the last walk, and was not racy
+  bool changing_ = false;    // the state says "changing" until commit
   bool full_ = false;        // entries_ holds every attachment (after a walk)
   bool rewriteAll_ = false;  // commit rewrites the whole index
   bool rebuilt_ = false;
@@ -136,7 +176,6 @@ class DiskStore final : public Store {
   std::map<std::string, std::vector<ip::Address>> entries_;  // key "<id>@<ifname>" / "<id>@"
   std::set<std::string> dirty_;
   std::map<ip::Address, std::optional<Owner>> owners_;
-  std::map<std::size_t, std::size_t> lastReservedSizes_;
 };
 
 }  // namespace dualstack::ipam

@@ -44,6 +44,11 @@ class Store {
   // The addresses held by the attachment: those recorded for (containerID, ifname) and those of
   // legacy ID-only records of its container (host-local's GetByID matches both too).
   virtual std::vector<ip::Address> addressesOf(const cni::Attachment& a) = 0;
+  // The same, for DEL: never trusting a cache that may lack an allocation someone else made, so
+  // that nothing the attachment holds is missed. May cost a walk of the store.
+  virtual std::vector<ip::Address> allAddressesOf(const cni::Attachment& a) {
+    return addressesOf(a);
+  }
   // The address handed out last from range set `rangeSetId`, if recorded.
   virtual std::optional<ip::Address> lastReserved(std::size_t rangeSetId) = 0;
 

@@ -17,8 +17,10 @@ namespace dualstack::netns {
 // /proc/PID/ns/net). Holding it keeps the namespace alive. Move-only.
 class Netns {
  public:
-  // Opens `path` and checks that it is a network namespace. `label` names where the path came
-  // from (e.g. "CNI_NETNS") so messages read "CNI_NETNS=/x is not a network namespace".
+  // Opens `path` and checks that it is a network namespace, without blocking or side effects
+  // whatever it names (a FIFO, a device node, a directory): it is looked at through an O_PATH
+  // descriptor first. `label` names where the path came from (e.g. "CNI_NETNS") so messages
+  // read "CNI_NETNS /x is a FIFO, not a network namespace".
   // Throws cni::Error:
   //   Code::UnknownContainer  the path does not exist (ENOENT/ENOTDIR),
   //   Code::InvalidEnv        the path is empty or is not a network namespace file,

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -45,5 +46,16 @@ struct DirEntry {
 // Appends the entries of the directory open as dirFd ("." and ".." left out, in the order the
 // file system gives) to `out`. dirFd itself is neither moved nor closed. Returns 0 or an errno.
 int listDirAt(int dirFd, std::vector<DirEntry>& out);
+
+// How old a temp file must be before it is taken for one of a writer that was killed.
+inline constexpr std::chrono::minutes kStaleTempAge{10};
+
+// Removes the entries of the directory open as dirFd whose names start with `prefix` (temp files
+// of writers killed before their rename), other than `keep`, that were last modified `age` or
+// more ago: a live writer's temp exists for milliseconds, so a young one is left alone. Counts
+// them in `removed`. Returns 0 or the errno of listing the directory; an entry that vanishes or
+// cannot be removed is skipped.
+int removeStaleFilesAt(int dirFd, std::string_view prefix, std::chrono::seconds age,
+                       std::string_view keep, std::size_t& removed);
 
 }  // namespace dualstack::sys
