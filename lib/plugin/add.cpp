@@ -143,6 +143,17 @@ std::string v6conf(const std::string& dev, const char* key) {
   return "net/ipv6/conf/" + dev + "/" + key;
 }
 
+// Undo steps (Rollback): each gets copies of what it needs.
+void releaseAddresses(const std::string& ipamType, const cni::Env& env, const std::string& config) {
+  cni::delegate(ipamType, cni::Command::Del, env, config);
+}
+
+void deleteVeth(int hostIndex) {
+  // A socket of its own: the failure being undone may have left ADD's out of step.
+  netlink::Socket host("node netns");
+  netlink::deleteLink(host, hostIndex);
+}
+
 }  // namespace
 
 nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
@@ -159,10 +170,9 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   }
 
   Rollback rollback;
-  const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, conf.raw.dump());
-  rollback.add("release addresses (IPAM DEL)", [&] {
-    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
-  });
+  const std::string confText = conf.raw.dump();
+  const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, confText);
+  rollback.add("release addresses (IPAM DEL)", releaseAddresses, pc.ipamType, env, confText);
   const cni::Result ipam = cni::Result::fromJson(ipamOut, "result of IPAM plugin " + pc.ipamType);
   if (ipam.ips.empty()) {
     throw Error(Code::InvalidConfig, "IPAM plugin " + pc.ipamType + " returned no address");
@@ -195,7 +205,7 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   // a pod address on behalf of a forwarded packet is sent from the link's link-local address.
   if (v6) spec.hostAddrGenMode = IN6_ADDR_GEN_MODE_NONE;
   const netlink::Veth veth = netlink::createVeth(host, pod, spec);
-  rollback.add("delete veth " + hostName, [&] { netlink::deleteLink(host, veth.host.index); });
+  rollback.add("delete veth " + hostName, deleteVeth, veth.host.index);
 
   // Pod end. /proc/sys/net belongs to the namespace of whoever opens it, hence the setns.
   {
@@ -298,8 +308,7 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     std::vector<ip::Prefix> exclude = pc.ipMasqExcept;
     for (const auto& ipc : ipam.ips) exclude.push_back(ipc.address.network());
     enableMasquerade(conf.name, hostName, exclude);
-    rollback.add("remove masquerade for " + hostName,
-                 [&] { disableMasquerade(conf.name, hostName); });
+    rollback.add("remove masquerade for " + hostName, disableMasquerade, conf.name, hostName);
   }
 
   if (hostLink && hostLink->mac) result.interfaces[0].mac = netlink::macString(*hostLink->mac);
