@@ -156,7 +156,7 @@ void deleteVeth(int hostIndex) {
 
 }  // namespace
 
-nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
+cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(conf);
   const std::optional<netlink::Mac> mac = requestedMac(env, conf);
   const cni::Attachment attachment{env.containerId, env.ifname};
@@ -171,7 +171,17 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
 
   Rollback rollback;
   const std::string confText = conf.raw.dump();
-  const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, confText);
+  nlohmann::json ipamOut;
+  try {
+    ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, confText);
+  } catch (const Error& e) {
+    // The IPAM plugin exited 0 but printed something that is not JSON (bytes that are not UTF-8,
+    // say): it may hold addresses for the attachment now.
+    if (e.code() == Code::DecodeFailure) {
+      rollback.add("release addresses (IPAM DEL)", releaseAddresses, pc.ipamType, env, confText);
+    }
+    throw;
+  }
   rollback.add("release addresses (IPAM DEL)", releaseAddresses, pc.ipamType, env, confText);
   const cni::Result ipam = cni::Result::fromJson(ipamOut, "result of IPAM plugin " + pc.ipamType);
   if (ipam.ips.empty()) {
@@ -315,8 +325,9 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   for (const auto& ipc : ipam.ips) {
     result.ips.push_back(cni::IpConfig{ipc.address, gatewayFor(ipc), 1});
   }
+  cni::SerialisedResult out = result.serialise(conf.cniVersion);
   rollback.commit();
-  return result.toJson(conf.cniVersion);
+  return out;
 }
 
 }  // namespace dualstack::plugin
