@@ -125,12 +125,15 @@ allocations() {
 
 @test "containerd: ctr run --cni attaches both families, tasks reach each other, DEL without netns releases" {
   local c1="$E2E_NAME-c1" c2="$E2E_NAME-c2" i
-  # c1 lives a few seconds (bounded), long enough for c2 to reach it.
-  ct run --rm --cni --fifo-dir "$CT_DIR/fifo" --rootfs "$CT_DIR/rootfs" "$c1" \
-    /bin/sleep 4 </dev/null >"$BATS_TEST_TMPDIR/c1.log" 2>&1 3>&- &
+  # c1 runs until the test creates its stop file (in the rootfs both tasks share), at most 60 s.
+  local stop="/stop-$c1"
+  ct run --rm --cni --fifo-dir "$CT_DIR/fifo" --rootfs "$CT_DIR/rootfs" "$c1" /bin/sh -c \
+    "for i in \$(seq 600); do [ -e $stop ] && exit 0; sleep 0.1; done; exit 1" \
+    </dev/null >"$BATS_TEST_TMPDIR/c1.log" 2>&1 3>&- &
   local c1pid=$!
-  for i in $(seq 40); do
+  for i in $(seq 100); do
     [[ $(allocations | wc -l) -eq 2 ]] && break
+    kill -0 "$c1pid" 2>/dev/null || break
     sleep 0.1
   done
   local a4 a6
@@ -145,7 +148,17 @@ allocations() {
   assert_output --regexp "inet6 fd00:10:244:1::[0-9a-f]+/64"
   assert_output --partial "1 packets received"
 
-  wait "$c1pid"
+  # c1 was still running (it ends only on the stop file): stop it and wait for ctr, which calls
+  # DEL once the task is gone.
+  kill -0 "$c1pid" 2>/dev/null || fail "c1 ended early: $(cat "$BATS_TEST_TMPDIR/c1.log")"
+  touch "$CT_DIR/rootfs$stop"
+  for i in $(seq 300); do
+    kill -0 "$c1pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$c1pid" 2>/dev/null && fail "ctr run of c1 did not end within 30 s of its stop file"
+  wait "$c1pid" || fail "ctr run of c1 failed: $(cat "$BATS_TEST_TMPDIR/c1.log")"
+  rm -f "$CT_DIR/rootfs$stop"
   # ctr called DEL for both with an empty netns path: nothing is left.
   assert_equal "$(allocations)" ""
   assert_equal "$(ip -n "$CT_NODE" -o link show type veth)" ""

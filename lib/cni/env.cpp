@@ -17,6 +17,7 @@ bool isAlnum(char c) {
 constexpr std::size_t kMaxIdLength = 128;
 constexpr std::size_t kMaxNetworkNameLength = 64;
 constexpr std::size_t kMaxArgsLength = 64 * 1024;
+constexpr std::size_t kMaxNetnsPathLength = 4096;  // PATH_MAX
 
 std::string printable(std::string_view s) {
   std::string out;
@@ -70,9 +71,20 @@ bool validNetworkName(std::string_view name) {
 
 bool validIfname(std::string_view name) {
   if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+  // The kernel takes any byte but '/', ':' and its spaces (which include 0xa0); JSON takes only
+  // UTF-8. Printable ASCII is what both accept, byte for byte.
   for (char c : name) {
     const auto u = static_cast<unsigned char>(c);
-    if (c == '/' || c == ':' || u <= 0x20 || u == 0x7f) return false;
+    if (c == '/' || c == ':' || u <= 0x20 || u >= 0x7f) return false;
+  }
+  return true;
+}
+
+bool validNetnsPath(std::string_view path) {
+  if (path.empty() || path.size() > kMaxNetnsPathLength) return false;
+  for (char c : path) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f) return false;
   }
   return true;
 }
@@ -137,11 +149,16 @@ Env parseEnv(const EnvLookup& lookup) {
                                       "and be at most 128 characters");
   }
   env.netns = get("CNI_NETNS", env.command != Command::Del);
+  // ADD prints the path (the interface's "sandbox"). DEL does not need it and must not fail on it.
+  if (env.command != Command::Del && !validNetnsPath(env.netns)) {
+    throw Error(Code::InvalidEnv, "CNI_NETNS \"" + printable(env.netns) +
+                                      "\" is not a path of printable ASCII characters");
+  }
   env.ifname = get("CNI_IFNAME", true);
   if (!validIfname(env.ifname)) {
     throw Error(Code::InvalidEnv, "CNI_IFNAME \"" + printable(env.ifname) +
-                                      "\" is not a valid interface name (1-15 characters, no '/', "
-                                      "':' or whitespace, not '.' or '..')");
+                                      "\" is not a valid interface name (1-15 printable ASCII "
+                                      "characters, no '/', ':' or space, not '.' or '..')");
   }
   return env;
 }

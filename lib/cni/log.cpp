@@ -216,19 +216,14 @@ void logConfigured(Logger& log, const Env& env, const NetConf& conf) {
   log.debug(msg);
 }
 
-void logSuccess(Logger& log, Command command, const json& result) {
-  if (!log.enabled(LogLevel::Info)) return;
-  std::string msg = std::string(commandName(command)) + " ok";
-  if (command == Command::Add && result.is_object() && result.contains("ips") &&
-      result["ips"].is_array()) {
-    std::string ips;
-    for (const auto& ipc : result["ips"]) {
-      if (!ipc.is_object() || !ipc.contains("address") || !ipc["address"].is_string()) continue;
-      ips += (ips.empty() ? "" : " ") + ipc["address"].get<std::string>();
-    }
-    if (!ips.empty()) msg += ": " + ips;
+void logSuccess(Logger& log, Command command, std::string_view addresses) noexcept {
+  try {
+    if (!log.enabled(LogLevel::Info)) return;
+    std::string msg = std::string(commandName(command)) + " ok";
+    if (!addresses.empty()) msg += ": " + std::string(addresses);
+    log.info(msg);
+  } catch (const std::exception&) {  // out of memory: the verb succeeded all the same
   }
-  log.info(msg);
 }
 
 void logFailure(Logger& log, const Error& e, std::string_view input) {

@@ -146,4 +146,15 @@ json Result::toJson(std::string_view version) const {
   return j;
 }
 
+SerialisedResult Result::serialise(std::string_view version) const {
+  SerialisedResult out;
+  try {
+    out.text = toJson(version).dump() + "\n";
+  } catch (const json::type_error& e) {  // 316: a string that is not UTF-8
+    throw Error(Code::Internal, std::string("cannot print the result: ") + e.what());
+  }
+  for (const auto& c : ips) out.summary += (out.summary.empty() ? "" : " ") + c.address.str();
+  return out;
+}
+
 }  // namespace dualstack::cni

@@ -120,11 +120,11 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
     }
     const NetConf conf = parseNetConf(input, env.command);
     logConfigured(log, env, conf);
-    nlohmann::json result;
+    SerialisedResult result;
     switch (env.command) {
       case Command::Add:
         result = handlers.add(env, conf);
-        writeOut(result.dump() + "\n");
+        writeOut(result.text);
         break;
       case Command::Del: handlers.del(env, conf); break;
       case Command::Check: handlers.check(env, conf); break;
@@ -132,7 +132,7 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
       case Command::Status: handlers.status(env, conf); break;
       case Command::Version: break;
     }
-    logSuccess(log, env.command, result);
+    logSuccess(log, env.command, result.summary);
     return 0;
   } catch (const Error& e) {
     logFailure(log, e, input);

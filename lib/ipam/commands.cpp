@@ -20,7 +20,7 @@ cni::Attachment attachmentOf(const cni::Env& env) { return {env.containerId, env
 
 }  // namespace
 
-nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
+cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Allocate);
   const std::vector<RangeSet> sets = rangeSets(cfg);
   const auto requested = assignRequested(sets, cfg.requested);
@@ -30,10 +30,10 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   store->prepare(a);
   store->lock();
   const auto allocations = allocate(sets, a, requested, *store);
-  // Should this fail, the addresses stay with the attachment: a runtime follows a failed ADD
-  // with DEL.
-  store->commit();
 
+  // The result is made before the commit, so that once the store is committed nothing can fail.
+  // Should anything fail from here on, the addresses stay with the attachment: a runtime follows
+  // a failed ADD with DEL.
   cni::Result result;
   for (const auto& al : allocations) {
     const RangeSet& set = sets[al.set];
@@ -42,7 +42,9 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     result.ips.push_back({ip::Prefix(al.address, r->subnet.length()), r->gateway, std::nullopt});
   }
   result.routes = cfg.routes;
-  return result.toJson(conf.cniVersion);
+  cni::SerialisedResult out = result.serialise(conf.cniVersion);
+  store->commit();
+  return out;
 }
 
 std::vector<ip::Address> releaseAttachment(const std::string& dataDir, const std::string& network,

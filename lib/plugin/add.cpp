@@ -126,9 +126,20 @@ std::string v6conf(const std::string& dev, const char* key) {
   return "net/ipv6/conf/" + dev + "/" + key;
 }
 
+// Undo steps (Rollback): each gets copies of what it needs.
+void releaseAddresses(const std::string& ipamType, const cni::Env& env, const std::string& config) {
+  cni::delegate(ipamType, cni::Command::Del, env, config);
+}
+
+void deleteVeth(int hostIndex) {
+  // A socket of its own: the failure being undone may have left ADD's out of step.
+  netlink::Socket host("node netns");
+  netlink::deleteLink(host, hostIndex);
+}
+
 }  // namespace
 
-nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
+cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(env, conf);
   const cni::Attachment attachment{env.containerId, env.ifname};
   const netns::Netns podNs = openPodNetns(env);
@@ -141,9 +152,19 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   }
 
   Rollback rollback;
-  const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, conf.raw.dump());
-  rollback.add("release addresses (IPAM DEL)",
-               [&] { cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump()); });
+  const std::string confText = conf.raw.dump();
+  nlohmann::json ipamOut;
+  try {
+    ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, confText);
+  } catch (const Error& e) {
+    // The IPAM plugin exited 0 but printed something that is not JSON (bytes that are not UTF-8,
+    // say): it may hold addresses for the attachment now.
+    if (e.code() == Code::DecodeFailure) {
+      rollback.add("release addresses (IPAM DEL)", releaseAddresses, pc.ipamType, env, confText);
+    }
+    throw;
+  }
+  rollback.add("release addresses (IPAM DEL)", releaseAddresses, pc.ipamType, env, confText);
   const cni::Result ipam = cni::Result::fromJson(ipamOut, "result of IPAM plugin " + pc.ipamType);
   if (ipam.ips.empty()) {
     throw Error(Code::InvalidConfig, "IPAM plugin " + pc.ipamType + " returned no address");
@@ -176,7 +197,7 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   // a pod address on behalf of a forwarded packet is sent from the link's link-local address.
   if (v6) spec.hostAddrGenMode = IN6_ADDR_GEN_MODE_NONE;
   const netlink::Veth veth = netlink::createVeth(host, pod, spec);
-  rollback.add("delete veth " + hostName, [&] { netlink::deleteLink(host, veth.host.index); });
+  rollback.add("delete veth " + hostName, deleteVeth, veth.host.index);
 
   // Pod end. /proc/sys/net belongs to the namespace of whoever opens it, hence the setns.
   {
@@ -279,16 +300,16 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     std::vector<ip::Prefix> exclude = pc.ipMasqExcept;
     for (const auto& ipc : ipam.ips) exclude.push_back(ipc.address.network());
     enableMasquerade(conf.name, hostName, exclude);
-    rollback.add("remove masquerade for " + hostName,
-                 [&] { disableMasquerade(conf.name, hostName); });
+    rollback.add("remove masquerade for " + hostName, disableMasquerade, conf.name, hostName);
   }
 
   if (hostLink && hostLink->mac) result.interfaces[0].mac = netlink::macString(*hostLink->mac);
   for (const auto& ipc : ipam.ips) {
     result.ips.push_back(cni::IpConfig{ipc.address, gatewayFor(ipc), 1});
   }
+  cni::SerialisedResult out = result.serialise(conf.cniVersion);
   rollback.commit();
-  return result.toJson(conf.cniVersion);
+  return out;
 }
 
 }  // namespace dualstack::plugin

@@ -445,6 +445,9 @@ TEST(ParseNetConf, GcMalformedAttachmentsNameTheEntry) {
        "cni.dev/valid-attachments[0].ifname"},
       {json::array({{{"containerID", 7}, {"ifname", "eth0"}}}),
        "cni.dev/valid-attachments[0].containerID"},
+      // UTF-8 that no CNI_IFNAME can be (printable ASCII only), so no attachment holds it.
+      {json::array({{{"containerID", "c1"}, {"ifname", "eth\u00e9"}}}),
+       "cni.dev/valid-attachments[0].ifname"},
   };
   for (const auto& c : cases) {
     json j = base("1.1.0");

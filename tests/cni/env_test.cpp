@@ -148,6 +148,21 @@ TEST(ParseEnv, DelAcceptsEmptyOrMissingNetns) {
   EXPECT_EQ(env.netns, "");
 }
 
+TEST(ParseEnv, NetnsThatCannotBePrintedIsInvalidEnvButNotOnDel) {
+  // ADD prints CNI_NETNS in its result (the interface's sandbox), and JSON carries only UTF-8.
+  for (const char* verb : {"ADD", "CHECK"}) {
+    auto vars = fullEnv(verb);
+    vars["CNI_NETNS"] = "/var/run/netns/pod\xff";
+    const Error e = envError(vars);
+    EXPECT_EQ(e.code(), Code::InvalidEnv) << verb;
+    EXPECT_THAT(e.msg(), HasSubstr("CNI_NETNS \"/var/run/netns/pod\\xff\"")) << verb;
+  }
+  // DEL never uses the path: it must not fail on it.
+  auto vars = fullEnv("DEL");
+  vars["CNI_NETNS"] = "/var/run/netns/pod\xff";
+  EXPECT_EQ(parseEnv(lookupIn(vars)).netns, "/var/run/netns/pod\xff");
+}
+
 TEST(ParseEnv, GcAndStatusNeedOnlyPath) {
   for (const char* verb : {"GC", "STATUS"}) {
     const Env env = parseEnv(lookupIn({{"CNI_COMMAND", verb}, {"CNI_PATH", "/opt/cni/bin"}}));
@@ -185,8 +200,9 @@ TEST(ParseEnv, InvalidContainerIdIsInvalidEnv) {
 }
 
 TEST(ParseEnv, InvalidIfnameIsInvalidEnv) {
-  for (const std::string& bad : std::vector<std::string>{"a/b", "eth:0", "eth 0", "eth\t0", ".",
-                                                         "..", "abcdefghijklmnop" /* 16 */}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a/b", "eth:0", "eth 0", "eth\t0", ".", "..", "eth\xff",
+                                "eth\xc3\xa9", "abcdefghijklmnop" /* 16 */}) {
     auto vars = fullEnv("ADD");
     vars["CNI_IFNAME"] = bad;
     const Error e = envError(vars);
@@ -343,6 +359,25 @@ TEST(ValidIfname, Rules) {
   EXPECT_FALSE(validIfname("eth0\n"));
   EXPECT_FALSE(validIfname(std::string("et\0h", 4)));
   EXPECT_FALSE(validIfname("eth\x7f"));
+  // Bytes the kernel would take but JSON cannot carry (not UTF-8), and UTF-8 beyond ASCII.
+  EXPECT_FALSE(validIfname("eth\xff"));
+  EXPECT_FALSE(validIfname("eth\xa0"));
+  EXPECT_FALSE(validIfname("eth\xc3\xa9"));
+  EXPECT_TRUE(validIfname("~!@#$%^&*()_+-="));
+}
+
+TEST(ValidNetnsPath, Rules) {
+  EXPECT_TRUE(validNetnsPath("/var/run/netns/cni-1234"));
+  EXPECT_TRUE(validNetnsPath("/proc/4242/ns/net"));
+  EXPECT_TRUE(validNetnsPath("/run/netns/a pod"));
+  EXPECT_TRUE(validNetnsPath("relative/netns"));
+  EXPECT_FALSE(validNetnsPath(""));
+  EXPECT_FALSE(validNetnsPath("/run/netns/\xff"));
+  EXPECT_FALSE(validNetnsPath("/run/netns/caf\xc3\xa9"));
+  EXPECT_FALSE(validNetnsPath("/run/netns/a\nb"));
+  EXPECT_FALSE(validNetnsPath("/run/netns/a\x7f"));
+  EXPECT_TRUE(validNetnsPath("/" + std::string(4095, 'n')));
+  EXPECT_FALSE(validNetnsPath("/" + std::string(4096, 'n')));
 }
 
 }  // namespace

@@ -273,5 +273,29 @@ TEST(ResultFromJson, IpsMayPrecedeInterfacesInTheText) {
   EXPECT_EQ(r.ips[0].interface, 0);
 }
 
+TEST(ResultSerialise, OneLineAsToJsonWithTheAddressesForTheLog) {
+  const Result r = fullResult();
+  for (const char* v : {"0.3.1", "1.0.0", "1.1.0"}) {
+    const SerialisedResult out = r.serialise(v);
+    ASSERT_FALSE(out.text.empty());
+    EXPECT_EQ(out.text.back(), '\n') << v;
+    EXPECT_EQ(out.text.find('\n'), out.text.size() - 1) << v;
+    EXPECT_EQ(json::parse(out.text), r.toJson(v)) << v;
+    EXPECT_EQ(out.summary, "10.244.1.5/24 fd00:10:244:1::5/64") << v;
+  }
+}
+
+TEST(ResultSerialise, AStringThatIsNotUtf8IsACniErrorNotAJsonException) {
+  Result r = fullResult();
+  r.interfaces[1].name = "eth\xff";
+  try {
+    r.serialise("1.0.0");
+    ADD_FAILURE() << "serialised a string that is not UTF-8";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::Internal);
+    EXPECT_THAT(e.msg(), HasSubstr("cannot print the result"));
+  }
+}
+
 }  // namespace
 }  // namespace dualstack::cni

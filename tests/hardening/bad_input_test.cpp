@@ -136,6 +136,19 @@ std::vector<BadInput> cases() {
          t.insert(t.find("dualstack\""), "\xc3\x28");
          in.rawStdin = t;
        }},
+      {"NameNotUtf8", kBoth, 6, {"not valid JSON"},
+       [](Invocation& in) {
+         auto t = in.conf.dump();
+         t.replace(t.find("\"dualstack\""), 11, "\"dualstack\xff\"");
+         in.rawStdin = t;
+       }},
+      {"RuntimeConfigMacNotUtf8", kPlugin, 6, {"not valid JSON"},
+       [](Invocation& in) {
+         in.conf["runtimeConfig"] = {{"mac", "@MAC@"}};
+         auto t = in.conf.dump();
+         t.replace(t.find("@MAC@"), 5, "0a:58:0a:f4:01:\xff");
+         in.rawStdin = t;
+       }},
       {"NumberTooLargeForADouble", kBoth, 6, {"not valid JSON", "number overflow"},
        [](Invocation& in) { in.rawStdin = in.conf.dump().insert(1, "\"x\": 1e999, "); }},
       {"NotAnObject", kBoth, 6, {"must be a JSON object", "an array"}, raw("[1, 2, 3]")},
@@ -416,6 +429,19 @@ std::vector<BadInput> cases() {
       {"IfnameDot", kBoth, 4, {"CNI_IFNAME", "\".\""}, setEnv("CNI_IFNAME", ".")},
       {"IfnameDotDot", kBoth, 4, {"CNI_IFNAME", "\"..\""}, setEnv("CNI_IFNAME", "..")},
       {"IfnameWithSpace", kBoth, 4, {"CNI_IFNAME"}, setEnv("CNI_IFNAME", "eth 0")},
+      // Names the kernel would take but the result's JSON cannot carry, or only as other text.
+      {"IfnameNotUtf8", kBoth, 4, {"CNI_IFNAME", "eth\\xff", "printable ASCII"},
+       setEnv("CNI_IFNAME", "eth\xff")},
+      {"IfnameUtf8BeyondAscii", kBoth, 4, {"CNI_IFNAME", "printable ASCII"},
+       setEnv("CNI_IFNAME", "eth\xc3\xa9")},
+      {"ContainerIdNotUtf8", kBoth, 4, {"CNI_CONTAINERID", "\\xff"},
+       setEnv("CNI_CONTAINERID", "abc\xff")},
+      {"NetnsNotUtf8", kBoth, 4, {"CNI_NETNS", "\\xff", "printable ASCII"},
+       [](Invocation& in) { in.env["CNI_NETNS"] = in.podPath + "\xff"; }},
+      {"CniArgsIpNotUtf8", kBoth, 4, {"CNI_ARGS IP", "not an IP address"},
+       setEnv("CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.9\xff")},
+      {"CniArgsMacNotUtf8", kPlugin, 4, {"CNI_ARGS MAC"},
+       setEnv("CNI_ARGS", "IgnoreUnknown=1;MAC=0a:58:0a:f4:01:0\xff")},
       {"CniPathMissing", kBoth, 4, {"CNI_PATH is not set"}, unsetEnv("CNI_PATH")},
       {"CniArgsHuge", kBoth, 4, {"CNI_ARGS", "bytes long"},
        setEnv("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=" + std::string(70000, 'p'))},

@@ -316,7 +316,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"RangeSetNotArray", ranges({{{"subnet", "10.0.0.0/24"}}}), "", json::object(),
                 cni::Code::InvalidConfig,
                 "ipam.ranges[0]: expected an array of ranges, got an object"},
-        BadCase{"EmptyRangeSet", ranges({json::array()}), "", json::object(),
+        BadCase{"EmptyRangeSet", ranges(json::array({json::array()})), "", json::object(),
                 cni::Code::InvalidConfig, "ipam.ranges[0] is empty"},
         BadCase{"RouteHostBits",
                 {{"node", {{"podCIDRs", {"10.0.0.0/24"}}}}, {"routes", {{{"dst", "10.0.0.1/8"}}}}},

@@ -370,16 +370,36 @@ TEST_F(DiskStoreTest, NetworkDirectoryMustNotBeASymlink) {
   }
 }
 
+// Whether the kernel lists a process waiting for an flock on the file with inode `ino`
+// (/proc/locks shows waiters as "N: -> FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> ...").
+bool flockWaiterOn(ino_t ino) {
+  std::ifstream locks("/proc/locks");
+  const std::string inode = ":" + std::to_string(ino) + " ";
+  for (std::string line; std::getline(locks, line);) {
+    if (line.find("-> FLOCK") != std::string::npos && line.find(inode) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 TEST_F(DiskStoreTest, TheLockExcludesASecondSession) {
   auto first = open();
+  struct stat lockFile {};
+  ASSERT_EQ(::stat((dir + "/lock").c_str(), &lockFile), 0);
   std::atomic<bool> got{false};
-  std::thread t([&] {
+  std::jthread t([&] {
     auto second = open();
     got = true;
     second->commit();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  EXPECT_FALSE(got);
+  // Wait (bounded) until the second session is queued on the lock in the kernel.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!flockWaiterOn(lockFile.st_ino) && !got && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_FALSE(got) << "the second session took the lock the first one holds";
+  EXPECT_TRUE(flockWaiterOn(lockFile.st_ino)) << "the second session never waited for the lock";
   first->commit();
   t.join();
   EXPECT_TRUE(got);

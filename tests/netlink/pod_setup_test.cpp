@@ -1,16 +1,11 @@
-// A whole dual-stack pod wired through this layer's API, as the plugin's ADD does it: checked
-// end to end with ping, and timed (printed, not asserted).
+// A whole dual-stack pod wired through this layer's API, as the plugin's ADD does it, checked end
+// to end with ping. What it costs is measured by bench/netlink.cpp.
 #include <gtest/gtest.h>
 
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <memory>
-#include <thread>
-#include <vector>
+#include <optional>
+#include <string>
 
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/link.hpp"
@@ -25,8 +20,6 @@ using netlink::Route;
 using testkernel::A;
 using testkernel::KernelTest;
 using testkernel::P;
-using testkernel::TempNetns;
-using Clock = std::chrono::steady_clock;
 
 struct PodPlan {
   std::string hostName;
@@ -93,50 +86,6 @@ TEST_F(PodSetup, DualStackPodIsReachableBothWays) {
       EXPECT_FALSE(a.tentative()) << a.prefix.str();
     }
   }
-}
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
-  return v[i];
-}
-
-TEST_F(PodSetup, TimingOfAFullDualStackPod) {
-  constexpr int kPods = 25;
-  // Namespaces are made before and destroyed after the timed part: tearing one down runs the
-  // kernel's cleanup_net under the RTNL lock and would slow whatever ADD overlaps it.
-  std::vector<std::unique_ptr<TempNetns>> pods;
-  pods.reserve(kPods);
-  for (int i = 0; i < kPods; ++i) pods.push_back(std::make_unique<TempNetns>("perf"));
-  // Let the cleanup of the namespaces of earlier tests finish first.
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  std::vector<double> add;
-  std::vector<double> del;
-  for (int i = 0; i < kPods; ++i) {
-    PodPlan plan;
-    plan.hostName = "dstperf" + std::to_string(i);
-    plan.alias = "net/container-" + std::to_string(i) + "/eth0";
-    plan.ip4 = ip::Prefix(A("10.244.1.10").plus(static_cast<ip::u128>(i)), 24);
-    plan.ip6 = ip::Prefix(A("fd00:10::10").plus(static_cast<ip::u128>(i)), 64);
-    const auto t0 = Clock::now();
-    // As in a fresh plugin process: the host socket is opened too.
-    netlink::Socket hostSock("node netns");
-    addPod(hostSock, pods[static_cast<std::size_t>(i)]->path(), plan);
-    add.push_back(ms(Clock::now() - t0));
-  }
-  for (int i = 0; i < kPods; ++i) {
-    const auto t0 = Clock::now();
-    ASSERT_TRUE(netlink::deleteLink(host(), "dstperf" + std::to_string(i)));
-    del.push_back(ms(Clock::now() - t0));
-  }
-  std::printf(
-      "[  TIMING  ] dual-stack pod ADD kernel work (open host+pod sockets, veth, 2 addrs, up, "
-      "6 routes; 12 requests): p50 %.2f ms, p90 %.2f ms, min %.2f ms over %d pods\n",
-      percentile(add, 0.5), percentile(add, 0.9), *std::min_element(add.begin(), add.end()), kPods);
-  std::printf("[  TIMING  ] veth delete: p50 %.2f ms, p90 %.2f ms\n", percentile(del, 0.5),
-              percentile(del, 0.9));
 }
 
 }  // namespace

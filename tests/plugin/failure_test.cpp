@@ -1,5 +1,7 @@
 // ADD that fails: bad input is rejected before anything changes, a failure half way through is
 // rolled back completely, and a second ADD of a live attachment never hurts the first.
+#include <sys/stat.h>
+
 #include <gmock/gmock.h>
 
 #include "plugin_fixture.hpp"
@@ -135,6 +137,35 @@ TEST_F(PluginAddFailure, ConflictingNodeRouteRollsBackAndIsLeftAlone) {
   const json ok = add(pod, "cid-half", conf);
   EXPECT_TRUE(ping(node(), resultAddr(ok, false)));
   EXPECT_TRUE(ping(node(), resultAddr(ok, true)));
+}
+
+TEST_F(PluginAddFailure, IpamResultThatIsNotUtf8IsReleased) {
+  // An IPAM plugin that allocates (the real one does the work) but prints a result JSON cannot
+  // hold: a string with a byte that is not UTF-8. Its exit status is 0, so it holds addresses.
+  TempDir bin;
+  const std::string fake = bin.file("utf8-ipam");
+  {
+    std::ofstream f(fake);
+    f << "#!/bin/sh\n"
+      << "[ \"$CNI_COMMAND\" = ADD ] || exec " << testing::binPath("dualstack-ipam") << "\n"
+      << testing::binPath("dualstack-ipam") << " >/dev/null || exit 1\n"
+      << "printf '{\"cniVersion\": \"1.0.0\", \"ips\": [{\"address\": \"10.244.1.2/24\"}], "
+         "\"dns\": {\"domain\": \"pod\\377\"}}\\n'\n";
+  }
+  ASSERT_EQ(::chmod(fake.c_str(), 0755), 0);
+  auto& pod = newPod();
+  json conf = pluginConf("10-dualstack.conflist");
+  conf["ipam"]["type"] = "utf8-ipam";
+  EnvMap env = testing::cniEnv("ADD", "cid-utf8", pod.path());
+  env["CNI_PATH"] = bin.path() + ":" + testing::cniPath();
+
+  const RunResult r = run(env, conf);
+  const json e = errorOf(r);
+  EXPECT_EQ(e.value("code", 0), 6) << describe(r);
+  EXPECT_THAT(e.value("msg", ""), HasSubstr("plugin utf8-ipam printed output that is not JSON"));
+  EXPECT_THAT(allocations("dualstack"), IsEmpty()) << describe(r);
+  EXPECT_THAT(nodeVeths(), IsEmpty());
+  EXPECT_THAT(linkNames(pod), ElementsAre("lo"));
 }
 
 // ---- bad input: rejected, nothing changed ----

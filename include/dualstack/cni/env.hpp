@@ -37,7 +37,8 @@ Env envFromProcess();
 // Validation shared with config parsing.
 bool validContainerId(std::string_view id);   // ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$, <= 128 chars
 bool validNetworkName(std::string_view name);  // same pattern: it becomes a directory name
-bool validIfname(std::string_view name);       // 1-15 bytes, no '/', ':', whitespace, not . or ..
+bool validIfname(std::string_view name);  // 1-15 printable ASCII, no '/', ':', space, not . or ..
+bool validNetnsPath(std::string_view path);  // printable ASCII (spaces too), at most PATH_MAX
 
 // "IgnoreUnknown=1;K8S_POD_NAME=x" -> pairs; throws Error(InvalidEnv) on a pair without '='.
 std::vector<std::pair<std::string, std::string>> parseCniArgs(std::string_view args);

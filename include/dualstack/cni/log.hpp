@@ -91,8 +91,9 @@ std::string logValue(std::string_view value, std::size_t max = 4096);
 void logBegin(Logger& log, std::string_view prog);
 // Config parsed: the network name, the log options, and (debug) what is about to happen.
 void logConfigured(Logger& log, const Env& env, const NetConf& conf);
-// The verb succeeded (info): for ADD, the addresses handed out.
-void logSuccess(Logger& log, Command command, const nlohmann::json& result);
+// The verb succeeded (info): for ADD, the addresses handed out (`addresses`). Never throws: it
+// runs after the verb's point of no return.
+void logSuccess(Logger& log, Command command, std::string_view addresses) noexcept;
 // The verb failed (error): one line with the code and the message. When the config could not be
 // parsed completely, the log options are taken from `input` as far as they are usable.
 void logFailure(Logger& log, const Error& e, std::string_view input);

@@ -36,6 +36,13 @@ struct Route {
   friend bool operator==(const Route&, const Route&) = default;
 };
 
+// ADD's output, serialised while the ADD can still be undone: once the attachment is committed,
+// printing it is a write that cannot fail.
+struct SerialisedResult {
+  std::string text;     // the result as one line of JSON, with its newline
+  std::string summary;  // its addresses, space-separated, for the log
+};
+
 struct Result {
   std::vector<Interface> interfaces;
   std::vector<IpConfig> ips;
@@ -46,6 +53,9 @@ struct Result {
   static Result fromJson(const nlohmann::json& j, std::string_view where = "result");
   // Serialises for `version` (per-IP "version" below 1.0.0, 1.1.0 fields only in 1.1.0).
   nlohmann::json toJson(std::string_view version) const;
+  // toJson as printed. Error(Internal) if a string is not valid UTF-8: every input that reaches a
+  // result is validated first, so that would be a bug, caught before the commit point.
+  SerialisedResult serialise(std::string_view version) const;
 };
 
 }  // namespace dualstack::cni

@@ -9,12 +9,14 @@
 
 #include "dualstack/cni/config.hpp"
 #include "dualstack/cni/env.hpp"
+#include "dualstack/cni/result.hpp"
 
 namespace dualstack::cni {
 
 struct Handlers {
-  // Returns the result to print (already in conf.cniVersion's format).
-  std::function<nlohmann::json(const Env&, const NetConf&)> add;
+  // Returns the result to print, in conf.cniVersion's format, serialised before the handler's
+  // point of no return: after it, pluginMain only writes and logs, which cannot fail.
+  std::function<SerialisedResult(const Env&, const NetConf&)> add;
   std::function<void(const Env&, const NetConf&)> del;
   std::function<void(const Env&, const NetConf&)> check;
   std::function<void(const Env&, const NetConf&)> gc;

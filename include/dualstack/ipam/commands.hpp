@@ -15,7 +15,7 @@ namespace dualstack::ipam {
 
 // One address per range set for (CNI_CONTAINERID, CNI_IFNAME), in the node's family order;
 // idempotent. Returns the result in conf.cniVersion's format (no `interfaces`).
-nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf);
+cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf);
 // Releases the attachment's addresses; success when it holds none. Never reads the node source.
 void cmdDel(const cni::Env& env, const cni::NetConf& conf);
 // Error(CheckFailed) unless the attachment holds an address in every range set (and every

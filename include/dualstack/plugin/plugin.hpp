@@ -11,7 +11,7 @@
 
 namespace dualstack::plugin {
 
-nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf);
+cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf);
 void cmdDel(const cni::Env& env, const cni::NetConf& conf);
 void cmdCheck(const cni::Env& env, const cni::NetConf& conf);
 void cmdGc(const cni::Env& env, const cni::NetConf& conf);
