@@ -88,7 +88,8 @@ std::string serverUrl(std::string_view host, std::string_view port) {
 }
 
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
-                             const std::string& token, const std::string& tokenSource) {
+                             const std::string& token, const std::string& tokenSource,
+                             std::string_view writer) {
   for (char c : token) {
     // A bearer token is printable ASCII without spaces or quotes (RFC 6750's b64token and more).
     if (c <= ' ' || c > '~' || c == '"' || c == '\\') {
@@ -102,8 +103,7 @@ std::string renderKubeconfig(const std::string& server, const std::string& caPem
   }
   // JSON strings are valid YAML scalars: quoting is then nlohmann's job.
   const auto q = [](const std::string& s) { return nlohmann::json(s).dump(); };
-  return "# Written by dualstack-install from its pod's service account; rewritten when the token\n"
-         "# is rotated. Do not edit: changes are overwritten.\n"
+  return "# Written by " + std::string(writer) + ". Do not edit: changes are overwritten.\n"
          "apiVersion: v1\n"
          "kind: Config\n"
          "clusters:\n"
