@@ -60,14 +60,14 @@ class KernelRouteTable : public RouteTable {
 
 class NftClusterSets : public ClusterSets {
  public:
-  explicit NftClusterSets(std::string network) : network_(std::move(network)) {
-    nft::checkNetwork(network_, "--cni-network");
-  }
+  // The context (and its netlink socket) is opened here, in the caller's network namespace, and
+  // used from whichever thread reconciles.
+  explicit NftClusterSets(std::string network)
+      : network_((nft::checkNetwork(network, "--cni-network"), std::move(network))),
+        nft_(std::make_unique<nft::Context>()) {}
 
   bool sync(const std::vector<ip::Prefix>& v4, const std::vector<ip::Prefix>& v6) override {
     nft::TableLock lock(network_);
-    // Opened on first use and kept: the agent never leaves its network namespace.
-    if (!nft_) nft_ = std::make_unique<nft::Context>();
     return nft::writeClusterSets(*nft_, network_, v4, v6, nft::readClusterSets(*nft_, network_));
   }
 

@@ -50,7 +50,8 @@ class ClusterSets {
 };
 
 // The cluster4/cluster6 sets of `network`'s nftables table (dualstack/nft/table.hpp) in the
-// calling thread's network namespace, changed under the table's lock.
+// calling thread's network namespace, changed under the table's lock. Throws cni::Error when
+// nftables cannot be used (no libnftables, no nf_tables in the kernel).
 std::unique_ptr<ClusterSets> nftClusterSets(std::string network);
 
 }  // namespace dualstack::agent
