@@ -104,9 +104,17 @@ PassResult Reconciler::apply(const Desired& desired, const std::vector<ip::Prefi
   for (const Conflict& c : plan.conflicts) conflicts[c.dst] = {c.node, "", c.existing};
   for (const NotRouted& n : desired.notRouted) notRouted[n.dst] = {n.node, "", n.reason};
 
+  // The node a route no one wants any more was for, as the last pass knew it.
+  const auto formerNode = [&](const ip::Prefix& dst) {
+    const std::lock_guard lock(mu_);
+    const auto it = wanted_.find(dst);
+    return it == wanted_.end() ? std::string() : it->second;
+  };
   std::set<ip::Prefix, PrefixLess> failedDsts;
-  for (const Action& a : plan.actions) {
+  for (const Action& action : plan.actions) {
+    Action a = action;
     const ip::Prefix dst = a.route.dst.network();
+    if (a.node.empty()) a.node = formerNode(dst);
     const std::string dstText = dst.str();
     try {
       std::string why;

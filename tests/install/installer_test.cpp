@@ -27,6 +27,7 @@
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
 #include "k8s/apiserver.hpp"
+#include "support/child.hpp"
 #include "support/support.hpp"
 
 extern char** environ;
@@ -82,55 +83,7 @@ bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit)
   return cond();
 }
 
-// A child process, killed (by its PID) and reaped when the test ends, also on failure.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
-        const std::string& errFile) {
-    std::vector<char*> argv, envp;
-    std::vector<std::string> a = args, e = env;
-    for (auto& s : a) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    for (auto& s : e) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    // The test binary may run with signals blocked by gtest's threads: start with a clean mask.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    const int rc = ::posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) pid_ = -1;
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  bool started() const { return pid_ > 0; }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  // Exit status, or -1 if it did not exit (normally) within the limit.
-  int wait(std::chrono::milliseconds limit) {
-    int status = 0;
-    const bool done = waitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
-    if (!done) return -1;
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+using dualstack::testing::Child;
 
 class Installer : public ::testing::Test {
  protected:

@@ -30,6 +30,8 @@
 #include "dualstack/agent/nodes.hpp"
 #include "dualstack/agent/reconciler.hpp"
 #include "dualstack/k8s/api.hpp"
+#include "dualstack/k8s/informer.hpp"
+#include "dualstack/k8s/kubeconfig.hpp"
 
 namespace dualstack::agent {
 
@@ -47,6 +49,11 @@ class NodeSource {
   virtual void run(std::stop_token stop, const Callbacks& callbacks) = 0;
   virtual WatchCounters counters() const = 0;
 };
+
+// The Nodes of the cluster from the API server: a k8s::NodeInformer (paginated list, then watch
+// with bookmarks, relist on 410, reconnect with backoff).
+std::unique_ptr<NodeSource> informerSource(std::function<k8s::Kubeconfig()> config,
+                                           k8s::InformerOptions options);
 
 struct AgentConfig {
   std::string self;  // this node's name
