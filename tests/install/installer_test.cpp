@@ -244,6 +244,47 @@ TEST_F(Installer, WrittenKubeconfigReadsTheNodeFromTheApiServer) {
   EXPECT_EQ(server.requests(), 1);
 }
 
+// With --token-service-account the kubeconfig holds a token of its own from the TokenRequest
+// API, not the pod's: it keeps working after the pod's token is revoked (the pod deleted).
+TEST_F(Installer, ATokenRequestTokenOutlivesThePodsOwnToken) {
+  k8s::testing::TestApiServer server;
+  const std::string podToken = jwt(now(), now() + 3600);
+  writeAll(sa + "/token", podToken + "\n");
+  writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
+  server.setTokens({{podToken, "allow"}});
+  server.setNode(k8s::testing::nodeObject("worker-1", {"10.244.1.0/24"}, {{"InternalIP", "192.168.10.5"}}));
+  ASSERT_EQ(runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni",
+                     "--token-expiration", "2h"}),
+            0)
+      << err();
+  EXPECT_EQ(modeOf(kubeconfig), 0600u);
+  EXPECT_THAT(readFile(kubeconfig), HasSubstr("TokenRequest token of service account kube-system/dualstack-cni"));
+  const auto kc = k8s::loadKubeconfig(kubeconfig);
+  EXPECT_NE(kc.token, podToken);
+  const auto times = tokenTimes(kc.token);
+  ASSERT_TRUE(times.expiresAt.has_value());
+  EXPECT_NEAR(static_cast<double>(*times.expiresAt - now()), 7200, 120) << "the lifetime asked for";
+  // The pod goes away: its token is no longer accepted; the plugin's still is.
+  server.setTokens({{podToken, "forbid"}});
+  const k8s::Node node = k8s::getNode(kc, {"worker-1", "test", std::chrono::milliseconds(5000)});
+  EXPECT_EQ(node.podCIDRs, (std::vector<std::string>{"10.244.1.0/24"}));
+}
+
+TEST_F(Installer, AFailedTokenRequestWritesNothing) {
+  k8s::testing::TestApiServer server;
+  const std::string podToken = jwt(now(), now() + 3600);
+  writeAll(sa + "/token", podToken + "\n");
+  writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
+  server.setTokens({{podToken, "forbid"}});
+  EXPECT_NE(runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni"}), 0);
+  EXPECT_THAT(err(), HasSubstr("serviceaccounts/token"));
+  EXPECT_TRUE(filesUnder(host).empty()) << "nothing installed";
+  EXPECT_NE(runOnce({"--token-service-account", "nobody"}), 0);
+  EXPECT_THAT(err(), HasSubstr("NAMESPACE/NAME"));
+  EXPECT_NE(runOnce({"--token-service-account", "kube-system/dualstack-cni", "--token-expiration", "5m"}), 0);
+  EXPECT_THAT(err(), HasSubstr("at least 10m"));
+}
+
 TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
   ASSERT_EQ(runOnce(), 0) << err();
   const std::string target = binDir + "/dualstack";
