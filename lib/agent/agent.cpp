@@ -57,7 +57,6 @@ void Agent::onChange(const k8s::Node& node) {
     const std::lock_guard lock(mu_);
     const auto touched = table_.upsert(node);
     if (!touched.empty()) {
-      if (dirty_.empty()) firstDirty_ = Clock::now();
       dirty_.insert(touched.begin(), touched.end());
       wake = true;
     }
@@ -71,7 +70,6 @@ void Agent::onDelete(const std::string& name) {
     const std::lock_guard lock(mu_);
     const auto touched = table_.erase(name);
     if (!touched.empty()) {
-      if (dirty_.empty()) firstDirty_ = Clock::now();
       dirty_.insert(touched.begin(), touched.end());
       wake = true;
     }
@@ -137,11 +135,14 @@ void Agent::loop(std::stop_token stop) {
       }
       full = fullPending_ || Clock::now() >= nextFull;
       if (!full && config_.coalesce.count() > 0) {
-        // Let a burst of events gather into this pass.
-        const auto until = firstDirty_ + config_.coalesce;
-        cv_.wait_until(lock, stop, until, [&] { return fullPending_; });
-        if (stop.stop_requested()) break;
-        full = fullPending_;
+        // The first event after a quiet spell is handled at once; while events keep coming,
+        // passes are at least `coalesce` apart and each takes everything that arrived meanwhile.
+        const auto until = lastPassEnd_ + config_.coalesce;
+        if (Clock::now() < until) {
+          cv_.wait_until(lock, stop, until, [&] { return fullPending_; });
+          if (stop.stop_requested()) break;
+          full = fullPending_;
+        }
       }
       synced = synced_;
       generation = table_.podCIDRGeneration();
@@ -162,7 +163,8 @@ void Agent::loop(std::stop_token stop) {
     const auto start = Clock::now();
     const PassResult result = full ? reconciler_.full(desired, cluster, synced)
                                    : reconciler_.partial(desired, dsts, partialCluster, synced);
-    const auto took = Clock::now() - start;
+    lastPassEnd_ = Clock::now();
+    const auto took = lastPassEnd_ - start;
     duration_.observe(std::chrono::duration<double>(took).count());
     lastPassMicros_ = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     lastPassUnixMs_ = unixMs();

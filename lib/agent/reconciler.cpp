@@ -11,44 +11,56 @@ namespace {
 // first one on a big cluster) gets one summary line, its actions at debug level.
 constexpr std::size_t kActionsLoggedOneByOne = 20;
 
-bool inScope(const std::vector<ip::Prefix>* scope, const ip::Prefix& p) {
-  return scope == nullptr || std::binary_search(scope->begin(), scope->end(), p, PrefixLess());
-}
-
 std::string viaText(const netlink::Route& r) { return r.gateway ? r.gateway->str() : ""; }
 
 }  // namespace
+
+bool Reconciler::Scope::contains(const ip::Prefix& p) const {
+  if (family && p.family() != *family) return false;
+  return dsts == nullptr || std::binary_search(dsts->begin(), dsts->end(), p, PrefixLess());
+}
 
 Reconciler::Reconciler(ReconcilerConfig config, RouteTable* routes, ClusterSets* sets, Log& log)
     : config_(std::move(config)), routes_(routes), sets_(sets), log_(log) {}
 
 PassResult Reconciler::full(const Desired& desired, const ClusterPrefixes& cluster, bool synced) {
   PassResult result;
-  if (routes_ != nullptr) {
+  // One family at a time: half the memory of a pass over both, and a next hop is only ever
+  // looked up among the routes of its own family.
+  for (const ip::Family family : {ip::Family::V4, ip::Family::V6}) {
+    if (routes_ == nullptr) break;
     std::vector<netlink::Route> actual;
     try {
-      actual = routes_->dump(ip::Family::V4);
-      auto v6 = routes_->dump(ip::Family::V6);
-      actual.insert(actual.end(), v6.begin(), v6.end());
+      actual = routes_->dump(family);
     } catch (const cni::Error& e) {
       log_.error("cannot read the routing table", {{"error", e.msg()}});
       ++result.failed;
-      actual.clear();
+      continue;
     }
-    if (result.failed == 0) {
-      DiffOptions options;
-      options.protocol = config_.protocol;
-      options.removeUnwanted = synced;
-      options.hopCheck = [&](const ip::Address& hop) {
-        return hopProblem(hop, longestMatch(hop, actual, config_.protocol));
-      };
-      const PassResult r = apply(desired, nullptr, actual, options);
-      result.added = r.added;
-      result.replaced = r.replaced;
-      result.removed = r.removed;
-      result.failed += r.failed;
-      result.needFull = r.needFull;
+    // Next hops are checked against the others' routes only, a handful beside the agent's own.
+    std::vector<netlink::Route> others;
+    for (const auto& r : actual) {
+      if (r.protocol != config_.protocol) others.push_back(r);
     }
+    Desired mine;
+    for (const Wanted& w : desired.routes) {
+      if (w.dst.family() == family) mine.routes.push_back(w);
+    }
+    for (const NotRouted& n : desired.notRouted) {
+      if (n.dst.family() == family) mine.notRouted.push_back(n);
+    }
+    DiffOptions options;
+    options.protocol = config_.protocol;
+    options.removeUnwanted = synced;
+    options.hopCheck = [&](const ip::Address& hop) {
+      return hopProblem(hop, longestMatch(hop, others, config_.protocol));
+    };
+    const PassResult r = apply(mine, Scope{nullptr, family}, actual, options);
+    result.added += r.added;
+    result.replaced += r.replaced;
+    result.removed += r.removed;
+    result.failed += r.failed;
+    result.needFull = result.needFull || r.needFull;
   }
   // The sets mirror the Node list: before the first complete list they would be emptied.
   if (synced) syncSets(cluster, result);
@@ -80,7 +92,7 @@ PassResult Reconciler::partial(const Desired& desired, const std::vector<ip::Pre
         if (fresh) it->second = hopProblem(hop, routes_->lookup(hop));
         return it->second;
       };
-      result = apply(desired, &scope, actual, options);
+      result = apply(desired, Scope{&scope, std::nullopt}, actual, options);
     } catch (const cni::Error& e) {
       log_.error("cannot read the routing table", {{"error", e.msg()}});
       ++result.failed;
@@ -90,7 +102,7 @@ PassResult Reconciler::partial(const Desired& desired, const std::vector<ip::Pre
   return result;
 }
 
-PassResult Reconciler::apply(const Desired& desired, const std::vector<ip::Prefix>* scope,
+PassResult Reconciler::apply(const Desired& desired, const Scope& scope,
                              const std::vector<netlink::Route>& actual,
                              const DiffOptions& options) {
   PassResult result;
@@ -140,7 +152,7 @@ PassResult Reconciler::apply(const Desired& desired, const std::vector<ip::Prefi
               // The route we have points at the node's old address: it must not stay either.
               netlink::Route stale = a.route;
               stale.gateway.reset();
-              stale.metric = dst.family() == ip::Family::V4 ? 0 : 1024;
+              stale.metric = ownMetric(dst);
               if (routes_->remove(stale)) ++result.removed;
             }
           } else {
@@ -166,18 +178,18 @@ PassResult Reconciler::apply(const Desired& desired, const std::vector<ip::Prefi
   }
 
   const std::lock_guard lock(mu_);
-  if (scope == nullptr) {
-    wanted_.clear();
-    installed_.clear();
+  if (scope.dsts == nullptr) {
+    std::erase_if(wanted_, [&](const auto& e) { return scope.contains(e.first); });
+    std::erase_if(installed_, [&](const auto& p) { return scope.contains(p); });
   } else {
-    for (const ip::Prefix& p : *scope) {
+    for (const ip::Prefix& p : *scope.dsts) {
       wanted_.erase(p);
       installed_.erase(p);
     }
   }
   for (const Wanted& w : desired.routes) {
     const ip::Prefix dst = w.dst.network();
-    if (!inScope(scope, dst)) continue;
+    if (!scope.contains(dst)) continue;
     wanted_[dst] = w.node;
     if (!unreachable.count(dst) && !conflicts.count(dst) && !failedDsts.count(dst)) {
       installed_.insert(dst);
@@ -189,8 +201,7 @@ PassResult Reconciler::apply(const Desired& desired, const std::vector<ip::Prefi
   return result;
 }
 
-void Reconciler::update(Entries& entries, const char* kind, const std::vector<ip::Prefix>* scope,
-                        Entries fresh) {
+void Reconciler::update(Entries& entries, const char* kind, const Scope& scope, Entries fresh) {
   const std::string k = kind;
   for (const auto& [dst, e] : fresh) {
     const auto old = entries.find(dst);
@@ -207,7 +218,7 @@ void Reconciler::update(Entries& entries, const char* kind, const std::vector<ip
     }
   }
   for (auto it = entries.begin(); it != entries.end();) {
-    if (!inScope(scope, it->first) || fresh.count(it->first)) {
+    if (!scope.contains(it->first) || fresh.count(it->first)) {
       ++it;
       continue;
     }

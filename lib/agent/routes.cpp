@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace dualstack::agent {
 
@@ -37,11 +38,9 @@ void desireOne(const NodeTable& table, std::string_view self, const ip::Prefix& 
   out.routes.push_back({dst, *f.nextHop, names.front(), f.source});
 }
 
-std::uint32_t defaultMetric(ip::Family f) { return f == ip::Family::V4 ? 0 : 1024; }
-
 bool isExactly(const netlink::Route& r, const Wanted& w) {
   return r.type == RTN_UNICAST && !r.multipath && r.gateway == w.via &&
-         r.metric.value_or(0) == defaultMetric(w.dst.family());
+         r.metric.value_or(0) == ownMetric(w.dst);
 }
 
 std::string typeName(std::uint8_t type) {
@@ -127,11 +126,25 @@ std::optional<netlink::Route> longestMatch(const ip::Address& addr,
   return *best;
 }
 
+std::uint32_t ownMetric(const ip::Prefix& dst) {
+  if (dst.family() == ip::Family::V6) return 1024;
+  std::uint32_t h = 2166136261U;  // FNV-1a 32 over the address and the length
+  const auto mix = [&](std::uint32_t byte) {
+    h ^= byte;
+    h *= 16777619U;
+  };
+  const auto value = static_cast<std::uint32_t>(dst.network().address().value());
+  for (int shift = 24; shift >= 0; shift -= 8) mix((value >> shift) & 0xffU);
+  mix(static_cast<std::uint32_t>(dst.length()));
+  return 1 + h % 4093;
+}
+
 netlink::Route routeFor(const Wanted& w, std::uint8_t protocol) {
   netlink::Route r;
   r.dst = w.dst.network();
   r.gateway = w.via;
   r.protocol = protocol;
+  r.metric = ownMetric(r.dst);
   return r;
 }
 
@@ -175,11 +188,11 @@ Plan diff(const std::vector<Wanted>& wanted, const std::vector<netlink::Route>& 
         continue;
       }
     }
-    // The one own route at the kernel's default metric is the one kept (or replaced in place);
+    // The one own route at the destination's own metric is the one kept (or replaced in place);
     // any other own route for this destination goes.
     const netlink::Route* keep = nullptr;
     for (const auto* r : at.own) {
-      if (keep == nullptr && r->metric.value_or(0) == defaultMetric(dst.family())) {
+      if (keep == nullptr && r->metric.value_or(0) == ownMetric(dst)) {
         keep = r;
       } else {
         remove(*r, w.node);
@@ -192,10 +205,18 @@ Plan diff(const std::vector<Wanted>& wanted, const std::vector<netlink::Route>& 
                               routeFor(w, options.protocol), w.node});
     }
   }
-  // Removals first: a podCIDR that moved to another node frees its old route before the new one
-  // is added, and no action depends on a later one.
-  std::stable_partition(plan.actions.begin(), plan.actions.end(),
-                        [](const Action& a) { return a.kind == Action::Kind::Delete; });
+  // Removals of routes to destinations that get no new route come first; a destination that
+  // gets one keeps its old route(s) until the new one is in, so it is never without a route.
+  std::set<ip::Prefix, PrefixLess> installing;
+  for (const Action& a : plan.actions) {
+    if (a.kind != Action::Kind::Delete) installing.insert(a.route.dst.network());
+  }
+  const auto rank = [&](const Action& a) {
+    if (a.kind != Action::Kind::Delete) return 1;
+    return installing.count(a.route.dst.network()) != 0 ? 2 : 0;
+  };
+  std::stable_sort(plan.actions.begin(), plan.actions.end(),
+                   [&](const Action& x, const Action& y) { return rank(x) < rank(y); });
   return plan;
 }
 

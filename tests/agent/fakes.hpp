@@ -16,6 +16,7 @@
 
 #include "dualstack/agent/agent.hpp"
 #include "dualstack/agent/kernel.hpp"
+#include "dualstack/agent/routes.hpp"
 #include "dualstack/agent/log.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/netlink/route.hpp"
@@ -61,6 +62,11 @@ inline netlink::Route connected(const char* dst, int oif = 2) {
   return r;
 }
 
+// The agent's routing protocol number in these tests.
+inline constexpr std::uint8_t kAgentProtocol = 77;
+
+// A route as a dump shows it. Without a metric: the agent's own metric for its protocol, else the
+// kernel's default (IPv4 0, IPv6 1024).
 inline netlink::Route via(const char* dst, const char* gw, std::uint8_t protocol,
                           std::optional<std::uint32_t> metric = std::nullopt) {
   netlink::Route r;
@@ -70,6 +76,8 @@ inline netlink::Route via(const char* dst, const char* gw, std::uint8_t protocol
   r.oif = 2;
   if (metric) {
     r.metric = metric;
+  } else if (protocol == kAgentProtocol) {
+    r.metric = agent::ownMetric(r.dst);
   } else if (r.dst.family() == ip::Family::V6) {
     r.metric = 1024;
   }

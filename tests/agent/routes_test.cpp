@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "agent/fakes.hpp"
 
 namespace dualstack::agent {
@@ -20,6 +22,11 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr std::uint8_t kOwn = 77;
+
+// What the diff helper below prints for the removal of the agent's own route to `dst`.
+std::string deleteOwn(const char* dst) {
+  return "delete " + P(dst).str() + " metric " + std::to_string(ownMetric(P(dst))) + " proto 77";
+}
 
 std::vector<std::string> dsts(const std::vector<Wanted>& ws) {
   std::vector<std::string> out;
@@ -122,7 +129,11 @@ class DiffTest : public ::testing::Test {
         s += a.route.dst.str() + " metric " + std::to_string(a.route.metric.value_or(0)) +
              " proto " + std::to_string(a.route.protocol);
       } else {
-        s += netlink::describe(a.route) + " proto " + std::to_string(a.route.protocol);
+        // Additions and replacements always carry the destination's own metric.
+        EXPECT_EQ(a.route.metric, ownMetric(a.route.dst)) << a.route.dst.str();
+        netlink::Route shown = a.route;
+        shown.metric.reset();
+        s += netlink::describe(shown) + " proto " + std::to_string(a.route.protocol);
       }
       out.push_back(s);
     }
@@ -163,8 +174,7 @@ TEST_F(DiffTest, OwnRoutesNoNodeWantsAreRemovedOnlyOnceSynced) {
   EXPECT_THAT(actions(run({}, stale)), IsEmpty());
   options.removeUnwanted = true;
   EXPECT_THAT(actions(run({}, stale)),
-              ElementsAre("delete 10.244.9.0/24 metric 0 proto 77",
-                          "delete fd00:10:244:9::/64 metric 1024 proto 77"));
+              ElementsAre(deleteOwn("10.244.9.0/24"), deleteOwn("fd00:10:244:9::/64")));
 }
 
 TEST_F(DiffTest, RoutesOfOtherProtocolsAreNeverTouched) {
@@ -185,7 +195,7 @@ TEST_F(DiffTest, AnOperatorsRouteBesideOursMakesOursYield) {
   const Plan p = run({want("10.244.9.0/24", "192.168.1.9")},
                      {via("10.244.9.0/24", "192.168.1.9", kOwn),
                       via("10.244.9.0/24", "192.168.1.200", RTPROT_STATIC, 100)});
-  EXPECT_THAT(actions(p), ElementsAre("delete 10.244.9.0/24 metric 0 proto 77"));
+  EXPECT_THAT(actions(p), ElementsAre(deleteOwn("10.244.9.0/24")));
   EXPECT_EQ(p.conflicts.size(), 1u);
 }
 
@@ -205,7 +215,7 @@ TEST_F(DiffTest, ANextHopNotDirectlyReachableIsReportedAndNotInstalled) {
       {want("10.244.4.0/24", "10.20.0.4", "far"), want("fd00:10:244:4::/64", "fd00:9::4", "far")},
       {via("fd00:10:244:4::/64", "fd00:1::4", kOwn)});
   // The stale own route to the node's old address goes too.
-  EXPECT_THAT(actions(p), ElementsAre("delete fd00:10:244:4::/64 metric 1024 proto 77"));
+  EXPECT_THAT(actions(p), ElementsAre(deleteOwn("fd00:10:244:4::/64")));
   ASSERT_EQ(p.unreachable.size(), 2u);
   EXPECT_EQ(p.unreachable[0].node, "far");
   EXPECT_EQ(p.unreachable[0].via, A("10.20.0.4"));
@@ -221,6 +231,28 @@ TEST_F(DiffTest, ExtraOwnRoutesForADestinationGoAndTheOneAtTheDefaultMetricStays
   EXPECT_EQ(p.inPlace, 1u);
 }
 
+TEST(OwnMetric, IPv4DestinationsSpreadOverManyMetricsIPv6KeepsTheDefault) {
+  std::set<std::uint32_t> seen;
+  for (int i = 0; i < 5000; ++i) {
+    const auto m = ownMetric(P(("10." + std::to_string(64 + i / 256) + "." + std::to_string(i % 256) + ".0/24").c_str()));
+    EXPECT_GE(m, 1u);
+    EXPECT_LE(m, 4093u);
+    seen.insert(m);
+  }
+  EXPECT_GT(seen.size(), 2500u) << "5,000 podCIDRs on thousands of metrics, not a few";
+  EXPECT_EQ(ownMetric(P("10.244.1.0/24")), ownMetric(P("10.244.1.7/24"))) << "host bits do not count";
+  EXPECT_NE(ownMetric(P("10.244.1.0/24")), ownMetric(P("10.244.1.0/25")));
+  EXPECT_EQ(ownMetric(P("fd00:10:244:1::/64")), 1024u);
+}
+
+TEST_F(DiffTest, AnOwnRouteAtAnotherMetricIsReplacedByOneAtItsOwn) {
+  // E.g. left by a version that used the kernel's default metric.
+  const Plan p = run({want("10.244.2.0/24", "192.168.1.2")}, {via("10.244.2.0/24", "192.168.1.2", kOwn, 0)});
+  // The new one first: the destination is never without a route.
+  EXPECT_THAT(actions(p), ElementsAre("add 10.244.2.0/24 via 192.168.1.2 proto 77",
+                                      "delete 10.244.2.0/24 metric 0 proto 77"));
+}
+
 TEST_F(DiffTest, AMultipathOwnRouteIsReplacedByASinglePath) {
   auto mp = via("10.244.2.0/24", "192.168.1.2", kOwn);
   mp.multipath = true;
@@ -233,7 +265,7 @@ TEST_F(DiffTest, RemovalsComeBeforeAdditions) {
   const Plan p =
       run({want("10.244.1.0/24", "192.168.1.1"), want("10.244.2.0/24", "192.168.1.3")},
           {via("10.244.2.0/24", "192.168.1.2", kOwn), via("10.244.8.0/24", "192.168.1.8", kOwn)});
-  EXPECT_THAT(actions(p), ElementsAre("delete 10.244.8.0/24 metric 0 proto 77",
+  EXPECT_THAT(actions(p), ElementsAre(deleteOwn("10.244.8.0/24"),
                                       "add 10.244.1.0/24 via 192.168.1.1 proto 77",
                                       "replace 10.244.2.0/24 via 192.168.1.3 proto 77"));
 }

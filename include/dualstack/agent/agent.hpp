@@ -4,9 +4,10 @@
 //   - a full pass right after every complete list, then every `interval` (it restores a route
 //     someone deleted, a set a firewall reload flushed), and sooner after a failed pass (with
 //     backoff);
-//   - a partial pass for the podCIDRs Node events touched, `coalesce` after the first of them:
-//     a burst of events makes a few passes, not one per event, and events that change nothing
-//     routing needs (kubelet's status heartbeats) make none.
+//   - a partial pass for the podCIDRs Node events touched: at once after a quiet spell, and
+//     during a burst at most one per `coalesce`, each taking every event that arrived meanwhile:
+//     a burst makes a few passes, not one per event, and events that change nothing routing
+//     needs (kubelet's status heartbeats) make none.
 //
 // Nothing is reconciled before the first complete list: a restart while the API server is
 // unreachable leaves every route and set as it is.
@@ -101,7 +102,7 @@ class Agent {
   bool synced_ = false;
   bool fullPending_ = false;
   std::set<ip::Prefix, PrefixLess> dirty_;
-  std::chrono::steady_clock::time_point firstDirty_;
+  std::chrono::steady_clock::time_point lastPassEnd_;
   std::uint64_t setsGeneration_ = 0;
   bool setsWritten_ = false;
 

@@ -83,12 +83,17 @@ class Reconciler {
   };
   using Entries = std::map<ip::Prefix, Entry, PrefixLess>;
 
-  PassResult apply(const Desired& desired, const std::vector<ip::Prefix>* scope,
+  // The destinations a pass is about: the given ones (sorted), or all of a family.
+  struct Scope {
+    const std::vector<ip::Prefix>* dsts = nullptr;
+    std::optional<ip::Family> family;
+    bool contains(const ip::Prefix& p) const;
+  };
+  PassResult apply(const Desired& desired, const Scope& scope,
                    const std::vector<netlink::Route>& actual, const DiffOptions& options);
   void syncSets(const ClusterPrefixes& cluster, PassResult& result);
-  // Replaces the entries of `kind` in scope (all when scope is null), logging what changed.
-  void update(Entries& entries, const char* kind, const std::vector<ip::Prefix>* scope,
-              Entries fresh);
+  // Replaces the entries of `kind` in scope, logging what changed.
+  void update(Entries& entries, const char* kind, const Scope& scope, Entries fresh);
 
   ReconcilerConfig config_;
   RouteTable* routes_;
