@@ -68,6 +68,11 @@ int runDaemon(const Options& o) {
   }
 
   k8s::InformerOptions informerOptions;
+  // A route to a new node waits for the watch: after an API server outage (an upgrade, a
+  // restart) the agent should be back within seconds, not the library default of up to 30 s.
+  // With jitter, the nodes of a large cluster still come back spread over those seconds, and a
+  // watch that is refused again doubles its wait up to this bound.
+  informerOptions.backoffMax = std::chrono::seconds(4);
   informerOptions.log = log.adapter("node-informer");
   const auto source = informerSource(config, informerOptions);
 
