@@ -46,6 +46,8 @@ void warn(std::string_view prog, const std::string& text) {
 
 }  // namespace
 
+std::string logTimestamp() { return timestamp(); }
+
 std::string logValue(std::string_view value, std::size_t max) {
   bool plain = !value.empty();
   for (const char c : value) {

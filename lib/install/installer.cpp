@@ -17,6 +17,7 @@
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/kubeconfig.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/k8s/token.hpp"
 
 namespace dualstack::install {
 
@@ -107,10 +108,27 @@ Credentials readCredentials(const Options& o, const std::string& server) {
                 "cluster CA certificate " + o.caFile + " holds no PEM certificate");
   }
   Credentials c;
-  c.kubeconfig = renderKubeconfig(server, ca, token, "service account token " + o.tokenFile);
+  if (o.tokenServiceAccount.empty()) {
+    c.kubeconfig = renderKubeconfig(server, ca, token, "service account token " + o.tokenFile);
+    c.times = tokenTimes(token);
+  } else {
+    // The pod's own token only authenticates the request for one that outlives the pod.
+    k8s::Kubeconfig self;
+    self.path = "the pod's service account";
+    self.server = server;
+    self.caFile = o.caFile;
+    self.tokenFile = o.tokenFile;
+    const auto slash = o.tokenServiceAccount.find('/');
+    const auto issued = k8s::requestToken(self, o.tokenServiceAccount.substr(0, slash),
+                                          o.tokenServiceAccount.substr(slash + 1), o.tokenExpiration);
+    const std::string what = "the TokenRequest token of service account " + o.tokenServiceAccount;
+    c.kubeconfig = renderKubeconfig(server, ca, issued.token, what,
+                                    "dualstack-install with " + what + ";\n# dualstack-agent renews it");
+    c.times.issuedAt = static_cast<std::int64_t>(std::time(nullptr));
+    c.times.expiresAt = issued.expiresUnix;
+  }
   // What the plugin will read must parse: check it with the plugin's own parser.
   k8s::parseKubeconfig(c.kubeconfig, "generated kubeconfig");
-  c.times = tokenTimes(token);
   return c;
 }
 
@@ -237,6 +255,13 @@ node keeps working: everything installed stays.
   --node-name NAME         default $K8S_NODE_NAME
   --interval DURATION      how often the token is read again (default 60s; sooner when 80% of
                            its remaining lifetime has passed)
+  --token-service-account NS/NAME
+                           put a token of this service account from the TokenRequest API into
+                           the kubeconfig instead of the pod's own token, which stops working
+                           once the pod is gone (this one works until it expires; dualstack-agent
+                           --plugin-kubeconfig renews it)
+  --token-expiration DURATION
+                           the lifetime asked for that token (default 24h, at least 10m)
   --once                   install and exit (an init container, a test)
   --uninstall-on-exit      on SIGTERM, remove the conflist, the kubeconfig and the binaries
                            (pods on the node then cannot be torn down by the runtime)
@@ -282,6 +307,22 @@ Options parseOptions(int argc, char** argv, bool* help) {
       o.uninstallOnExit = true;
     } else if (arg == "--interval") {
       o.interval = parseDuration(needValue(), arg);
+    } else if (arg == "--token-service-account") {
+      o.tokenServiceAccount = needValue();
+      const auto slash = o.tokenServiceAccount.find('/');
+      if (slash == std::string::npos || slash == 0 || slash + 1 == o.tokenServiceAccount.size() ||
+          !validNodeName(o.tokenServiceAccount.substr(0, slash)) ||
+          !validNodeName(o.tokenServiceAccount.substr(slash + 1))) {
+        throw Error(Code::InvalidConfig, "--token-service-account \"" + o.tokenServiceAccount +
+                                             "\" is not NAMESPACE/NAME of a service account");
+      }
+    } else if (arg == "--token-expiration") {
+      const milliseconds d = parseDuration(needValue(), arg);
+      // The API server refuses TokenRequests for less than 10 minutes.
+      if (d < std::chrono::minutes(10)) {
+        throw Error(Code::InvalidConfig, "--token-expiration must be at least 10m (the API's minimum)");
+      }
+      o.tokenExpiration = std::chrono::duration_cast<std::chrono::seconds>(d);
     } else if (it != valued.end()) {
       o.*(it->second) = needValue();
     } else {
@@ -363,7 +404,17 @@ int run(const Options& o) {
     }
     if (sig < 0 && errno == EINTR) continue;
     // The token file is replaced by kubelet (a symlink swap): read it again, rewrite on change.
+    // A TokenRequest token is asked for again only once 80% of its lifetime has passed.
     try {
+      const auto nowSec = static_cast<std::int64_t>(std::time(nullptr));
+      const bool requestDue = !times.expiresAt || !times.issuedAt ||
+                              nowSec >= *times.issuedAt + (*times.expiresAt - *times.issuedAt) * 8 / 10;
+      if (!o.tokenServiceAccount.empty() && !requestDue) {
+        if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
+          log("restored " + joinPath(p.confDir, o.conflistName));
+        }
+        continue;
+      }
       const Credentials c = readCredentials(o, p.server);
       times = c.times;
       if (times.problem != warnedProblem) {

@@ -109,7 +109,8 @@ std::string serverUrl(std::string_view host, std::string_view port) {
 }
 
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
-                             const std::string& token, const std::string& tokenSource) {
+                             const std::string& token, const std::string& tokenSource,
+                             std::string_view writer) {
   if (server.rfind("https://", 0) != 0) {
     throw Error(Code::InvalidConfig, "API server \"" + server.substr(0, 100) +
                                          "\" is not an https:// URL: the token would be sent in "
@@ -128,8 +129,7 @@ std::string renderKubeconfig(const std::string& server, const std::string& caPem
   }
   // JSON strings are valid YAML scalars: quoting is then nlohmann's job.
   const auto q = [](const std::string& s) { return nlohmann::json(s).dump(); };
-  return "# Written by dualstack-install from its pod's service account; rewritten when the token\n"
-         "# is rotated. Do not edit: changes are overwritten.\n"
+  return "# Written by " + std::string(writer) + ". Do not edit: changes are overwritten.\n"
          "apiVersion: v1\n"
          "kind: Config\n"
          "clusters:\n"

@@ -140,9 +140,13 @@ std::string describe(const Route& r, std::string_view dev) {
   return s;
 }
 
-void addRoute(Socket& sock, const Route& route, std::string_view dev, IfExists ifExists) {
-  checkFamilies(route, "add route");
-  Message m(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+namespace {
+
+void newRoute(Socket& sock, const Route& route, std::string_view dev, IfExists ifExists,
+              bool replace) {
+  const char* verb = replace ? "replace route" : "add route";
+  checkFamilies(route, verb);
+  Message m(RTM_NEWROUTE, NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL));
   rtmsg rt = routeHeader(route);
   rt.rtm_protocol = route.protocol;
   rt.rtm_scope = route.effectiveScope();
@@ -159,7 +163,7 @@ void addRoute(Socket& sock, const Route& route, std::string_view dev, IfExists i
   const KernelStatus st = sock.request(m);
   if (st.ok()) return;
 
-  const std::string what = "add route " + describe(route, dev);
+  const std::string what = std::string(verb) + " " + describe(route, dev);
   std::string hint;
   switch (st.err) {
     case EEXIST: {
@@ -203,12 +207,24 @@ void addRoute(Socket& sock, const Route& route, std::string_view dev, IfExists i
   throw sock.error(what, st, hint);
 }
 
-bool deleteRoute(Socket& sock, const Route& route, std::string_view dev) {
+}  // namespace
+
+void addRoute(Socket& sock, const Route& route, std::string_view dev, IfExists ifExists) {
+  newRoute(sock, route, dev, ifExists, false);
+}
+
+void replaceRoute(Socket& sock, const Route& route, std::string_view dev) {
+  newRoute(sock, route, dev, IfExists::Fail, true);
+}
+
+bool deleteRoute(Socket& sock, const Route& route, std::string_view dev,
+                 std::optional<std::uint8_t> protocol) {
   checkFamilies(route, "delete route");
   Message m(RTM_DELROUTE, 0);
   rtmsg rt = routeHeader(route);
-  // Any scope, type and protocol.
+  // Any scope and type; any protocol (0) unless one is asked for.
   rt.rtm_scope = RT_SCOPE_NOWHERE;
+  rt.rtm_protocol = protocol.value_or(RTPROT_UNSPEC);
   m.append(rt);
   putSelectors(m, route);
   const KernelStatus st = sock.request(m);
@@ -239,6 +255,27 @@ std::vector<Route> listRoutes(Socket& sock, ip::Family family, std::uint32_t tab
   // A filtered dump of a table that does not exist yet.
   if (st.err == ENOENT) return {};
   sock.check(std::string("list IPv") + std::string(ip::familyName(family)) + " routes", st);
+  return out;
+}
+
+std::optional<Route> lookupRoute(Socket& sock, const ip::Address& dst, bool fibMatch) {
+  Message m(RTM_GETROUTE, 0);
+  rtmsg rt{};
+  rt.rtm_family = detail::afOf(dst.family());
+  rt.rtm_dst_len = static_cast<unsigned char>(dst.bits());
+  if (fibMatch) rt.rtm_flags = RTM_F_FIB_MATCH;
+  m.append(rt);
+  m.putAddress(RTA_DST, dst);
+  std::optional<Route> out;
+  const KernelStatus st = sock.request(m, [&](const nlmsghdr& hdr) {
+    if (!out) out = parseRoute(hdr);
+  });
+  // No route, or a route of type unreachable or prohibit (ENETUNREACH, EHOSTUNREACH, EACCES),
+  // or a blackhole (EINVAL).
+  if (st.err == ENETUNREACH || st.err == EHOSTUNREACH || st.err == EACCES || st.err == EINVAL) {
+    return std::nullopt;
+  }
+  sock.check("look up the route to " + dst.str(), st);
   return out;
 }
 

@@ -257,8 +257,8 @@ KernelStatus Socket::request(Message& msg, const ReplyHandler& onReply) {
   return s.status;
 }
 
-Error Socket::error(std::string_view what, const KernelStatus& status,
-                    std::string_view hint) const {
+KernelError Socket::error(std::string_view what, const KernelStatus& status,
+                          std::string_view hint) const {
   const int err = status.err;
   Code code = Code::IoFailure;
   switch (err) {
@@ -307,7 +307,7 @@ Error Socket::error(std::string_view what, const KernelStatus& status,
     msg += hint;
     msg += ")";
   }
-  return Error(code, std::move(msg));
+  return KernelError(code, std::move(msg), err);
 }
 
 void Socket::check(std::string_view what, const KernelStatus& status, std::string_view hint) const {

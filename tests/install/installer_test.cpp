@@ -27,6 +27,7 @@
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
 #include "k8s/apiserver.hpp"
+#include "support/child.hpp"
 #include "support/support.hpp"
 
 extern char** environ;
@@ -83,55 +84,7 @@ bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit)
   return cond();
 }
 
-// A child process, killed (by its PID) and reaped when the test ends, also on failure.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
-        const std::string& errFile) {
-    std::vector<char*> argv, envp;
-    std::vector<std::string> a = args, e = env;
-    for (auto& s : a) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    for (auto& s : e) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    // The test binary may run with signals blocked by gtest's threads: start with a clean mask.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    const int rc = ::posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) pid_ = -1;
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  bool started() const { return pid_ > 0; }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  // Exit status, or -1 if it did not exit (normally) within the limit.
-  int wait(std::chrono::milliseconds limit) {
-    int status = 0;
-    const bool done = waitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
-    if (!done) return -1;
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+using dualstack::testing::Child;
 
 class Installer : public ::testing::Test {
  protected:
@@ -358,6 +311,47 @@ TEST_F(Installer, WrittenKubeconfigReadsTheNodeFromTheApiServer) {
   const k8s::Node node = k8s::getNode(kc, {"worker-1", "test", std::chrono::milliseconds(5000)});
   EXPECT_EQ(node.podCIDRs, (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
   EXPECT_EQ(server.requests(), 1);
+}
+
+// With --token-service-account the kubeconfig holds a token of its own from the TokenRequest
+// API, not the pod's: it keeps working after the pod's token is revoked (the pod deleted).
+TEST_F(Installer, ATokenRequestTokenOutlivesThePodsOwnToken) {
+  k8s::testing::TestApiServer server;
+  const std::string podToken = jwt(now(), now() + 3600);
+  writeAll(sa + "/token", podToken + "\n");
+  writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
+  server.setTokens({{podToken, "allow"}});
+  server.setNode(k8s::testing::nodeObject("worker-1", {"10.244.1.0/24"}, {{"InternalIP", "192.168.10.5"}}));
+  ASSERT_EQ(runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni",
+                     "--token-expiration", "2h"}),
+            0)
+      << err();
+  EXPECT_EQ(modeOf(kubeconfig), 0600u);
+  EXPECT_THAT(readFile(kubeconfig), HasSubstr("TokenRequest token of service account kube-system/dualstack-cni"));
+  const auto kc = k8s::loadKubeconfig(kubeconfig);
+  EXPECT_NE(kc.token, podToken);
+  const auto times = tokenTimes(kc.token);
+  ASSERT_TRUE(times.expiresAt.has_value());
+  EXPECT_NEAR(static_cast<double>(*times.expiresAt - now()), 7200, 120) << "the lifetime asked for";
+  // The pod goes away: its token is no longer accepted; the plugin's still is.
+  server.setTokens({{podToken, "forbid"}});
+  const k8s::Node node = k8s::getNode(kc, {"worker-1", "test", std::chrono::milliseconds(5000)});
+  EXPECT_EQ(node.podCIDRs, (std::vector<std::string>{"10.244.1.0/24"}));
+}
+
+TEST_F(Installer, AFailedTokenRequestWritesNothing) {
+  k8s::testing::TestApiServer server;
+  const std::string podToken = jwt(now(), now() + 3600);
+  writeAll(sa + "/token", podToken + "\n");
+  writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
+  server.setTokens({{podToken, "forbid"}});
+  EXPECT_NE(runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni"}), 0);
+  EXPECT_THAT(err(), HasSubstr("serviceaccounts/token"));
+  EXPECT_TRUE(filesUnder(host).empty()) << "nothing installed";
+  EXPECT_NE(runOnce({"--token-service-account", "nobody"}), 0);
+  EXPECT_THAT(err(), HasSubstr("NAMESPACE/NAME"));
+  EXPECT_NE(runOnce({"--token-service-account", "kube-system/dualstack-cni", "--token-expiration", "5m"}), 0);
+  EXPECT_THAT(err(), HasSubstr("at least 10m"));
 }
 
 TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {

@@ -4,6 +4,7 @@
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <algorithm>
+#include <tuple>
 
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
@@ -233,6 +234,129 @@ TEST_F(RouteTest, DefaultRouteMtu) {
   netlink::addAddress(pod(), veth.peer, P("fd00:99::2/64"), IFA_F_NODAD);
   netlink::addRoute(pod(), via("::/0", "fd00:99::1", veth.peer.index), "eth0");
   EXPECT_EQ(netlink::defaultRouteMtu(pod()), 1380u);
+}
+
+// A route with a protocol of its own, as a routing daemon keeps it: replaced in place, found by
+// lookups with that protocol, and removed only by a delete naming its protocol.
+class OwnRouteTest : public RouteTest {
+ protected:
+  static constexpr std::uint8_t kOwn = 77;
+
+  void SetUp() override {
+    RouteTest::SetUp();
+    if (IsSkipped()) return;
+    link_ = upVeth("own0");
+    // The pod namespace stands for a node on a shared subnet with two neighbours.
+    netlink::addAddress(pod(), link_.peer, P("192.168.50.1/24"));
+    netlink::addAddress(pod(), link_.peer, P("fd00:50::1/64"), IFA_F_NODAD);
+  }
+
+  static Route own(const char* dst, const char* gw) {
+    Route r = Route::via(P(dst), A(gw), 0);
+    r.protocol = kOwn;
+    return r;
+  }
+
+  std::vector<Route> routesTo(const char* dst) {
+    std::vector<Route> out;
+    for (const auto f : {ip::Family::V4, ip::Family::V6}) {
+      for (const auto& r : netlink::listRoutes(pod(), f)) {
+        if (r.dst == P(dst)) out.push_back(r);
+      }
+    }
+    return out;
+  }
+
+  netlink::Veth link_;
+};
+
+TEST_F(OwnRouteTest, ReplaceSwapsTheNextHopOfTheOneRoute) {
+  for (const auto& [dst, gw1, gw2] :
+       {std::tuple{"10.244.2.0/24", "192.168.50.2", "192.168.50.3"},
+        std::tuple{"fd00:10:244:2::/64", "fd00:50::2", "fd00:50::3"}}) {
+    SCOPED_TRACE(dst);
+    netlink::addRoute(pod(), own(dst, gw1));
+    auto routes = routesTo(dst);
+    ASSERT_EQ(routes.size(), 1u);
+    EXPECT_EQ(routes[0].protocol, kOwn);
+    EXPECT_EQ(routes[0].oif, link_.peer.index) << "the kernel resolves the device";
+
+    netlink::replaceRoute(pod(), own(dst, gw2));
+    routes = routesTo(dst);
+    ASSERT_EQ(routes.size(), 1u) << "replaced, not added beside (IPv6 would make it multipath)";
+    EXPECT_EQ(routes[0].gateway, A(gw2));
+    EXPECT_EQ(routes[0].protocol, kOwn);
+    EXPECT_FALSE(routes[0].multipath);
+
+    // Replace also creates.
+    ASSERT_TRUE(netlink::deleteRoute(pod(), own(dst, gw2), {}, kOwn));
+    netlink::replaceRoute(pod(), own(dst, gw1));
+    EXPECT_EQ(routesTo(dst).size(), 1u);
+  }
+}
+
+TEST_F(OwnRouteTest, DeleteWithAProtocolNeverRemovesAnotherProtocolsRoute) {
+  for (const auto& [dst, gw] : {std::pair{"10.244.3.0/24", "192.168.50.2"},
+                                std::pair{"fd00:10:244:3::/64", "fd00:50::2"}}) {
+    SCOPED_TRACE(dst);
+    Route theirs = own(dst, gw);
+    theirs.protocol = RTPROT_STATIC;
+    netlink::addRoute(pod(), theirs);
+    EXPECT_FALSE(netlink::deleteRoute(pod(), own(dst, gw), {}, kOwn));
+    // Without a gateway in the request either: the protocol alone protects it.
+    Route anyHop;
+    anyHop.dst = P(dst);
+    EXPECT_FALSE(netlink::deleteRoute(pod(), anyHop, {}, kOwn));
+    ASSERT_EQ(routesTo(dst).size(), 1u);
+    EXPECT_EQ(routesTo(dst)[0].protocol, RTPROT_STATIC);
+    EXPECT_TRUE(netlink::deleteRoute(pod(), anyHop, {}, RTPROT_STATIC));
+    EXPECT_TRUE(routesTo(dst).empty());
+  }
+}
+
+TEST_F(OwnRouteTest, AGatewayThatIsNotOnLinkIsRefusedByTheKernel) {
+  netlink::addRoute(pod(), own("0.0.0.0/0", "192.168.50.254"));
+  netlink::addRoute(pod(), own("::/0", "fd00:50::fe"));
+  // Reachable only through the default route: not a next hop a host-gw route may use.
+  auto e = errorOf([&] { netlink::addRoute(pod(), own("10.244.4.0/24", "10.9.9.9")); });
+  EXPECT_THAT(e.msg(), HasSubstr("Network is unreachable"));
+  EXPECT_THAT(e.msg(), HasSubstr("gateway 10.9.9.9 is not reachable"));
+  e = errorOf([&] { netlink::replaceRoute(pod(), own("fd00:10:244:4::/64", "fd00:99::9")); });
+  EXPECT_THAT(e.msg(), HasSubstr("replace route fd00:10:244:4::/64 via fd00:99::9"));
+  EXPECT_THAT(e.msg(), HasSubstr("No route to host"));
+}
+
+TEST_F(OwnRouteTest, LookupFindsTheTableEntryAndTellsAConnectedNextHop) {
+  netlink::addRoute(pod(), own("10.244.5.0/24", "192.168.50.2"));
+  netlink::addRoute(pod(), own("fd00:10:244:5::/64", "fd00:50::2"));
+
+  auto r = netlink::lookupRoute(pod(), A("10.244.5.9"));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->dst, P("10.244.5.0/24"));
+  EXPECT_EQ(r->protocol, kOwn);
+  EXPECT_EQ(r->gateway, A("192.168.50.2"));
+  r = netlink::lookupRoute(pod(), A("fd00:10:244:5::1"));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->dst, P("fd00:10:244:5::/64"));
+  EXPECT_EQ(r->protocol, kOwn);
+  EXPECT_EQ(r->gateway, A("fd00:50::2"));
+
+  // A neighbour on the shared subnet: the connected route, without a gateway.
+  for (const char* hop : {"192.168.50.7", "fd00:50::7"}) {
+    r = netlink::lookupRoute(pod(), A(hop));
+    ASSERT_TRUE(r.has_value()) << hop;
+    EXPECT_FALSE(r->gateway.has_value()) << hop;
+    EXPECT_EQ(r->protocol, RTPROT_KERNEL) << hop;
+  }
+  // Nowhere to go.
+  EXPECT_FALSE(netlink::lookupRoute(pod(), A("10.1.2.3")).has_value());
+  EXPECT_FALSE(netlink::lookupRoute(pod(), A("2001:db8::1")).has_value());
+  // A blackhole is no way there either.
+  Route hole;
+  hole.dst = P("10.66.0.0/16");
+  hole.type = RTN_BLACKHOLE;
+  netlink::addRoute(pod(), hole);
+  EXPECT_FALSE(netlink::lookupRoute(pod(), A("10.66.1.1")).has_value());
 }
 
 TEST_F(RouteTest, MixedFamiliesAreRejected) {

@@ -132,11 +132,66 @@ TEST_F(MasqTest, EnableCreatesTableChainSetsAndRules) {
   const std::string rs = ruleset();
   EXPECT_NE(rs.find("table inet " + masqueradeTableName(network_)), std::string::npos) << rs;
   EXPECT_NE(rs.find("type nat hook postrouting priority srcnat"), std::string::npos) << rs;
-  EXPECT_NE(rs.find("iifname @pods ip daddr != @except4 masquerade"), std::string::npos) << rs;
-  EXPECT_NE(rs.find("iifname @pods ip6 daddr != @except6 masquerade"), std::string::npos) << rs;
+  EXPECT_NE(rs.find("iifname @pods ip daddr != @except4 ip daddr != @cluster4 masquerade"),
+            std::string::npos)
+      << rs;
+  EXPECT_NE(rs.find("iifname @pods ip6 daddr != @except6 ip6 daddr != @cluster6 masquerade"),
+            std::string::npos)
+      << rs;
   EXPECT_THAT(pods(), ElementsAre("dsveth0"));
   EXPECT_THAT(intervalSet("except4"), ElementsAre("10.244.1.0/24", "224.0.0.0/4"));
   EXPECT_THAT(intervalSet("except6"), ElementsAre("fd00:10:244:1::/64", "ff00::/8"));
+}
+
+TEST_F(MasqTest, ClusterSetsAreDeclaredEmptyAndTheirElementsLeftToTheAgent) {
+  enable("dsveth0", kPodCidrs);
+  EXPECT_TRUE(intervalSet("cluster4").empty());
+  EXPECT_TRUE(intervalSet("cluster6").empty());
+  // What the agent does: every Node's podCIDRs.
+  nftIn(*node_, "add element " + table() + " cluster4 { 10.244.0.0/24, 10.244.2.0/24 }\n" +
+                    "add element " + table() + " cluster6 { fd00:10:244:2::/64 }\n");
+  enable("dsveth1", kPodCidrs);
+  enable("dsveth0", {pfx("10.99.0.0/16")});
+  EXPECT_THAT(intervalSet("cluster4"), ElementsAre("10.244.0.0/24", "10.244.2.0/24"));
+  EXPECT_THAT(intervalSet("cluster6"), ElementsAre("fd00:10:244:2::/64"));
+}
+
+TEST_F(MasqTest, TheLastDelKeepsATableWhoseClusterSetsAreFilled) {
+  enable("dsveth0", kPodCidrs);
+  nftIn(*node_, "add element " + table() + " cluster6 { fd00:10:244:2::/64 }\n");
+  disable("dsveth0");
+  EXPECT_TRUE(pods().empty());
+  EXPECT_THAT(intervalSet("cluster6"), ElementsAre("fd00:10:244:2::/64"));
+  EXPECT_EQ(ruleCount(), 2u) << "rules stay; with no pod in the set they match nothing";
+  // A new pod finds the cluster podCIDRs in place.
+  enable("dsveth1", kPodCidrs);
+  EXPECT_THAT(pods(), ElementsAre("dsveth1"));
+  EXPECT_THAT(intervalSet("cluster6"), ElementsAre("fd00:10:244:2::/64"));
+  // Without cluster podCIDRs the last DEL removes everything again.
+  nftIn(*node_, "flush set " + table() + " cluster6\n");
+  disable("dsveth1");
+  EXPECT_EQ(ruleset(), "");
+}
+
+TEST_F(MasqTest, RulesOfAnOlderVersionAreRewritten) {
+  // The v1 layout: no cluster sets, rules without them.
+  nftIn(*node_, "add table " + table() + "\nadd chain " + table() +
+                    " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n" +
+                    "add set " + table() + " pods { type ifname; }\n" + "add set " + table() +
+                    " except4 { type ipv4_addr; flags interval; }\n" + "add set " + table() +
+                    " except6 { type ipv6_addr; flags interval; }\n" + "add rule " + table() +
+                    " postrouting iifname @pods ip daddr != @except4 masquerade comment "
+                    "\"dualstack-cni ipMasq v1 IPv4\"\n" +
+                    "add rule " + table() +
+                    " postrouting iifname @pods ip6 daddr != @except6 masquerade comment "
+                    "\"dualstack-cni ipMasq v1 IPv6\"\n");
+  enable("dsveth0", kPodCidrs);
+  EXPECT_EQ(ruleCount(), 2u);
+  const std::string rs = ruleset();
+  EXPECT_NE(rs.find("ip daddr != @except4 ip daddr != @cluster4 masquerade"), std::string::npos)
+      << rs;
+  EXPECT_NE(rs.find("ip6 daddr != @except6 ip6 daddr != @cluster6 masquerade"), std::string::npos)
+      << rs;
 }
 
 TEST_F(MasqTest, EnableTwiceIsIdempotent) {
@@ -159,8 +214,12 @@ TEST_F(MasqTest, EnableRepairsRulesSomeoneChanged) {
   enable("dsveth1", kPodCidrs);
   EXPECT_EQ(ruleCount(), 2u);
   const std::string rs = ruleset();
-  EXPECT_NE(rs.find("iifname @pods ip daddr != @except4 masquerade"), std::string::npos) << rs;
-  EXPECT_NE(rs.find("iifname @pods ip6 daddr != @except6 masquerade"), std::string::npos) << rs;
+  EXPECT_NE(rs.find("iifname @pods ip daddr != @except4 ip daddr != @cluster4 masquerade"),
+            std::string::npos)
+      << rs;
+  EXPECT_NE(rs.find("iifname @pods ip6 daddr != @except6 ip6 daddr != @cluster6 masquerade"),
+            std::string::npos)
+      << rs;
   EXPECT_THAT(pods(), ElementsAre("dsveth0", "dsveth1"));
 }
 
@@ -269,7 +328,7 @@ TEST_F(MasqTest, AHeldLockIsTryAgainLaterNamingTheLockAndItsHolder) {
       ADD_FAILURE() << "enable did not wait for the lock";
     } catch (const cni::Error& e) {
       EXPECT_EQ(e.code(), cni::Code::TryAgainLater);
-      EXPECT_THAT(e.msg(), ::testing::HasSubstr("ipMasq: the lock " + lock + " is held by PID " +
+      EXPECT_THAT(e.msg(), ::testing::HasSubstr("the masquerade lock " + lock + " is held by PID " +
                                                 std::to_string(holder.pid())));
       EXPECT_THAT(e.msg(), ::testing::HasSubstr("not released within 20 s"));
     }

@@ -82,6 +82,9 @@ class Logger {
 // The logger of this process, configured by pluginMain; lower layers may add debug records.
 Logger& processLogger();
 
+// The current time as records carry it: "2024-05-01T10:00:00.123Z" (UTC, milliseconds).
+std::string logTimestamp();
+
 // `value` as a logfmt value: bare when it is a plain word, else quoted with \", \\, \n, \t and
 // \xNN escapes, and cut at `max` bytes.
 std::string logValue(std::string_view value, std::size_t max = 4096);

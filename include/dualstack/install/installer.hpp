@@ -28,6 +28,11 @@ struct Options {
   std::string server;    // empty: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
   std::string nodeName;  // empty: $K8S_NODE_NAME
   std::chrono::milliseconds interval{std::chrono::seconds(60)};  // token re-read, at most
+  // Non-empty ("NS/NAME"): the kubeconfig gets a token of that service account from the
+  // TokenRequest API, valid for tokenExpiration whatever happens to this pod, instead of the
+  // pod's own projected token (which stops working when the pod is deleted).
+  std::string tokenServiceAccount;
+  std::chrono::seconds tokenExpiration{std::chrono::hours(24)};
   bool once = false;
   bool uninstallOnExit = false;
 };

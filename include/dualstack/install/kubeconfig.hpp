@@ -26,8 +26,12 @@ TokenTimes tokenTimes(std::string_view token);
 std::string serverUrl(std::string_view host, std::string_view port);
 
 // The kubeconfig text (YAML). Error(InvalidConfig) for a token or server that cannot be put in
-// one, naming where it came from, and for a server that is not https://.
+// one, naming where it came from, and for a server that is not https://. `writer` says in the
+// file's header comment who wrote it and when it is rewritten.
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
-                             const std::string& token, const std::string& tokenSource);
+                             const std::string& token, const std::string& tokenSource,
+                             std::string_view writer =
+                                 "dualstack-install from its pod's service account; rewritten "
+                                 "when the token\n# is rotated");
 
 }  // namespace dualstack::install

@@ -51,14 +51,30 @@ enum class IfExists {
 void addRoute(Socket& sock, const Route& route, std::string_view dev = {},
               IfExists ifExists = IfExists::Fail);
 
-// Deletes the route matching dst, table and, where given, gateway, oif and metric. Returns false
-// if there was none (ESRCH, or ENOENT for a missing table) or the device is gone (ENODEV).
-bool deleteRoute(Socket& sock, const Route& route, std::string_view dev = {});
+// Replaces the route with route's destination, table and metric, or creates it
+// (NLM_F_CREATE|NLM_F_REPLACE): the kernel swaps the next hop in one step, so traffic to the
+// destination never sees it missing. The kernel picks the route to replace by destination, table
+// and metric alone, whatever its protocol: callers that must not replace someone else's route
+// check the route they replace first. Errors as addRoute.
+void replaceRoute(Socket& sock, const Route& route, std::string_view dev = {});
+
+// Deletes the route matching dst, table and, where given, gateway, oif and metric; with
+// `protocol`, only a route of that protocol (the kernel compares it, so a route someone else
+// installed for the same destination is never removed). Returns false if there was none (ESRCH,
+// or ENOENT for a missing table) or the device is gone (ENODEV).
+bool deleteRoute(Socket& sock, const Route& route, std::string_view dev = {},
+                 std::optional<std::uint8_t> protocol = std::nullopt);
 
 // Routes of one family in `table`, optionally only those through `oif`. Cached and cloned
 // routes are not included; local, broadcast and multicast ones are, with their type.
 std::vector<Route> listRoutes(Socket& sock, ip::Family family, std::uint32_t table = RT_TABLE_MAIN,
                               int oif = 0);
+
+// The route the kernel would use for `dst` (RTM_GETROUTE): with fibMatch (RTM_F_FIB_MATCH) the
+// entry of the routing table as it was installed (destination prefix, protocol, gateway), else
+// the resolved result for that one address. std::nullopt when there is no route to it
+// (ENETUNREACH, EHOSTUNREACH) or it is unreachable, prohibited or a blackhole.
+std::optional<Route> lookupRoute(Socket& sock, const ip::Address& dst, bool fibMatch = true);
 
 // The MTU to use behind the socket namespace's default route: that of the device of the IPv4
 // default route with the lowest metric, else of the IPv6 one; the route's own MTU metric if it is

@@ -36,6 +36,18 @@ struct KernelStatus {
   bool ok() const { return err == 0; }
 };
 
+// A request the kernel refused: the cni::Error of Socket::error(), with the kernel's errno for
+// callers that act on the reason (a route whose gateway is not reachable, say).
+class KernelError : public cni::Error {
+ public:
+  KernelError(cni::Code code, std::string msg, int err)
+      : cni::Error(code, std::move(msg)), err_(err) {}
+  int err() const noexcept { return err_; }
+
+ private:
+  int err_;
+};
+
 // One rtnetlink request under construction. Owns its nl_msg. The fixed header (ifinfomsg,
 // ifaddrmsg, rtmsg) is appended first, then attributes. Putting fails only if the message
 // outgrows its buffer (a bug), reported as cni::Error Code::Internal.
@@ -111,8 +123,8 @@ class Socket {
   // Without a hint, a generic one is picked from the errno where one helps (EPERM, EBUSY, ...).
   // Code: EEXIST -> AlreadyExists; EAGAIN/EBUSY/ENOBUFS/ENOMEM/EINTR -> TryAgainLater;
   // anything else -> IoFailure.
-  cni::Error error(std::string_view what, const KernelStatus& status,
-                   std::string_view hint = {}) const;
+  KernelError error(std::string_view what, const KernelStatus& status,
+                    std::string_view hint = {}) const;
 
   // Throws error(what, status, hint) unless status.ok().
   void check(std::string_view what, const KernelStatus& status, std::string_view hint = {}) const;

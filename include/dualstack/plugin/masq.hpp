@@ -1,21 +1,25 @@
 // ipMasq: masquerade (IPv4 and IPv6) of pod traffic that leaves the node, via libnftables.
 //
-// Each network gets its own table in the network namespace of the calling thread (the node's):
+// Each network gets its own table in the network namespace of the calling thread (the node's),
+// laid out in dualstack/nft/table.hpp:
 //
 //   table inet dualstack_<network> {
-//     set pods    { type ifname; }                       # host-side veths of the pods
-//     set except4 { type ipv4_addr; flags interval; }    # never masqueraded
-//     set except6 { type ipv6_addr; flags interval; }
+//     set pods     { type ifname; }                       # host-side veths of the pods
+//     set except4  { type ipv4_addr; flags interval; }    # never masqueraded
+//     set except6  { type ipv6_addr; flags interval; }
+//     set cluster4 { type ipv4_addr; flags interval; }    # every Node's podCIDRs (the agent's)
+//     set cluster6 { type ipv6_addr; flags interval; }
 //     chain postrouting {
 //       type nat hook postrouting priority srcnat; policy accept;
-//       iifname @pods ip daddr != @except4 masquerade comment "dualstack-cni ipMasq v1 IPv4"
-//       iifname @pods ip6 daddr != @except6 masquerade comment "dualstack-cni ipMasq v1 IPv6"
+//       iifname @pods ip daddr != @except4 ip daddr != @cluster4 masquerade comment "... v2 IPv4"
+//       iifname @pods ip6 daddr != @except6 ip6 daddr != @cluster6 masquerade comment "... v2 IPv6"
 //     }
 //   }
 //
 // Pods are keyed by host interface name, so DEL needs neither the pod's addresses nor its netns.
-// Multicast (224.0.0.0/4, ff00::/8) and IPv4 limited broadcast are always excluded.
-// enable/disable of one network are serialized by an flock on masqueradeLockPath(network), and
+// Multicast (224.0.0.0/4, ff00::/8) and IPv4 limited broadcast are always excluded. The cluster
+// sets are created empty here and filled by dualstack-agent; without the agent they stay empty.
+// enable/disable of one network are serialized (with the agent too) by the table's lock, and
 // every change is one atomic nftables transaction. All three work in the network namespace of
 // the calling thread (libnftables binds its socket when the context is created, per call).
 #pragma once
@@ -38,7 +42,8 @@ void enableMasquerade(std::string_view network, std::string_view hostIfname,
                       const std::vector<ip::Prefix>& exclude);
 
 // Removes hostIfname from the network's pods; when it was the last one, deletes the network's
-// table (and with it the chain and sets). Nothing to remove is success.
+// table (and with it the chain and sets) unless the agent's cluster sets hold podCIDRs, which
+// then stay with the table and its rules. Nothing to remove is success.
 void disableMasquerade(std::string_view network, std::string_view hostIfname);
 
 // For GC: the host interface names currently masqueraded for `network`, sorted. Empty when the

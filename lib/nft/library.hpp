@@ -1,18 +1,19 @@
-// libnftables, loaded with dlopen the first time ipMasq needs it (private to lib/plugin).
+// libnftables, loaded with dlopen the first time it is needed (private to lib/nft).
 //
 // The plugin is exec'd for every pod ADD/DEL and most configs never set ipMasq; linked normally,
 // libnftables.so.1 and its dependencies (libmnl, libnftnl, libxtables, libjansson, libgmp) would be
 // loaded and relocated on every exec. Only the types and constants of <nftables/libnftables.h> are
-// used; every function is resolved with dlsym.
+// used; every function is resolved with dlsym. The agent, a long-running process, goes through
+// the same loader: one way into nftables for every binary.
 #pragma once
 
 #include <nftables/libnftables.h>
 
 #include <string>
 
-namespace dualstack::plugin {
+namespace dualstack::nft {
 
-// The nft_* functions masq.cpp uses, resolved from a dlopen'ed libnftables.so.1. The library is
+// The nft_* functions lib/nft uses, resolved from a dlopen'ed libnftables.so.1. The library is
 // loaded once per process and stays loaded until exit.
 class NftablesLib {
  public:
@@ -42,4 +43,4 @@ class NftablesLib {
   std::string loadError_;  // dlerror() of the failed dlopen or dlsym, when handle_ is null
 };
 
-}  // namespace dualstack::plugin
+}  // namespace dualstack::nft

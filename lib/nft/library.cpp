@@ -1,10 +1,10 @@
-#include "nftables_lib.hpp"
+#include "library.hpp"
 
 #include <dlfcn.h>
 
 #include "dualstack/cni/error.hpp"
 
-namespace dualstack::plugin {
+namespace dualstack::nft {
 
 namespace {
 
@@ -15,8 +15,9 @@ constexpr const char* kLibnftables = "libnftables.so.1";
 const NftablesLib& NftablesLib::get() {
   static const NftablesLib lib;
   if (lib.handle_ == nullptr) {
-    throw cni::Error(cni::Code::IoFailure,
-                     "ipMasq needs libnftables1 (Debian package libnftables1): " + lib.loadError_);
+    throw cni::Error(
+        cni::Code::IoFailure,
+        "nftables needs libnftables1 (Debian package libnftables1): " + lib.loadError_);
   }
   return lib;
 }
@@ -58,4 +59,4 @@ bool NftablesLib::resolve(F& fn, const char* name) {
   return true;
 }
 
-}  // namespace dualstack::plugin
+}  // namespace dualstack::nft
