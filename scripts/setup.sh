@@ -20,7 +20,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev googletest libnftables-dev
-  libyaml-cpp-dev libcurl4-openssl-dev openssl python3
+  libyaml-cpp-dev libcurl4-openssl-dev openssl python3 python3-yaml
   containernetworking-plugins iproute2 iputils-ping nftables bats procps jq
   clang libclang-rt-14-dev   # libFuzzer (scripts/fuzz.sh) and clang's sanitizers
   help2man lintian           # manual pages, and the package check of scripts/package-test.sh
