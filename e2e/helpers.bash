@@ -231,3 +231,118 @@ e2e_start() {
   ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1 3>&- &
   E2E_PIDS+=("$!")
 }
+
+# --- podman and containerd with private state -------------------------------------------------
+
+# e2e_podman_config DIR: a private podman configuration under DIR (storage, runtime state,
+# runc, cgroupfs, no networks of its own); exports CONTAINERS_CONF, CONTAINERS_STORAGE_CONF and
+# E2E_PODMAN_PREEXISTING (what podman leaves at fixed paths that existed before, for
+# e2e_podman_cleanup).
+e2e_podman_config() {
+  local d=$1 pre=()
+  mkdir -p "$d"/{net,tmp}
+  [[ -e /var/lib/containers ]] && pre+=(containers)
+  [[ -e /var/lib/cni ]] && pre+=(cni)
+  compgen -G '/sys/fs/cgroup/*/libpod_parent' >/dev/null && pre+=(cgroups)
+  [[ -e /sys/fs/cgroup/libpod_parent ]] && pre+=(cgroups)
+  export E2E_PODMAN_PREEXISTING="${pre[*]}"
+  cat >"$d/containers.conf" <<EOC
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+
+[network]
+network_backend = "cni"
+network_config_dir = "$d/net"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$d/events.log"
+tmp_dir = "$d/tmp"
+static_dir = "$d/storage/libpod"
+volume_path = "$d/storage/volumes"
+lock_type = "file"
+EOC
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
+    "$d/storage" "$d/run" >"$d/storage.conf"
+  export CONTAINERS_CONF="$d/containers.conf" CONTAINERS_STORAGE_CONF="$d/storage.conf"
+}
+
+# e2e_podman_cleanup DIR: removes every container and image of the private configuration in DIR,
+# what podman mounted under DIR, and what it created at fixed paths (only if it did not exist
+# before e2e_podman_config).
+e2e_podman_cleanup() {
+  local d=$1 m
+  [[ -n "$d" && -f "$d/containers.conf" ]] || return 0
+  podman rm -a -f -t 0 >/dev/null 2>&1 || true
+  podman system reset -f >/dev/null 2>&1 || true
+  awk -v d="$d" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$d"
+  [[ " $E2E_PODMAN_PREEXISTING " == *" cni "* ]] || rmdir /var/lib/cni 2>/dev/null || true
+  # containers/image keeps a blob-info cache for root at a fixed path.
+  [[ " $E2E_PODMAN_PREEXISTING " == *" containers "* ]] || rm -rf /var/lib/containers
+  if [[ " $E2E_PODMAN_PREEXISTING " != *" cgroups "* ]]; then
+    find /sys/fs/cgroup -depth -type d -path '*libpod_parent*' -exec rmdir {} + 2>/dev/null || true
+  fi
+}
+
+# e2e_containerd_start DIR: a containerd with its root, state, socket and plugin dirs under DIR
+# and no CRI plugin (images only); its PID in E2E_CONTAINERD_PID, its socket DIR/containerd.sock.
+e2e_containerd_start() {
+  local d=$1 i
+  mkdir -p "$d"
+  cat >"$d/config.toml" <<EOC
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+EOC
+  containerd --config "$d/config.toml" </dev/null >"$d/log" 2>&1 3>&- &
+  E2E_CONTAINERD_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    ctr --address "$d/containerd.sock" version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "containerd did not start: $(cat "$d/log")"
+}
+
+# e2e_containerd_stop DIR: ends the containerd of e2e_containerd_start and removes DIR.
+e2e_containerd_stop() {
+  local d=$1
+  if [[ -n "${E2E_CONTAINERD_PID:-}" ]]; then
+    kill "$E2E_CONTAINERD_PID" 2>/dev/null || true
+    wait "$E2E_CONTAINERD_PID" 2>/dev/null || true
+    E2E_CONTAINERD_PID=
+  fi
+  awk -v d="$d" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$d"
+}
+
+# e2e_image_archive DIR: the OCI archive of scripts/image.sh: $DUALSTACK_IMAGE_ARCHIVE when set
+# (CI builds it once), else built from $DS_BIN into DIR. Prints its path.
+e2e_image_archive() {
+  if [[ -n "${DUALSTACK_IMAGE_ARCHIVE:-}" ]]; then
+    echo "$DUALSTACK_IMAGE_ARCHIVE"
+    return
+  fi
+  "$E2E_REPO/scripts/image.sh" --no-load --bin-dir "$DS_BIN" --output "$1/dualstack-cni.oci.tar" \
+    >/dev/null 2>"$1/image.log" || {
+    cat "$1/image.log" >&2
+    return 1
+  }
+  echo "$1/dualstack-cni.oci.tar"
+}
+
+# e2e_image_name ARCHIVE: the image name recorded in an OCI archive.
+e2e_image_name() {
+  tar -xOf "$1" index.json | jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]'
+}

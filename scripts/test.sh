@@ -25,7 +25,10 @@ ctest --test-dir build-clang-asan --output-on-failure -j 2 \
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 scripts/fuzz.sh 30   # the parsers under libFuzzer + ASan/UBSan, 30 s per target
-echo "== end-to-end tests (real clients: podman, libcni, the reference plugins)"
+echo "== end-to-end tests (real clients: podman, libcni, the reference plugins; the image; the cluster)"
 e2e/setup.sh
-DUALSTACK_BIN_DIR="$PWD/build/bin" bats --timing e2e/
+# The container image, built once from the release build for e2e/image.bats and e2e/cluster.bats.
+scripts/image.sh --no-load --bin-dir "$PWD/build/bin" --output build/image/dualstack-cni.oci.tar
+DUALSTACK_BIN_DIR="$PWD/build/bin" DUALSTACK_IMAGE_ARCHIVE="$PWD/build/image/dualstack-cni.oci.tar" \
+  bats --timing e2e/
 scripts/package-test.sh   # the .deb: build, apt-get install, one pod with the installed plugins, remove

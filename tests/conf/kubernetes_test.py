@@ -24,7 +24,8 @@ CONF = os.path.join(SOURCE, "conf", "kubernetes")
 # Which host paths each container may mount, and why: it writes there.
 HOST_PATHS = {
     "install": {"/opt/cni/bin", "/etc/cni/net.d"},  # the plugins, the conflist and kubeconfig
-    "agent": {"/etc/cni/net.d", "/var/lib/cni"},  # the plugin's kubeconfig; the operator CLI
+    # The plugin's kubeconfig; the masquerade lock; the operator CLI.
+    "agent": {"/etc/cni/net.d", "/run/dualstack-cni", "/var/lib/cni"},
 }
 CAPABILITIES = {"install": [], "agent": ["NET_ADMIN"]}
 
