@@ -164,7 +164,8 @@ reach() {
 }
 
 @test "cluster: an agent killed with SIGKILL and started again: no route to an existing node disappears meanwhile" {
-  local ns=$(cl_node_ns 2) samples=0 bad=0 mon
+  local ns samples=0 bad=0
+  ns=$(cl_node_ns 2)
   # Every change of node 2's routes while its agent dies and starts again.
   cl_start monitor-n2 "$ns" ip -o monitor route
   cl_agent_stop 2 KILL

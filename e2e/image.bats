@@ -56,7 +56,8 @@ teardown() {
 
 # layer_of ARCHIVE: the path of the image's one layer, extracted into the test's temp dir.
 layer_of() {
-  local d="$E2E_TMP/oci-$(basename "$1")" manifest
+  local d manifest
+  d="$E2E_TMP/oci-$(basename "$1")"
   mkdir -p "$d"
   tar -xf "$1" -C "$d"
   manifest=$(jq -r '.manifests[0].digest | sub("sha256:"; "")' "$d/index.json")

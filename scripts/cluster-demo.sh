@@ -31,7 +31,7 @@ done
 
 export CL_REPO="$repo" CL_BIN="${DUALSTACK_BIN_DIR:-$repo/build/bin}" CL_PREFIX=dscl
 export CL_DIR=/run/dualstack-cluster-demo CL_PROTO=77 CL_RECONCILE=10s
-# shellcheck source=lib/cluster.bash
+# shellcheck source=scripts/lib/cluster.bash
 source "$repo/scripts/lib/cluster.bash"
 
 if ((down)); then

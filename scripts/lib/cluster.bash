@@ -24,8 +24,6 @@
 CL_API_V4=192.168.10.2
 CL_API_V6=fd00:192:168:10::2
 CL_API_PORT=6443
-CL_CLUSTER_V4=10.244.0.0/16
-CL_CLUSTER_V6=fd00:10:244::/56
 
 cl_log() { echo "cluster: $*" >&2; }
 
@@ -81,6 +79,11 @@ cl_pid() {
   echo "$pid"
 }
 
+# cl_alive PID: the process exists and is not a zombie.
+cl_alive() {
+  [[ -d /proc/$1 && "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
 # cl_stop WHAT [SIGNAL]: ends a process cl_start started (SIGTERM, then SIGKILL after 3 s) and
 # waits until it is gone.
 cl_stop() {
@@ -88,11 +91,15 @@ cl_stop() {
   pid=$(cl_pid "$what") || { rm -f "$CL_DIR/pids/$what.pid"; return 0; }
   kill -s "$sig" "$pid" 2>/dev/null || true
   for ((i = 0; i < 60; i++)); do
-    [[ -d /proc/$pid ]] && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || break
+    cl_alive "$pid" || break
     sleep 0.05
   done
-  if [[ -d /proc/$pid && "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]; then
+  if cl_alive "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 60; i++)); do
+      cl_alive "$pid" || break
+      sleep 0.05
+    done
   fi
   wait "$pid" 2>/dev/null || true
   rm -f "$CL_DIR/pids/$what.pid"
