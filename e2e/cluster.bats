@@ -209,6 +209,21 @@ reach() {
   cl_wait 5 "routes to node 5 gone" cl_converged 1 2 3 >/dev/null
 }
 
+@test "cluster: a node whose address is on no network of the others gets no route and is reported" {
+  # Node 6 claims addresses beyond the underlay: a route via them could not work.
+  cl_node_json 6 172.31.0.6 fd00:172:31::6 | cl_ctl apply - >/dev/null
+  cl_wait 5 "node 2's agent to report node 6" eval \
+    '[[ "$(cl_agent_metric 2 dualstack_agent_unreachable_next_hops)" == 2 ]]' >/dev/null
+  cl_converged 1 2 3
+  run ip netns exec "$(cl_node_ns 2)" "$CL_BIN/dualstack-agent" status
+  assert_success
+  assert_output --partial node6
+  assert_output --partial 172.31.0.6
+  cl_ctl delete node6 >/dev/null
+  cl_wait 5 "the report of node 6 to go" eval \
+    '[[ "$(cl_agent_metric 2 dualstack_agent_unreachable_next_hops)" == 0 ]]' >/dev/null
+}
+
 @test "cluster: node 1's agent runs from the image as the DaemonSet describes, and keeps the plugin's kubeconfig" {
   run podman inspect --format '{{.State.Running}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.EffectiveCaps}}' \
     "$CL_PREFIX-agent1"
