@@ -105,13 +105,13 @@ layer_of() {
   local b
   for b in /opt/cni/bin/dualstack /opt/cni/bin/dualstack-ipam /usr/sbin/dualstack-install \
     $([[ -x "$DS_BIN/dualstack-agent" ]] && echo /usr/sbin/dualstack-agent); do
-    run podman run --rm --network none --entrypoint "$b" "$IMG_NAME" --version
+    run podman run --rm --pull=never --network none --entrypoint "$b" "$IMG_NAME" --version
     assert_success
     assert_output --partial "${IMG_NAME##*:}"
   done
   for b in /usr/lib/x86_64-linux-gnu/libcurl.so.4 /usr/lib/x86_64-linux-gnu/libnftables.so.1 \
     /opt/cni/bin/dualstack /usr/sbin/dualstack-install; do
-    run podman run --rm --network none --entrypoint /lib64/ld-linux-x86-64.so.2 "$IMG_NAME" --list "$b"
+    run podman run --rm --pull=never --network none --entrypoint /lib64/ld-linux-x86-64.so.2 "$IMG_NAME" --list "$b"
     assert_success
     refute_output --partial "not found"
   done
@@ -156,7 +156,8 @@ layer_of() {
   mapfile -d '' args < <("$E2E_REPO/e2e/daemonset_podman.py" install --image "$IMG_NAME" \
     --host-root "$host" --service-account "$sa" --node node1 --api "127.0.0.1:$port" \
     --work "$E2E_TMP")
-  run podman run --rm --network "ns:/run/netns/$E2E_NODE" "${args[@]}"
+  podman image exists "$IMG_NAME" || podman load -q -i "$IMG_ARCHIVE" >/dev/null
+  run podman run --rm --pull=never --network "ns:/run/netns/$E2E_NODE" "${args[@]}"
   assert_success
 
   # Files and modes as the runtime and the plugins need them, all root's.

@@ -265,7 +265,7 @@ cl_agent_start() {
       --node "$name" --api "$CL_API_V4:$CL_API_PORT" --work "$h" --shared /run/dualstack-cni \
       -- --reconcile-interval "${CL_RECONCILE:-3s}")
     "$CL_PODMAN" rm -f -t 0 "$CL_PREFIX-agent1" >/dev/null 2>&1 || true
-    "$CL_PODMAN" run -d --name "$CL_PREFIX-agent1" --network "ns:/run/netns/$ns" "${args[@]}" \
+    "$CL_PODMAN" run -d --pull=never --name "$CL_PREFIX-agent1" --network "ns:/run/netns/$ns" "${args[@]}" \
       >/dev/null
     return
   fi
