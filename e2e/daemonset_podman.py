@@ -42,8 +42,9 @@ def main():
     p.add_argument("--api", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--shared", action="append", default=[])
-    p.add_argument("extra", nargs="*")
-    a = p.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
 
     with open(MANIFEST) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -109,7 +110,7 @@ def main():
         out += ["-v", f"{a.service_account}:{SA_PATH}:ro"]
 
     out += ["--entrypoint", c["command"][0], a.image] + c["command"][1:] + c.get("args", [])
-    out += a.extra
+    out += extra
     sys.stdout.write("\0".join(out) + "\0")
 
 

@@ -67,6 +67,8 @@ cl_start() {
   mkdir -p "$CL_DIR/pids"
   ip netns exec "$ns" "$@" </dev/null >>"$CL_DIR/$what.log" 2>&1 3>&- &
   echo "$!" >"$CL_DIR/pids/$what.pid"
+  # Ended by PID (cl_stop), not through the shell's job table: no "Killed" notices.
+  disown "$!"
 }
 
 # cl_pid WHAT: the PID of a process cl_start started, if it is still that process (same
