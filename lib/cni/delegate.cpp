@@ -128,6 +128,19 @@ std::string findPlugin(std::string_view type, std::string_view cniPath) {
                                        ")");
 }
 
+std::optional<Error> reportedError(std::string_view label, const json& answer) {
+  if (!answer.is_object() || !answer.contains("code") || !answer["code"].is_number_integer() ||
+      !answer.contains("msg") || !answer["msg"].is_string()) {
+    return std::nullopt;
+  }
+  std::string details;
+  if (answer.contains("details") && answer["details"].is_string()) {
+    details = answer["details"].get<std::string>();
+  }
+  return Error(static_cast<Code>(answer["code"].get<int>()),
+               std::string(label) + ": " + answer["msg"].get<std::string>(), details);
+}
+
 json delegate(std::string_view type, Command command, const Env& env, std::string_view config) {
   const std::string binary = findPlugin(type, env.path);
   const std::string label = "plugin " + std::string(type);
@@ -182,15 +195,7 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
     }
   }
   if (exitCode != 0) {
-    if (parsed.is_object() && parsed.contains("code") && parsed["code"].is_number_integer() &&
-        parsed.contains("msg") && parsed["msg"].is_string()) {
-      std::string details;
-      if (parsed.contains("details") && parsed["details"].is_string()) {
-        details = parsed["details"].get<std::string>();
-      }
-      throw Error(static_cast<Code>(parsed["code"].get<int>()),
-                  label + ": " + parsed["msg"].get<std::string>(), details);
-    }
+    if (auto e = reportedError(label, parsed)) throw *e;
     throw Error(Code::IoFailure, label + " failed with exit status " + std::to_string(exitCode) +
                                      " and no CNI error on stdout");
   }

@@ -5,7 +5,6 @@
 #include <linux/rtnetlink.h>
 
 #include "common.hpp"
-#include "dualstack/cni/delegate.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
@@ -159,9 +158,9 @@ nlohmann::json cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   }
 
   Rollback rollback;
-  const auto ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, conf.raw.dump());
+  const auto ipamOut = callIpam(pc.ipamType, cni::Command::Add, env, conf.raw.dump());
   rollback.add("release addresses (IPAM DEL)", [&] {
-    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
+    callIpam(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
   });
   const cni::Result ipam = cni::Result::fromJson(ipamOut, "result of IPAM plugin " + pc.ipamType);
   if (ipam.ips.empty()) {

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "common.hpp"
-#include "dualstack/cni/delegate.hpp"
 #include "dualstack/plugin/config.hpp"
 #include "dualstack/plugin/hostveth.hpp"
 #include "dualstack/plugin/masq.hpp"
@@ -91,7 +90,7 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
     }
   }
   try {
-    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
+    callIpam(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
   } catch (const std::exception& e) {
     errors.add("release addresses", e);
   }
@@ -107,7 +106,7 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(conf);
   ErrorList errors;
   try {
-    cni::delegate(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
+    callIpam(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
   } catch (const std::exception& e) {
     errors.add("IPAM GC", e);
   }
@@ -150,7 +149,7 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
 
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(conf);
-  cni::delegate(pc.ipamType, cni::Command::Status, env, conf.raw.dump());
+  callIpam(pc.ipamType, cni::Command::Status, env, conf.raw.dump());
 }
 
 cni::Handlers handlers() {
