@@ -126,7 +126,8 @@ milliseconds parseDuration(const json& value, const std::string& field) {
                                          " is not a duration like \"2s\", \"500ms\", \"1m30s\" "
                                          "or a number of seconds (at most a year)");
   }
-  return milliseconds(static_cast<milliseconds::rep>(std::llround(*seconds * 1000)));
+  // Rounded without llround, whose libm would be one more library to load at every exec.
+  return milliseconds(static_cast<milliseconds::rep>(*seconds * 1000 + 0.5));
 }
 
 NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,
