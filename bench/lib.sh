@@ -238,7 +238,10 @@ add_del() {
 
 # parallel <verb> <first> <last> <workers> <records-file>: <workers> processes, worker w doing
 # pods first+w, first+w+workers, ... serially; all start together on a barrier (a FIFO), so the
-# wall time (written to <records-file>.wall as "<start-us>") excludes forking the workers.
+# wall time (written to <records-file>.wall as "<start-us>") excludes forking the workers. The CPU
+# time (user + system) of the plugin processes the workers ran, and of their children (an IPAM
+# plugin), is appended to <records-file>.cpu in microseconds: each worker's `times` (a builtin,
+# no fork) reports what its waited-for children used, so the workers' own loops are not counted.
 parallel() {
   local verb=$1 first=$2 last=$3 workers=$4 rec=$5 w i t0 t1 rc fifo release=
   local -a pids=()
@@ -256,6 +259,7 @@ parallel() {
         t1=$EPOCHREALTIME
         echo "$i ${t0/./} ${t1/./} $rc" >&"$rfd"
       done
+      times >"$rec.t$w"
     ) &
     pids+=($!)
     release+=$'\n'
@@ -267,7 +271,10 @@ parallel() {
   exec {bfd}>&-
   rm -f "$fifo"
   cat "$rec".w* >>"$rec"
-  rm -f "$rec".w*
+  # `times` prints "<user> <sys>" of the shell, then of its children, as "<m>m<s.sss>s".
+  awk 'FNR == 2 { for (f = 1; f <= 2; f++) { split($f, t, /[ms]/); us += (t[1] * 60 + t[2]) * 1e6 } }
+    END { printf "%.0f\n", us }' "$rec".t* >>"$rec.cpu"
+  rm -f "$rec".w* "$rec".t*
   echo "${t0/./}" >"$rec.wall"
 }
 
@@ -339,6 +346,13 @@ stat_rate() {
   n=$(stat_count "$1")
   [[ -n $w && $w -gt 0 ]] || return 0
   awk -v n="$n" -v w="$w" 'BEGIN { printf "%.1f", n / (w / 1e6) }'
+}
+
+# stat_cpu <records-file>: CPU time (us) of the plugin processes of a parallel phase, summed over
+# the phase's runs (parallel appends one line per run); "" if none was recorded.
+stat_cpu() {
+  [[ -s $1.cpu ]] || return 0
+  awk '{ s += $1 } END { print s }' "$1.cpu"
 }
 
 # stat_rss <file>: max peak RSS in KiB over the successful sampled calls.

@@ -34,9 +34,9 @@ if(HELP2MAN)
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
       COMMAND ${CMAKE_COMMAND} -E env --unset=CNI_COMMAND SOURCE_DATE_EPOCH=${DUALSTACK_SOURCE_EPOCH}
               ${HELP2MAN} --no-info --no-discard-stderr --section=8 --name=${summary}
-              --output=${CMAKE_BINARY_DIR}/man/${bin}.8 $<TARGET_FILE:${bin}>
+              --output=${CMAKE_BINARY_DIR}/man/${bin}.8 ${CMAKE_BINARY_DIR}/bin/${bin}
       COMMAND ${GZIP} -9nf ${CMAKE_BINARY_DIR}/man/${bin}.8
-      DEPENDS ${bin}
+      DEPENDS ${bin} ${CMAKE_BINARY_DIR}/bin/${bin}
       COMMENT "Manual page ${bin}.8"
       VERBATIM)
     list(APPEND man_pages ${page})

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -314,6 +315,26 @@ std::string findPlugin(std::string_view type, std::string_view cniPath) {
                                        ")");
 }
 
+std::optional<Error> reportedError(std::string_view label, const json& answer) {
+  if (!answer.is_object() || !answer.contains("code") || !answer["code"].is_number_integer() ||
+      !answer.contains("msg") || !answer["msg"].is_string()) {
+    return std::nullopt;
+  }
+  std::string details;
+  if (answer.contains("details") && answer["details"].is_string()) {
+    details = answer["details"].get<std::string>();
+  }
+  // CNI error codes are positive; one that does not fit ours would be passed on garbled.
+  const json& code = answer["code"];
+  if (!code.is_number_unsigned() || code.get<std::uint64_t>() < 1 ||
+      code.get<std::uint64_t>() > static_cast<std::uint64_t>(INT32_MAX)) {
+    return Error(Code::IoFailure, std::string(label) + " failed with error code " + code.dump() +
+                                      ", which is out of range: " + answer["msg"].get<std::string>());
+  }
+  return Error(static_cast<Code>(code.get<int>()),
+               std::string(label) + ": " + answer["msg"].get<std::string>(), details);
+}
+
 json delegate(std::string_view type, Command command, const Env& env, std::string_view config,
               const DelegateLimits& limits) {
   const std::string binary = findPlugin(type, env.path);
@@ -387,23 +408,7 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
     }
   }
   if (exitCode != 0) {
-    if (parsed.is_object() && parsed.contains("code") && parsed["code"].is_number_integer() &&
-        parsed.contains("msg") && parsed["msg"].is_string()) {
-      std::string details;
-      if (parsed.contains("details") && parsed["details"].is_string()) {
-        details = parsed["details"].get<std::string>();
-      }
-      // CNI error codes are positive; one that does not fit ours would be passed on garbled.
-      const json& code = parsed["code"];
-      if (!code.is_number_unsigned() || code.get<std::uint64_t>() < 1 ||
-          code.get<std::uint64_t>() > static_cast<std::uint64_t>(INT32_MAX)) {
-        throw Error(Code::IoFailure,
-                    label + " failed with error code " + code.dump() +
-                        ", which is out of range: " + parsed["msg"].get<std::string>());
-      }
-      throw Error(static_cast<Code>(code.get<int>()),
-                  label + ": " + parsed["msg"].get<std::string>(), details);
-    }
+    if (auto e = reportedError(label, parsed)) throw *e;
     throw Error(Code::IoFailure, label + " failed with exit status " + std::to_string(exitCode) +
                                      " and no CNI error on stdout");
   }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "dualstack/cni/delegate.hpp"
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/cni/log.hpp"
@@ -21,6 +22,11 @@ namespace dualstack::cni {
 
 namespace {
 
+Error configTooLarge() {
+  return Error(Code::DecodeFailure, "network config on stdin is larger than " +
+                                        std::to_string(kMaxConfigBytes) + " bytes");
+}
+
 std::string readStdin() {
   std::string data;
   char buf[16384];
@@ -32,10 +38,7 @@ std::string readStdin() {
       throw errnoError(Code::IoFailure, "read network config from stdin", errno);
     }
     data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > kMaxConfigBytes) {
-      throw Error(Code::DecodeFailure, "network config on stdin is larger than " +
-                                           std::to_string(kMaxConfigBytes) + " bytes");
-    }
+    if (data.size() > kMaxConfigBytes) throw configTooLarge();
   }
   return data;
 }
@@ -65,15 +68,38 @@ void writeOut(const std::string& text) {
   }
 }
 
-int reportError(const Error& e, const std::string& input, std::string_view prog) {
+// The CNI error object a failed plugin prints on stdout.
+std::string errorText(const Error& e, const std::string& input) {
   nlohmann::json j = {{"cniVersion", errorVersion(input)},
                       {"code", static_cast<int>(e.code())},
                       {"msg", e.msg()}};
   if (!e.details().empty()) j["details"] = e.details();
   // Messages may quote input bytes that are not UTF-8: replace them rather than throw here.
-  writeOut(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void errorLine(const Error& e, std::string_view prog) {
   std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(prog.size()), prog.data(), e.msg().c_str());
+}
+
+int reportError(const Error& e, const std::string& input, std::string_view prog) {
+  writeOut(errorText(e, input) + "\n");
+  errorLine(e, prog);
   return 1;
+}
+
+// The verb of a parsed invocation; returns the result of ADD (in conf.cniVersion's format), an
+// empty one for the other verbs.
+SerialisedResult dispatch(const Handlers& handlers, const Env& env, const NetConf& conf) {
+  switch (env.command) {
+    case Command::Add: return handlers.add(env, conf);
+    case Command::Del: handlers.del(env, conf); break;
+    case Command::Check: handlers.check(env, conf); break;
+    case Command::Gc: handlers.gc(env, conf); break;
+    case Command::Status: handlers.status(env, conf); break;
+    case Command::Version: break;
+  }
+  return {};
 }
 
 }  // namespace
@@ -120,18 +146,8 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
     }
     const NetConf conf = parseNetConf(input, env.command);
     logConfigured(log, env, conf);
-    SerialisedResult result;
-    switch (env.command) {
-      case Command::Add:
-        result = handlers.add(env, conf);
-        writeOut(result.text);
-        break;
-      case Command::Del: handlers.del(env, conf); break;
-      case Command::Check: handlers.check(env, conf); break;
-      case Command::Gc: handlers.gc(env, conf); break;
-      case Command::Status: handlers.status(env, conf); break;
-      case Command::Version: break;
-    }
+    const SerialisedResult result = dispatch(handlers, env, conf);
+    if (env.command == Command::Add) writeOut(result.text);
     logSuccess(log, env.command, result.summary);
     return 0;
   } catch (const Error& e) {
@@ -141,6 +157,42 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
     const Error internal(Code::Internal, std::string("internal error: ") + e.what());
     logFailure(log, internal, input);
     return reportError(internal, input, prog);
+  }
+}
+
+nlohmann::json runInProcess(std::string_view prog, const Handlers& handlers, Command command,
+                            std::string_view config) {
+  const std::string label = "plugin " + std::string(prog);
+  Logger log;
+  logBegin(log, prog);
+  log.context().command = std::string(commandName(command));
+  const std::string input(config);
+  // What the delegate() of the exec'd plugin makes of its error answer, byte for byte.
+  const auto fail = [&](const Error& e) {
+    logFailure(log, e, input);
+    errorLine(e, prog);
+    const auto answer = nlohmann::json::parse(errorText(e, input));
+    return *reportedError(label, answer);
+  };
+  try {
+    if (input.size() > kMaxConfigBytes) throw configTooLarge();
+    const Env env = parseEnv([&](const char* name) -> std::optional<std::string> {
+      if (std::strcmp(name, "CNI_COMMAND") == 0) return std::string(commandName(command));
+      const char* v = std::getenv(name);
+      if (v == nullptr) return std::nullopt;
+      return std::string(v);
+    });
+    const NetConf conf = parseNetConf(input, env.command);
+    logConfigured(log, env, conf);
+    const SerialisedResult result = dispatch(handlers, env, conf);
+    logSuccess(log, env.command, result.summary);
+    // The exec'd plugin prints the result, and delegate() parses what it printed.
+    if (env.command != Command::Add) return nullptr;
+    return nlohmann::json::parse(result.text);
+  } catch (const Error& e) {
+    throw fail(e);
+  } catch (const std::exception& e) {
+    throw fail(Error(Code::Internal, std::string("internal error: ") + e.what()));
   }
 }
 

@@ -294,7 +294,6 @@ void DiskStore::prepare(const cni::Attachment& a) {
   }
   temp_ = Fd(fd);
   writeAll(fd, ownerFileContent(a), path_ + " (temp file)");
-  if (::fdatasync(fd) != 0) throw ioError("fdatasync temp file in", path_, errno);
   tempOwner_ = a;
 }
 
@@ -648,7 +647,6 @@ bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
     if (errno == EEXIST) return false;
     throw ioError("create", path_ + "/" + name, errno);
   }
-  linked_ = true;
   owners_[addr] = owner;
   addrs.push_back(addr);
   dirty_.insert(keyOf(owner));
@@ -667,8 +665,8 @@ void DiskStore::release(const Address& addr) {
   const auto owner = ownerOf(addr);
   const std::string name = addr.str();
   markChanging();
-  // Not fsynced: a release lost in a crash leaves the address held by a gone attachment (GC
-  // frees it), never handed out twice.
+  // A release lost in a crash leaves the address held by a gone attachment (GC frees it), never
+  // handed out twice.
   if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
     throw ioError("remove", path_ + "/" + name, errno);
   }
@@ -705,10 +703,11 @@ void DiskStore::commit() {
   if (!tempName_.empty() && index_) ::unlinkat(index_.get(), tempName_.c_str(), 0);
   tempName_.clear();
   unlock();
-  // The new names must survive a crash before the runtime hears of them; the file contents were
-  // synced before they got their names. Outside the lock, so concurrent ADDs share commits.
-  if (linked_ && ::fsync(dir_.get()) != 0) throw ioError("fsync", path_, errno);
-  linked_ = false;
+  // Nothing is flushed to disk. A killed plugin loses nothing (its writes are in the page cache),
+  // and what a power loss or kernel crash can lose or tear belongs to pods that died with the
+  // node: a lost name frees an address nobody uses any more, and a name whose content was lost
+  // still holds its address, owned by nobody, until GC releases it. The index is checked against
+  // the per-IP files and rebuilt from them when they disagree. host-local never flushes either.
 }
 
 std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {

@@ -201,6 +201,11 @@ Socket::Socket(std::string where) : state_(std::make_unique<State>()), where_(st
   if (rc < 0) {
     throw Error(Code::IoFailure, "open rtnetlink socket in " + where_ + ": " + libnlError(rc));
   }
+  // One recvmsg per datagram, without libnl's peek for its size first: the buffer is larger than
+  // any datagram the kernel sends us (dump parts are at most 32 KiB; the single links, addresses
+  // and routes we ask for are a few KiB). A larger one would fail the request, never go unseen.
+  nl_socket_set_msg_buf_size(s.sk, std::size_t{64} << 10);
+  nl_socket_disable_msg_peek(s.sk);
   const int fd = nl_socket_get_fd(s.sk);
   setSockOpt(fd, NETLINK_EXT_ACK);
   // Errors then quote only the request header instead of echoing the whole request.

@@ -64,11 +64,9 @@ Error sysctlError(const std::string& what, const std::string& path, int err) {
   return e;
 }
 
-}  // namespace
-
-std::string readSysctl(std::string_view key) {
-  const std::string path = fullPath(key);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+// `name` relative to dirFd (AT_FDCWD: an absolute path); `path` is its full path, for messages.
+std::string readAt(int dirFd, const char* name, const std::string& path) {
+  Fd fd(::openat(dirFd, name, O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw sysctlError("read " + path, path, errno);
   std::string out;
   if (const int err = sys::readAll(fd.get(), out, 1 << 20); err != 0) {
@@ -78,10 +76,9 @@ std::string readSysctl(std::string_view key) {
   return out;
 }
 
-void writeSysctl(std::string_view key, std::string_view value) {
-  const std::string path = fullPath(key);
+void writeAt(int dirFd, const char* name, const std::string& path, std::string_view value) {
   const std::string what = "write " + std::string(value) + " to " + path;
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  Fd fd(::openat(dirFd, name, O_WRONLY | O_CLOEXEC));
   if (fd.get() < 0) throw sysctlError(what, path, errno);
   // proc_sys handlers parse the whole value from a single write at offset 0; never split it.
   ssize_t n = 0;
@@ -96,9 +93,40 @@ void writeSysctl(std::string_view key, std::string_view value) {
   if (fd.close() != 0) throw sysctlError(what, path, errno);
 }
 
+}  // namespace
+
+std::string readSysctl(std::string_view key) {
+  const std::string path = fullPath(key);
+  return readAt(AT_FDCWD, path.c_str(), path);
+}
+
+void writeSysctl(std::string_view key, std::string_view value) {
+  const std::string path = fullPath(key);
+  writeAt(AT_FDCWD, path.c_str(), path, value);
+}
+
 bool setSysctlIfDifferent(std::string_view key, std::string_view value) {
   if (trimRight(readSysctl(key)) == trimRight(value)) return false;
   writeSysctl(key, value);
+  return true;
+}
+
+SysctlDir::SysctlDir(std::string_view dir) : path_(fullPath(dir)) {
+  fd_ = Fd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd_) throw sysctlError("open " + path_, path_, errno);
+}
+
+std::string SysctlDir::read(const std::string& name) const {
+  return readAt(fd_.get(), name.c_str(), path_ + "/" + name);
+}
+
+void SysctlDir::write(const std::string& name, std::string_view value) const {
+  writeAt(fd_.get(), name.c_str(), path_ + "/" + name, value);
+}
+
+bool SysctlDir::setIfDifferent(const std::string& name, std::string_view value) const {
+  if (trimRight(read(name)) == trimRight(value)) return false;
+  write(name, value);
   return true;
 }
 

@@ -5,7 +5,6 @@
 #include <cstdio>
 
 #include "common.hpp"
-#include "dualstack/cni/delegate.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
@@ -122,13 +121,12 @@ bool addPodRoute(netlink::Socket& pod, const netlink::Route& route, const std::s
   }
 }
 
-std::string v6conf(const std::string& dev, const char* key) {
-  return "net/ipv6/conf/" + dev + "/" + key;
-}
+// Held open for the sysctls of both ends (netns::SysctlDir says why).
+constexpr std::string_view kIpv6Conf = "net/ipv6/conf";
 
 // Undo steps (Rollback): each gets copies of what it needs.
 void releaseAddresses(const std::string& ipamType, const cni::Env& env, const std::string& config) {
-  cni::delegate(ipamType, cni::Command::Del, env, config);
+  callIpam(ipamType, cni::Command::Del, env, config);
 }
 
 void deleteVeth(int hostIndex) {
@@ -155,7 +153,7 @@ cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   const std::string confText = conf.raw.dump();
   nlohmann::json ipamOut;
   try {
-    ipamOut = cni::delegate(pc.ipamType, cni::Command::Add, env, confText);
+    ipamOut = callIpam(pc.ipamType, cni::Command::Add, env, confText);
   } catch (const Error& e) {
     // The IPAM plugin exited 0 but printed something that is not JSON (bytes that are not UTF-8,
     // say): it may hold addresses for the attachment now.
@@ -203,14 +201,15 @@ cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   {
     netns::ScopedSetns in(podNs);
     if (v6) {
-      netns::setSysctlIfDifferent(v6conf(env.ifname, "disable_ipv6"), "0");
-      netns::writeSysctl(v6conf(env.ifname, "accept_dad"), "0");
-      netns::writeSysctl(v6conf(env.ifname, "keep_addr_on_down"), "1");
+      const netns::SysctlDir podConf(kIpv6Conf);
+      podConf.setIfDifferent(env.ifname + "/disable_ipv6", "0");
+      podConf.write(env.ifname + "/accept_dad", "0");
+      podConf.write(env.ifname + "/keep_addr_on_down", "1");
     } else {
       // No IPv6 address of ours, but the kernel still gives the link a link-local address and
       // runs DAD on it; without IPv6 in the kernel there is no such file, which is fine.
       try {
-        netns::writeSysctl(v6conf(env.ifname, "accept_dad"), "0");
+        netns::SysctlDir(kIpv6Conf).write(env.ifname + "/accept_dad", "0");
       } catch (const Error&) {
       }
     }
@@ -258,13 +257,15 @@ cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   }
 
   // Node end: the gateways as host addresses, then a host route per pod address.
+  std::optional<netns::SysctlDir> nodeConf;
   if (v6) {
-    netns::setSysctlIfDifferent(v6conf(hostName, "disable_ipv6"), "0");
-    netns::writeSysctl(v6conf(hostName, "accept_dad"), "0");
-    netns::writeSysctl(v6conf(hostName, "accept_ra"), "0");
+    nodeConf.emplace(kIpv6Conf);
+    nodeConf->setIfDifferent(hostName + "/disable_ipv6", "0");
+    nodeConf->write(hostName + "/accept_dad", "0");
+    nodeConf->write(hostName + "/accept_ra", "0");
   } else {
     try {
-      netns::writeSysctl(v6conf(hostName, "accept_dad"), "0");
+      netns::SysctlDir(kIpv6Conf).write(hostName + "/accept_dad", "0");
     } catch (const Error&) {
     }
   }
@@ -294,7 +295,7 @@ cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     netlink::addRoute(host, toPod, hostName, netlink::IfExists::AcceptIdentical);
   }
   if (v4) netns::setSysctlIfDifferent("net/ipv4/ip_forward", "1");
-  if (v6) netns::setSysctlIfDifferent("net/ipv6/conf/all/forwarding", "1");
+  if (v6) nodeConf->setIfDifferent("all/forwarding", "1");
 
   if (pc.ipMasq) {
     std::vector<ip::Prefix> exclude = pc.ipMasqExcept;

@@ -4,7 +4,6 @@
 #include <cctype>
 
 #include "common.hpp"
-#include "dualstack/cni/delegate.hpp"
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
 #include "dualstack/plugin/config.hpp"
@@ -42,7 +41,7 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
     throw Error(Code::InvalidConfig, "CHECK needs prevResult, the result of the ADD being checked");
   }
   const cni::Result prev = cni::Result::fromJson(conf.prevResult(), "prevResult");
-  cni::delegate(pc.ipamType, cni::Command::Check, env, conf.raw.dump());
+  callIpam(pc.ipamType, cni::Command::Check, env, conf.raw.dump());
 
   // Our pod interface in prevResult: the one named CNI_IFNAME inside CNI_NETNS.
   std::optional<int> podIndexInResult;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "dualstack/cni/config.hpp"
 #include "dualstack/cni/env.hpp"
 #include "dualstack/cni/result.hpp"
@@ -22,6 +24,17 @@ std::optional<netlink::LinkInfo> findHostVeth(netlink::Socket& host, const std::
 // The candidate names of the attachment that no link has.
 std::vector<std::string> freeHostVethNames(netlink::Socket& host, const std::string& network,
                                            const cni::Attachment& attachment);
+
+// Runs the IPAM plugin `type` for `command` with `config` (the config as received), the way
+// cni::delegate() does. When `type` is dualstack-ipam and the file of that name on CNI_PATH is
+// this very program (the same build: equal GNU build IDs), its code runs in this process and the
+// exec is saved; the result, errors, logs and stderr are the same either way. Any other IPAM
+// plugin, or a dualstack-ipam of another build, is exec'd.
+nlohmann::json callIpam(const std::string& type, cni::Command command, const cni::Env& env,
+                        const std::string& config);
+
+// Whether the ELF file `binary` is this program's build (its GNU build ID equals ours).
+bool isThisBuild(const std::string& binary);
 
 // A netlink socket bound to `ns` (opened while briefly inside it).
 netlink::Socket openSocketIn(const netns::Netns& ns, std::string where);

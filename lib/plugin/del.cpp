@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "common.hpp"
-#include "dualstack/cni/delegate.hpp"
 #include "dualstack/plugin/config.hpp"
 #include "dualstack/plugin/hostveth.hpp"
 #include "dualstack/plugin/masq.hpp"
@@ -105,7 +104,7 @@ void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
     }
   }
   try {
-    cni::delegate(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
+    callIpam(pc.ipamType, cni::Command::Del, env, conf.raw.dump());
   } catch (const std::exception& e) {
     errors.add("release addresses", e);
   }
@@ -142,7 +141,7 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(env, conf);
   ErrorList errors;
   try {
-    cni::delegate(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
+    callIpam(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
   } catch (const cni::Error& e) {
     // An IPAM that refuses the GC (or cannot do one) keeps every address: removing veths now
     // would leave attachments without a link but with their addresses held.
@@ -189,7 +188,7 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
 
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(env, conf);
-  cni::delegate(pc.ipamType, cni::Command::Status, env, conf.raw.dump());
+  callIpam(pc.ipamType, cni::Command::Status, env, conf.raw.dump());
 }
 
 cni::Handlers handlers() {

@@ -357,8 +357,9 @@ TEST_F(Installer, AFailedTokenRequestWritesNothing) {
 TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
   ASSERT_EQ(runOnce(), 0) << err();
   const std::string target = binDir + "/dualstack";
+  // Two different programs that both answer --version (dualstack-ipam is dualstack's own file).
   const std::string a = readFile(dualstack::testing::binPath("dualstack"));
-  const std::string b = readFile(dualstack::testing::binPath("dualstack-ipam"));
+  const std::string b = readFile(dualstack::testing::binPath("dualstack-install"));
   ASSERT_NE(a, b);
 
   // The exec loop is another process, as a container runtime is: it must never inherit the

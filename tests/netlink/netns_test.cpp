@@ -186,6 +186,30 @@ TEST_F(NetnsKernel, SysctlsArePerNetns) {
   EXPECT_EQ(netns::readSysctl(key), "0");
 }
 
+TEST_F(NetnsKernel, SysctlDirResolvesBelowItInItsNamespace) {
+  auto veth = makeVeth("sysctl1");
+  {
+    netns::ScopedSetns in(podNs().ns());
+    const netns::SysctlDir conf("net/ipv6/conf");
+    EXPECT_EQ(conf.read("eth0/accept_dad"), "1");
+    EXPECT_TRUE(conf.setIfDifferent("eth0/accept_dad", "0"));
+    EXPECT_FALSE(conf.setIfDifferent("eth0/accept_dad", "0"));
+    EXPECT_EQ(netns::readSysctl("net/ipv6/conf/eth0/accept_dad"), "0");
+    conf.write("eth0/keep_addr_on_down", "1");
+    EXPECT_EQ(netns::readSysctl("net/ipv6/conf/eth0/keep_addr_on_down"), "1");
+    const auto e = errorOf([&] { conf.write("eth0/accept_dad", "banana"); });
+    EXPECT_THAT(e.msg(), HasSubstr("write banana to /proc/sys/net/ipv6/conf/eth0/accept_dad: "
+                                   "Invalid argument"));
+  }
+  const netns::SysctlDir conf("/proc/sys/net/ipv6/conf");
+  EXPECT_EQ(conf.read(veth.host.name + "/accept_dad"), "1");
+  // eth0 lives only in the pod.
+  const auto e = errorOf([&] { conf.read("eth0/accept_dad"); });
+  EXPECT_THAT(e.msg(), HasSubstr("read /proc/sys/net/ipv6/conf/eth0/accept_dad: No such file"));
+  const auto missing = errorOf([] { netns::SysctlDir("net/ipv6/nope"); });
+  EXPECT_THAT(missing.msg(), HasSubstr("open /proc/sys/net/ipv6/nope: No such file"));
+}
+
 TEST_F(NetnsKernel, SysctlWriteOfInvalidValueIsReported) {
   const auto e = errorOf([] { netns::writeSysctl("net/ipv4/ip_forward", "banana"); });
   EXPECT_EQ(e.code(), Code::IoFailure);

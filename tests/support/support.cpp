@@ -21,6 +21,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 namespace dualstack::testing {
 
@@ -46,7 +47,31 @@ std::string binPath(std::string_view name) { return binDir() + "/" + std::string
 std::string sourcePath(std::string_view rel) {
   return std::string(DUALSTACK_SOURCE_DIR) + "/" + std::string(rel);
 }
-std::string cniPath() { return binDir() + ":/usr/lib/cni"; }
+std::string cniPath() {
+  std::string path = binDir() + ":/usr/lib/cni";
+  return ipamExecMode() ? execIpamDir() + ":" + path : path;
+}
+
+bool ipamExecMode() {
+  const char* mode = std::getenv("DUALSTACK_TEST_IPAM");
+  return mode != nullptr && std::string_view(mode) == "exec";
+}
+
+const std::string& execIpamDir() {
+  static const TempDir dir;
+  static const std::string path = [] {
+    const std::string copy = dir.file("dualstack-ipam");
+    std::string out;
+    if (shell("objcopy --remove-section=.note.gnu.build-id '" + binPath("dualstack-ipam") + "' '" +
+                  copy + "' 2>&1",
+              &out) != 0 ||
+        ::chmod(copy.c_str(), 0755) != 0) {
+      throw std::runtime_error("cannot make a copy of dualstack-ipam without a build ID: " + out);
+    }
+    return dir.path();
+  }();
+  return path;
+}
 bool referencePluginsInstalled() { return ::access("/usr/lib/cni/host-local", X_OK) == 0; }
 
 TempDir::TempDir() {

@@ -33,8 +33,16 @@ std::string uniqueName(std::string_view what);
 std::string binDir();
 std::string binPath(std::string_view name);
 std::string sourcePath(std::string_view rel);
-// CNI_PATH for tests: our build output, then Debian's reference plugins.
+// CNI_PATH for tests: our build output, then Debian's reference plugins. With
+// DUALSTACK_TEST_IPAM=exec in the environment, execIpamDir() comes first.
 std::string cniPath();
+// Whether DUALSTACK_TEST_IPAM=exec: `dualstack` then execs dualstack-ipam instead of running its
+// IPAM code in process, and ctest runs the plugin suite both ways.
+bool ipamExecMode();
+// A directory (made once per test process, removed at its exit) holding a copy of dualstack-ipam
+// without its build ID: the same code, which `dualstack` finds on CNI_PATH but cannot tell is its
+// own build, so it execs it.
+const std::string& execIpamDir();
 
 // The whole content of a regular file, byte for byte; "" when it cannot be read or is not a
 // regular file (a FIFO is never opened).

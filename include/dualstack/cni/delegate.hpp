@@ -3,18 +3,24 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/env.hpp"
+#include "dualstack/cni/error.hpp"
 
 namespace dualstack::cni {
 
 // Finds `type` on the ':'-separated CNI_PATH. A type containing '/' is Error(InvalidConfig);
 // a type found nowhere is Error(InvalidConfig) naming the directories searched.
 std::string findPlugin(std::string_view type, std::string_view cniPath);
+
+// The Error a failed plugin reported with the CNI error object `answer` on its stdout, its
+// message prefixed with "<label>: " (e.g. "plugin host-local"); nullopt when `answer` is none.
+std::optional<Error> reportedError(std::string_view label, const nlohmann::json& answer);
 
 // What a delegate may take. A healthy IPAM plugin answers within milliseconds; dualstack-ipam
 // itself waits at most sys::kLockWait (20 s) for its store lock and ipam.node.timeout (2 s by

@@ -30,6 +30,16 @@ struct Handlers {
 // that case (exit 2).
 int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& handlers);
 
+// What delegate(prog, command, ...) returns or throws when the binary it would exec is this very
+// program under the name `prog` (a multi-call binary of the same build) with `handlers`: the verb
+// runs in this process instead, as pluginMain would run it in that child, which saves the exec.
+// The child's view is reproduced: `config` as its stdin, this process's environment with
+// CNI_COMMAND = command, its own log records under `prog`, its error line on stderr, and the
+// result or Error (code, message prefixed with "plugin <prog>: ", details) that delegate() makes
+// of its answer.
+nlohmann::json runInProcess(std::string_view prog, const Handlers& handlers, Command command,
+                            std::string_view config);
+
 // The version string baked in at build time (git describe).
 std::string_view buildVersion();
 

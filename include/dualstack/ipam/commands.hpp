@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,9 @@
 #include "dualstack/ip/address.hpp"
 
 namespace dualstack::ipam {
+
+// The plugin's name: its `ipam.type`, and the name the program is installed under.
+inline constexpr std::string_view kPluginName = "dualstack-ipam";
 
 // One address per range set for (CNI_CONTAINERID, CNI_IFNAME), in the node's family order;
 // idempotent. Returns the result in conf.cniVersion's format (no `interfaces`).

@@ -95,10 +95,10 @@ class DiskStore final : public Store {
   DiskStore(const DiskStore&) = delete;
   DiskStore& operator=(const DiskStore&) = delete;
 
-  // Writes and fsyncs the per-IP file content for `a` into an unnamed temp file before the lock
-  // is taken, so the slow part of an ADD overlaps with other ADDs. reserve() publishes it under
-  // each address with linkat(), which fails on an existing name like O_EXCL. Optional: reserve()
-  // prepares on demand.
+  // Writes the per-IP file content for `a` into an unnamed temp file before the lock is taken,
+  // so that part of an ADD overlaps with other ADDs. reserve() publishes it under each address
+  // with linkat(), which fails on an existing name like O_EXCL. Optional: reserve() prepares on
+  // demand. Nothing is flushed to disk (see commit()).
   void prepare(const cni::Attachment& a);
   // Takes the store lock, waiting at most `wait` while another process holds it
   // (Error(TryAgainLater) naming the lock file and, when /proc/locks tells, its holder), and
@@ -114,7 +114,7 @@ class DiskStore final : public Store {
   void setLastReserved(std::size_t rangeSetId, const ip::Address& addr) override;
   void release(const ip::Address& addr) override;
   std::vector<std::pair<ip::Address, std::optional<Owner>>> list() override;
-  // Writes the index entries and state, unlocks, and fsyncs the directory if names were created.
+  // Writes the index entries and state and unlocks.
   void commit() override;
 
   // GC: removes temp files of crashed ADDs older than `age`; returns how many.
@@ -164,7 +164,6 @@ class DiskStore final : public Store {
   bool full_ = false;        // entries_ holds every attachment (after a walk)
   bool rewriteAll_ = false;  // commit rewrites the whole index
   bool rebuilt_ = false;
-  bool linked_ = false;  // per-IP names were created
   bool namedTemps_ = false;
   std::string recordedState_;
 
