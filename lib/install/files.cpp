@@ -103,10 +103,15 @@ Removal removeFileIfUnchanged(const std::string& dir, const std::string& name,
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw ioError("stat", path, errno);
-  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) != content.size() ||
-      readFd(fd.get(), path, "file") != content) {
+  if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) != content.size()) {
     return Removal::Changed;
   }
+  std::string have;
+  if (const int err = sys::readAll(fd.get(), have, content.size() + 1); err != 0) {
+    if (err == EFBIG) return Removal::Changed;  // it grew since the fstat
+    throw ioError("read", path, err);
+  }
+  if (have != content) return Removal::Changed;
   // Replacing a file renames a new inode over the name: the name must still be this inode.
   struct stat now {};
   if (::fstatat(dirFd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {

@@ -96,7 +96,7 @@ PluginConfig parsePluginConfig(const cni::Env& env, const cni::NetConf& conf) {
     (void)ipam::parseIpamConfig(conf, env, ipam::Scope::Store);
   }
   pc.store = storeTag(
-      cni::optString(conf.ipam, "dataDir", "ipam").value_or(std::string(ipam::kDefaultDataDir)));
+      cni::optString(conf.ipam(), "dataDir", "ipam").value_or(std::string(ipam::kDefaultDataDir)));
   return pc;
 }
 

@@ -446,6 +446,7 @@ TEST_F(DiskStoreTest, LastReservedHoldingAnythingOnlyMovesTheSearchWithinTheRang
     ASSERT_TRUE(found) << text.substr(0, 40);
     EXPECT_EQ(found->str(), next) << text.substr(0, 40);
   }
+}
 
 // ---- what is planted under the store's names
 
