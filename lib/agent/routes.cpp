@@ -136,6 +136,12 @@ std::uint32_t ownMetric(const ip::Prefix& dst) {
   const auto value = static_cast<std::uint32_t>(dst.network().address().value());
   for (int shift = 24; shift >= 0; shift -= 8) mix((value >> shift) & 0xffU);
   mix(static_cast<std::uint32_t>(dst.length()));
+  // FNV's low bits follow the last bytes closely; a final mix spreads neighbouring podCIDRs.
+  h ^= h >> 16;
+  h *= 0x85ebca6bU;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35U;
+  h ^= h >> 16;
   return 1 + h % 4093;
 }
 

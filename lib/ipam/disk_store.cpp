@@ -686,7 +686,10 @@ std::vector<std::pair<Address, std::optional<Owner>>> DiskStore::list() {
 
 void DiskStore::commit() {
   if (!locked_) return;
-  if (mode_ != Mode::ReadOnly && index_ && (trusted_ || full_)) {
+  // A session that changed nothing and learnt nothing new (no walk) leaves the state as it is:
+  // a failed DEL must not touch the store, not even to mark the state less trusted.
+  const bool learnt = changing_ || !dirty_.empty() || rewriteAll_ || full_;
+  if (mode_ != Mode::ReadOnly && index_ && (trusted_ || full_) && learnt) {
     if (rewriteAll_) {
       rewriteIndex();
     } else {

@@ -162,7 +162,7 @@ TEST_F(PluginAddFailure, IpamResultThatIsNotUtf8IsReleased) {
   const RunResult r = run(env, conf);
   const json e = errorOf(r);
   EXPECT_EQ(e.value("code", 0), 6) << describe(r);
-  EXPECT_THAT(e.value("msg", ""), HasSubstr("plugin utf8-ipam printed output that is not JSON"));
+  EXPECT_THAT(e.value("msg", ""), HasSubstr("the output of plugin utf8-ipam is not valid JSON"));
   EXPECT_THAT(allocations("dualstack"), IsEmpty()) << describe(r);
   EXPECT_THAT(nodeVeths(), IsEmpty());
   EXPECT_THAT(linkNames(pod), ElementsAre("lo"));

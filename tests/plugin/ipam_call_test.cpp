@@ -85,13 +85,14 @@ TEST_F(IpamCall, DualstackIpamOfAnotherBuildIsExeced) {
 
 TEST_F(IpamCall, IpamErrorsAreTheSameInProcessAndExeced) {
   // An IPAM failure as the runtime sees it: the error on stdout, the exit status and both lines
-  // on stderr (the IPAM's own, then the plugin's).
+  // on stderr (the IPAM's own, then the plugin's). A node file that does not exist: the plugin's
+  // own check of the ipam section reads no file, so the IPAM is the one that fails.
   json conf = pluginConf("10-dualstack.conflist");
-  conf["ipam"]["node"]["podCIDRs"] = {"10.244.1.0/24", "fd00:10:244:1::/129"};
+  conf["ipam"]["node"] = {{"file", "/nonexistent/dualstack-node.json"}};
   auto& pod = newPod();
   const RunResult own = addWithPath(pod, "cid-err", conf, ownBuildPath());
   const RunResult exec = addWithPath(pod, "cid-err", conf, execPath());
-  EXPECT_EQ(errorOf(own).value("code", 0), 7) << describe(own);
+  EXPECT_EQ(errorOf(own).value("code", 0), 11) << describe(own);
   EXPECT_THAT(errorOf(own).value("msg", ""), HasSubstr("plugin dualstack-ipam: "));
   EXPECT_EQ(own.exitCode, exec.exitCode);
   EXPECT_EQ(own.out, exec.out);
