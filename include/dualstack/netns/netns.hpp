@@ -1,9 +1,13 @@
 // Network namespace handles and a scoped setns guard.
 //
-// setns(2) changes the namespace of the calling *thread* only. dualstack is single-threaded, so a
-// ScopedSetns moves the whole plugin; a multi-threaded caller must keep every piece of work that
-// depends on the namespace (opening netlink sockets, /proc/sys/net files) on the thread that holds
-// the guard.
+// setns(2) changes the namespace of the calling *thread* only, and a new thread starts in the
+// namespaces of the thread that created it. The plugins do their namespace work on the main
+// thread: a ScopedSetns moves that thread, and every netlink socket and /proc/sys/net file that
+// depends on the namespace is opened on it while the guard is held. DEL starts one more thread
+// (lib/plugin/del.cpp) from the node's namespace, outside any guard, and it opens its own socket
+// there. Whoever adds a thread must start it outside a ScopedSetns unless it is meant to work in
+// that namespace, and must never hand it a guard. dualstack-agent, which runs several threads,
+// never enters another namespace.
 #pragma once
 
 #include <sys/types.h>
