@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "dualstack/sys/hash.hpp"
+
 namespace dualstack::agent {
 
 namespace {
@@ -128,14 +130,12 @@ std::optional<netlink::Route> longestMatch(const ip::Address& addr,
 
 std::uint32_t ownMetric(const ip::Prefix& dst) {
   if (dst.family() == ip::Family::V6) return 1024;
-  std::uint32_t h = 2166136261U;  // FNV-1a 32 over the address and the length
-  const auto mix = [&](std::uint32_t byte) {
-    h ^= byte;
-    h *= 16777619U;
-  };
+  // FNV-1a 32 over the address (network byte order) and the length.
   const auto value = static_cast<std::uint32_t>(dst.network().address().value());
-  for (int shift = 24; shift >= 0; shift -= 8) mix((value >> shift) & 0xffU);
-  mix(static_cast<std::uint32_t>(dst.length()));
+  const char bytes[5] = {static_cast<char>(value >> 24), static_cast<char>(value >> 16),
+                         static_cast<char>(value >> 8), static_cast<char>(value),
+                         static_cast<char>(dst.length())};
+  std::uint32_t h = sys::fnv1a32(std::string_view(bytes, sizeof bytes));
   // FNV's low bits follow the last bytes closely; a final mix spreads neighbouring podCIDRs.
   h ^= h >> 16;
   h *= 0x85ebca6bU;

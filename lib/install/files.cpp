@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include <boost/filesystem/operations.hpp>
+
 #include "dualstack/cni/error.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/file.hpp"
@@ -69,12 +71,11 @@ std::string readFile(const std::string& path, std::string_view what) {
 }
 
 void prepareDirectory(const std::string& dir) {
-  for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    const std::string prefix = dir.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
-      throw ioError("create directory", prefix, errno);
-  }
+  // The host's CNI directories, named by the operator: Boost.Filesystem creates what is missing
+  // (mode 0777 less the umask, as mkdir -p does).
+  boost::system::error_code ec;
+  boost::filesystem::create_directories(dir, ec);
+  if (ec) throw ioError("create directory", dir, ec.value());
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) throw ioError("stat", dir, errno);
   if (!S_ISDIR(st.st_mode)) throw Error(Code::IoFailure, dir + " is not a directory");

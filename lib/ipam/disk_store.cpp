@@ -16,6 +16,7 @@
 #include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
 #include "dualstack/sys/lock.hpp"
+#include "dualstack/sys/hash.hpp"
 
 namespace dualstack::ipam {
 
@@ -50,18 +51,9 @@ std::string keyOf(const std::string& containerId, const std::string& ifname) {
 std::string keyOf(const cni::Attachment& a) { return keyOf(a.containerId, a.ifname); }
 std::string keyOf(const Owner& o) { return keyOf(o.containerId, o.ifname); }
 
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 14695981039346656037ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 std::string hashedName(const std::string& key, int n) {
   char buf[40];
-  std::snprintf(buf, sizeof buf, "~%016llx.%d", static_cast<unsigned long long>(fnv1a(key)), n);
+  std::snprintf(buf, sizeof buf, "~%016llx.%d", static_cast<unsigned long long>(sys::fnv1a64(key)), n);
   return buf;
 }
 
@@ -216,10 +208,9 @@ std::string formatEntry(const std::string& key, std::vector<Address> addrs) {
 int openDataDir(const std::string& dataDir, bool create) {
   int fd = ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0 || errno != ENOENT || !create) return fd;
-  for (std::size_t pos = 1; pos <= dataDir.size(); ++pos) {
-    if (pos != dataDir.size() && dataDir[pos] != '/') continue;
-    const std::string prefix = dataDir.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return -1;
+  if (const int err = sys::makeDirs(dataDir, 0700); err != 0) {
+    errno = err;
+    return -1;
   }
   return ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
@@ -537,7 +528,7 @@ void DiskStore::rewriteIndex() {
   for (const auto& [key, addrs] : entries_) {
     if (addrs.empty()) continue;
     std::string name = key;
-    if (key.size() > kMaxEntryName) name = hashedName(key, chains[fnv1a(key)]++);
+    if (key.size() > kMaxEntryName) name = hashedName(key, chains[sys::fnv1a64(key)]++);
     // Reading is cheaper than writing: most entries are unchanged after host-local's visit.
     const std::string text = formatEntry(key, addrs);
     if (readSmall(index_.get(), name, dirPath) != text) {

@@ -9,6 +9,7 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
 
 namespace dualstack::k8s::detail {
@@ -29,13 +30,9 @@ std::string dirOf(const std::string& path) {
 }
 
 void makeDirs(const std::string& dir) {
-  if (dir.empty() || dir == "/" || dir == ".") return;
-  if (::mkdir(dir.c_str(), 0700) == 0) return;
-  if (errno == EEXIST) return;
-  if (errno != ENOENT) throw cni::errnoError(Code::IoFailure, "create directory " + dir, errno);
-  makeDirs(dirOf(dir));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw cni::errnoError(Code::IoFailure, "create directory " + dir, errno);
+  std::string failed;
+  if (const int err = sys::makeDirs(dir, 0700, &failed); err != 0) {
+    throw cni::errnoError(Code::IoFailure, "create directory " + failed, err);
   }
 }
 

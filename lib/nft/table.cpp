@@ -11,6 +11,7 @@
 #include "dualstack/cni/error.hpp"
 #include "dualstack/sys/file.hpp"
 #include "dualstack/sys/lock.hpp"
+#include "dualstack/sys/hash.hpp"
 
 namespace dualstack::nft {
 
@@ -30,11 +31,7 @@ bool isAsciiAlnum(char c) {
 
 std::string shortName(std::string_view network) {
   if (network.size() <= kMaxVerbatimName) return std::string(network);
-  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
-  for (const char c : network) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
+  std::uint64_t h = sys::fnv1a64(network);
   std::string hex(16, '0');
   for (std::size_t i = 0; i < 16; ++i) {
     hex[15 - i] = "0123456789abcdef"[h & 0xf];

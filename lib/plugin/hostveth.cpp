@@ -3,26 +3,22 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "dualstack/sys/hash.hpp"
+
 namespace dualstack::plugin {
 
 namespace {
 
-// FNV-1a, 64 bit: stable across builds and machines, which a std::hash is not.
+// FNV-1a 64 of one field, then a separator byte that cannot occur in any field, so that
+// ("ab","c") and ("a","bc") differ.
 std::uint64_t fnv1a(std::uint64_t h, std::string_view s) {
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  // A separator byte that cannot occur in any of the fields keeps ("ab","c") != ("a","bc").
-  h ^= 0xff;
-  h *= 0x100000001b3ULL;
-  return h;
+  return sys::fnv1a64(std::string_view("\xff", 1), sys::fnv1a64(s, h));
 }
 
 }  // namespace
 
 std::string hostVethName(std::string_view network, const cni::Attachment& a, int candidate) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
+  std::uint64_t h = sys::kFnv64Offset;
   h = fnv1a(h, network);
   h = fnv1a(h, a.containerId);
   h = fnv1a(h, a.ifname);
@@ -49,7 +45,7 @@ std::string storeTag(std::string_view dataDir) {
     i = end;
   }
   if (normal.empty()) normal = "/";
-  const std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, normal);
+  const std::uint64_t h = fnv1a(sys::kFnv64Offset, normal);
   static const char* hex = "0123456789abcdef";
   std::string tag;
   for (int d = 0; d < 12; ++d) tag += hex[(h >> (4 * d)) & 0xf];

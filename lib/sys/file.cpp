@@ -90,4 +90,17 @@ FileProblem readRegularFileAt(int dirFd, const std::string& name, std::size_t ma
   return {err, 0, err == EFBIG ? maxBytes : 0};
 }
 
+int makeDirs(const std::string& path, mode_t mode, std::string* failed) {
+  for (std::size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    const std::string prefix = path.substr(0, pos);
+    if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
+      const int err = errno;
+      if (failed != nullptr) *failed = prefix;
+      return err;
+    }
+  }
+  return 0;
+}
+
 }  // namespace dualstack::sys

@@ -169,5 +169,28 @@ TEST(FileTypeName, NamesEveryKind) {
   EXPECT_STREQ(fileTypeName(S_IFLNK), "a symbolic link");
 }
 
+TEST(MakeDirs, CreatesEveryMissingParentWithTheModeAndAcceptsWhatExists) {
+  const TempDir tmp;
+  const std::string deep = tmp.file("a/b/c");
+  const mode_t old = ::umask(0);
+  EXPECT_EQ(makeDirs(deep, 0700), 0);
+  EXPECT_EQ(makeDirs(deep, 0700), 0) << "an existing directory is not an error";
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(deep.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(::stat(tmp.file("a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST(MakeDirs, NamesTheComponentThatCannotBeMade) {
+  const TempDir tmp;
+  std::ofstream(tmp.file("file")) << "x";
+  std::string failed;
+  EXPECT_EQ(makeDirs(tmp.file("file/sub/dir"), 0700, &failed), ENOTDIR);
+  EXPECT_EQ(failed, tmp.file("file/sub"));
+}
+
 }  // namespace
 }  // namespace dualstack::sys

@@ -50,4 +50,8 @@ FileProblem openRegularAt(int dirFd, const std::string& name, int flags, mode_t 
 FileProblem readRegularFileAt(int dirFd, const std::string& name, std::size_t maxBytes, Links links,
                               std::string& out, struct stat* st = nullptr);
 
+// Creates directory `path` and its missing parents with `mode` (less the umask), as mkdir -p
+// does. Returns 0, or the errno of the first component that could not be made, named in *failed.
+int makeDirs(const std::string& path, mode_t mode, std::string* failed = nullptr);
+
 }  // namespace dualstack::sys
