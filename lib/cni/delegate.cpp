@@ -14,9 +14,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <vector>
 
 #include "dualstack/cni/error.hpp"
@@ -328,8 +328,9 @@ std::optional<Error> reportedError(std::string_view label, const json& answer) {
   const json& code = answer["code"];
   if (!code.is_number_unsigned() || code.get<std::uint64_t>() < 1 ||
       code.get<std::uint64_t>() > static_cast<std::uint64_t>(INT32_MAX)) {
-    return Error(Code::IoFailure, std::string(label) + " failed with error code " + code.dump() +
-                                      ", which is out of range: " + answer["msg"].get<std::string>());
+    return Error(Code::IoFailure,
+                 std::string(label) + " failed with error code " + code.dump() +
+                     ", which is out of range: " + answer["msg"].get<std::string>());
   }
   return Error(static_cast<Code>(code.get<int>()),
                std::string(label) + ": " + answer["msg"].get<std::string>(), details);
@@ -395,7 +396,8 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
   child.reap(0, &status);
   child.awaitGroupGone();
   if (WIFSIGNALED(status)) {
-    throw Error(Code::IoFailure, label + " was killed by signal " + std::to_string(WTERMSIG(status)));
+    throw Error(Code::IoFailure,
+                label + " was killed by signal " + std::to_string(WTERMSIG(status)));
   }
   const int exitCode = WEXITSTATUS(status);
   json parsed;

@@ -40,12 +40,18 @@ std::string printable(std::string_view s) {
 
 std::string_view commandName(Command c) {
   switch (c) {
-    case Command::Add: return "ADD";
-    case Command::Del: return "DEL";
-    case Command::Check: return "CHECK";
-    case Command::Gc: return "GC";
-    case Command::Status: return "STATUS";
-    case Command::Version: return "VERSION";
+    case Command::Add:
+      return "ADD";
+    case Command::Del:
+      return "DEL";
+    case Command::Check:
+      return "CHECK";
+    case Command::Gc:
+      return "GC";
+    case Command::Status:
+      return "STATUS";
+    case Command::Version:
+      return "VERSION";
   }
   return "?";
 }
@@ -118,13 +124,22 @@ Env parseEnv(const EnvLookup& lookup) {
   Env env;
   const auto command = lookup("CNI_COMMAND");
   if (!command || command->empty()) throw Error(Code::InvalidEnv, "CNI_COMMAND is not set");
-  if (*command == "ADD") env.command = Command::Add;
-  else if (*command == "DEL") env.command = Command::Del;
-  else if (*command == "CHECK") env.command = Command::Check;
-  else if (*command == "GC") env.command = Command::Gc;
-  else if (*command == "STATUS") env.command = Command::Status;
-  else if (*command == "VERSION") env.command = Command::Version;
-  else throw Error(Code::InvalidEnv, "CNI_COMMAND \"" + printable(*command) + "\" is not a CNI verb (ADD, DEL, CHECK, GC, STATUS, VERSION)");
+  if (*command == "ADD")
+    env.command = Command::Add;
+  else if (*command == "DEL")
+    env.command = Command::Del;
+  else if (*command == "CHECK")
+    env.command = Command::Check;
+  else if (*command == "GC")
+    env.command = Command::Gc;
+  else if (*command == "STATUS")
+    env.command = Command::Status;
+  else if (*command == "VERSION")
+    env.command = Command::Version;
+  else
+    throw Error(Code::InvalidEnv,
+                "CNI_COMMAND \"" + printable(*command) +
+                    "\" is not a CNI verb (ADD, DEL, CHECK, GC, STATUS, VERSION)");
   if (env.command == Command::Version) return env;
 
   const bool perAttachment =

@@ -20,9 +20,12 @@ namespace {
 
 constexpr std::string_view levelName(LogLevel l) {
   switch (l) {
-    case LogLevel::Error: return "error";
-    case LogLevel::Info: return "info";
-    case LogLevel::Debug: return "debug";
+    case LogLevel::Error:
+      return "error";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Debug:
+      return "debug";
   }
   return "?";
 }
@@ -64,11 +67,21 @@ std::string logValue(std::string_view value, std::size_t max) {
   for (const char c : value) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (u < 0x20 || u == 0x7f) {
           static constexpr char hex[] = "0123456789abcdef";
@@ -96,9 +109,12 @@ LogConfig parseLogConfig(const json& raw) {
     cfg.file = *file;
   }
   if (auto level = optString(raw, "logLevel", "")) {
-    if (*level == "error") cfg.level = LogLevel::Error;
-    else if (*level == "info") cfg.level = LogLevel::Info;
-    else if (*level == "debug") cfg.level = LogLevel::Debug;
+    if (*level == "error")
+      cfg.level = LogLevel::Error;
+    else if (*level == "info")
+      cfg.level = LogLevel::Info;
+    else if (*level == "debug")
+      cfg.level = LogLevel::Debug;
     else {
       throw Error(Code::InvalidConfig,
                   "logLevel: " + logValue(*level, 32) + " is not one of error, info, debug");

@@ -30,7 +30,8 @@ ip::Address parseAddr(const json& obj, const char* key, const std::string& where
 ip::Prefix parsePrefix(const json& obj, const char* key, const std::string& where) {
   const auto text = reqString(obj, key, where, Code::DecodeFailure);
   auto p = ip::Prefix::parse(text);
-  if (!p) bad(fieldPath(where, key), "\"" + text.substr(0, 64) + "\" is not an address in CIDR form");
+  if (!p)
+    bad(fieldPath(where, key), "\"" + text.substr(0, 64) + "\" is not an address in CIDR form");
   return *p;
 }
 
@@ -40,7 +41,8 @@ void forEach(const json& j, const char* key, F&& f) {
   if (arr == nullptr) return;
   std::size_t i = 0;
   for (const auto& item : *arr) {
-    if (!item.is_object()) bad(std::string(key) + "[" + std::to_string(i) + "]", "expected an object");
+    if (!item.is_object())
+      bad(std::string(key) + "[" + std::to_string(i) + "]", "expected an object");
     f(item, std::string(key) + "[" + std::to_string(i) + "]");
     ++i;
   }
@@ -49,7 +51,8 @@ void forEach(const json& j, const char* key, F&& f) {
 }  // namespace
 
 Result Result::fromJson(const json& j, std::string_view where) {
-  if (!j.is_object()) bad(std::string(where), "expected an object, got " + std::string(typeName(j)));
+  if (!j.is_object())
+    bad(std::string(where), "expected an object, got " + std::string(typeName(j)));
   Result r;
   try {
     forEach(j, "interfaces", [&](const json& o, const std::string& w) {
@@ -68,8 +71,8 @@ Result Result::fromJson(const json& j, std::string_view where) {
         bad(w + ".gateway", "family differs from the address's");
       }
       c.interface = optSmallInt(o, "interface", w);
-      if (c.interface && (*c.interface < 0 ||
-                          static_cast<std::size_t>(*c.interface) >= r.interfaces.size())) {
+      if (c.interface &&
+          (*c.interface < 0 || static_cast<std::size_t>(*c.interface) >= r.interfaces.size())) {
         bad(w + ".interface", "index " + std::to_string(*c.interface) + " names no interface");
       }
       if (auto v = optString(o, "version", w, Code::DecodeFailure)) {

@@ -70,9 +70,8 @@ void writeOut(const std::string& text) {
 
 // The CNI error object a failed plugin prints on stdout.
 std::string errorText(const Error& e, const std::string& input) {
-  nlohmann::json j = {{"cniVersion", errorVersion(input)},
-                      {"code", static_cast<int>(e.code())},
-                      {"msg", e.msg()}};
+  nlohmann::json j = {
+      {"cniVersion", errorVersion(input)}, {"code", static_cast<int>(e.code())}, {"msg", e.msg()}};
   if (!e.details().empty()) j["details"] = e.details();
   // Messages may quote input bytes that are not UTF-8: replace them rather than throw here.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -92,12 +91,22 @@ int reportError(const Error& e, const std::string& input, std::string_view prog)
 // empty one for the other verbs.
 SerialisedResult dispatch(const Handlers& handlers, const Env& env, const NetConf& conf) {
   switch (env.command) {
-    case Command::Add: return handlers.add(env, conf);
-    case Command::Del: handlers.del(env, conf); break;
-    case Command::Check: handlers.check(env, conf); break;
-    case Command::Gc: handlers.gc(env, conf); break;
-    case Command::Status: handlers.status(env, conf); break;
-    case Command::Version: break;
+    case Command::Add:
+      return handlers.add(env, conf);
+    case Command::Del:
+      handlers.del(env, conf);
+      break;
+    case Command::Check:
+      handlers.check(env, conf);
+      break;
+    case Command::Gc:
+      handlers.gc(env, conf);
+      break;
+    case Command::Status:
+      handlers.status(env, conf);
+      break;
+    case Command::Version:
+      break;
   }
   return {};
 }
@@ -107,12 +116,13 @@ SerialisedResult dispatch(const Handlers& handlers, const Env& env, const NetCon
 std::string_view buildVersion() { return DUALSTACK_VERSION; }
 
 int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& handlers) {
-  const std::string_view prog = argc > 0 ? std::string_view(argv[0]).substr(
-                                               std::string_view(argv[0]).rfind('/') + 1)
-                                         : std::string_view("dualstack");
+  const std::string_view prog =
+      argc > 0 ? std::string_view(argv[0]).substr(std::string_view(argv[0]).rfind('/') + 1)
+               : std::string_view("dualstack");
   const char* command = std::getenv("CNI_COMMAND");
   if (command == nullptr) {
-    if (argc > 1 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+    if (argc > 1 &&
+        (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
       std::printf("%.*s %s\nCNI protocol versions supported:", static_cast<int>(prog.size()),
                   prog.data(), DUALSTACK_VERSION);
       for (auto v : kSupportedVersions) std::printf(" %.*s", static_cast<int>(v.size()), v.data());
@@ -121,7 +131,8 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
     }
     if (handlers.interactive) return handlers.interactive(argc, argv);
     std::fwrite(usage.data(), 1, usage.size(), stdout);
-    const bool help = argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+    const bool help =
+        argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
     return help ? 0 : 2;
   }
 

@@ -23,16 +23,19 @@ std::array<int, 3> parseVersion(std::string_view v) {
     }
     int n = 0;
     while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
-      if (n > 100000) throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
+      if (n > 100000)
+        throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
       n = n * 10 + (v[i++] - '0');
     }
     parts[static_cast<std::size_t>(p)] = n;
     if (p < 2 && i < v.size()) {
-      if (v[i] != '.') throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
+      if (v[i] != '.')
+        throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
       ++i;
     }
   }
-  if (i != v.size()) throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
+  if (i != v.size())
+    throw Error(Code::DecodeFailure, "malformed cniVersion \"" + std::string(v) + "\"");
   return parts;
 }
 
@@ -55,8 +58,7 @@ int compareVersions(std::string_view a, std::string_view b) {
 nlohmann::json versionInfo(std::string_view requested) {
   nlohmann::json supported = nlohmann::json::array();
   for (auto v : kSupportedVersions) supported.push_back(v);
-  const std::string_view answer =
-      isSupportedVersion(requested) ? requested : kLatestVersion;
+  const std::string_view answer = isSupportedVersion(requested) ? requested : kLatestVersion;
   return {{"cniVersion", answer}, {"supportedVersions", std::move(supported)}};
 }
 

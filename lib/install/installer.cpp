@@ -119,11 +119,13 @@ Credentials readCredentials(const Options& o, const std::string& server) {
     self.caFile = o.caFile;
     self.tokenFile = o.tokenFile;
     const auto slash = o.tokenServiceAccount.find('/');
-    const auto issued = k8s::requestToken(self, o.tokenServiceAccount.substr(0, slash),
-                                          o.tokenServiceAccount.substr(slash + 1), o.tokenExpiration);
+    const auto issued =
+        k8s::requestToken(self, o.tokenServiceAccount.substr(0, slash),
+                          o.tokenServiceAccount.substr(slash + 1), o.tokenExpiration);
     const std::string what = "the TokenRequest token of service account " + o.tokenServiceAccount;
-    c.kubeconfig = renderKubeconfig(server, ca, issued.token, what,
-                                    "dualstack-install with " + what + ";\n# dualstack-agent renews it");
+    c.kubeconfig =
+        renderKubeconfig(server, ca, issued.token, what,
+                         "dualstack-install with " + what + ";\n# dualstack-agent renews it");
     c.times.issuedAt = static_cast<std::int64_t>(std::time(nullptr));
     c.times.expiresAt = issued.expiresUnix;
   }
@@ -320,7 +322,8 @@ Options parseOptions(int argc, char** argv, bool* help) {
       const milliseconds d = parseDuration(needValue(), arg);
       // The API server refuses TokenRequests for less than 10 minutes.
       if (d < std::chrono::minutes(10)) {
-        throw Error(Code::InvalidConfig, "--token-expiration must be at least 10m (the API's minimum)");
+        throw Error(Code::InvalidConfig,
+                    "--token-expiration must be at least 10m (the API's minimum)");
       }
       o.tokenExpiration = std::chrono::duration_cast<std::chrono::seconds>(d);
     } else if (it != valued.end()) {
@@ -407,8 +410,9 @@ int run(const Options& o) {
     // A TokenRequest token is asked for again only once 80% of its lifetime has passed.
     try {
       const auto nowSec = static_cast<std::int64_t>(std::time(nullptr));
-      const bool requestDue = !times.expiresAt || !times.issuedAt ||
-                              nowSec >= *times.issuedAt + (*times.expiresAt - *times.issuedAt) * 8 / 10;
+      const bool requestDue =
+          !times.expiresAt || !times.issuedAt ||
+          nowSec >= *times.issuedAt + (*times.expiresAt - *times.issuedAt) * 8 / 10;
       if (!o.tokenServiceAccount.empty() && !requestDue) {
         if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
           log("restored " + joinPath(p.confDir, o.conflistName));

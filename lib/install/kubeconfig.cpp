@@ -22,13 +22,20 @@ std::optional<std::string> base64UrlDecode(std::string_view in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-' || c == '+')
+      v = 62;
+    else if (c == '_' || c == '/')
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::nullopt;
     acc = (acc << 6) | static_cast<std::uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -77,7 +84,8 @@ std::string base64Encode(std::string_view data) {
   }
   if (i < data.size()) {
     std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(data[i]) << 16);
-    if (i + 1 < data.size()) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(data[i + 1]) << 8);
+    if (i + 1 < data.size())
+      n |= static_cast<std::uint32_t>(static_cast<unsigned char>(data[i + 1]) << 8);
     out += kAlphabet[n >> 18 & 63];
     out += kAlphabet[n >> 12 & 63];
     out += i + 1 < data.size() ? kAlphabet[n >> 6 & 63] : '=';
@@ -105,7 +113,8 @@ TokenTimes tokenTimes(std::string_view token) {
 
 std::string serverUrl(std::string_view host, std::string_view port) {
   const bool v6 = host.find(':') != std::string_view::npos && host.front() != '[';
-  return "https://" + (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + std::string(port);
+  return "https://" + (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" +
+         std::string(port);
 }
 
 std::string renderKubeconfig(const std::string& server, const std::string& caPem,
@@ -119,7 +128,8 @@ std::string renderKubeconfig(const std::string& server, const std::string& caPem
   for (char c : token) {
     // A bearer token is printable ASCII without spaces or quotes (RFC 6750's b64token and more).
     if (c <= ' ' || c > '~' || c == '"' || c == '\\') {
-      throw Error(Code::InvalidConfig, tokenSource + " holds a character a bearer token cannot contain");
+      throw Error(Code::InvalidConfig,
+                  tokenSource + " holds a character a bearer token cannot contain");
     }
   }
   for (char c : server) {
@@ -129,18 +139,25 @@ std::string renderKubeconfig(const std::string& server, const std::string& caPem
   }
   // JSON strings are valid YAML scalars: quoting is then nlohmann's job.
   const auto q = [](const std::string& s) { return nlohmann::json(s).dump(); };
-  return "# Written by " + std::string(writer) + ". Do not edit: changes are overwritten.\n"
+  return "# Written by " + std::string(writer) +
+         ". Do not edit: changes are overwritten.\n"
          "apiVersion: v1\n"
          "kind: Config\n"
          "clusters:\n"
          "- name: cluster\n"
          "  cluster:\n"
-         "    server: " + q(server) + "\n"
-         "    certificate-authority-data: " + q(base64Encode(caPem)) + "\n"
+         "    server: " +
+         q(server) +
+         "\n"
+         "    certificate-authority-data: " +
+         q(base64Encode(caPem)) +
+         "\n"
          "users:\n"
          "- name: dualstack-cni\n"
          "  user:\n"
-         "    token: " + q(token) + "\n"
+         "    token: " +
+         q(token) +
+         "\n"
          "contexts:\n"
          "- name: dualstack-cni\n"
          "  context:\n"

@@ -14,9 +14,9 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/sys/file.hpp"
+#include "dualstack/sys/hash.hpp"
 #include "dualstack/sys/io.hpp"
 #include "dualstack/sys/lock.hpp"
-#include "dualstack/sys/hash.hpp"
 
 namespace dualstack::ipam {
 
@@ -53,7 +53,8 @@ std::string keyOf(const Owner& o) { return keyOf(o.containerId, o.ifname); }
 
 std::string hashedName(const std::string& key, int n) {
   char buf[40];
-  std::snprintf(buf, sizeof buf, "~%016llx.%d", static_cast<unsigned long long>(sys::fnv1a64(key)), n);
+  std::snprintf(buf, sizeof buf, "~%016llx.%d", static_cast<unsigned long long>(sys::fnv1a64(key)),
+                n);
   return buf;
 }
 

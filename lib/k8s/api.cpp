@@ -198,8 +198,8 @@ Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
     try {
       body = cni::parseJson(response.body, "the answer");
     } catch (const Error& e) {
-      throw Error(Code::DecodeFailure, server + " answered GET " + http.url + ", but " + e.msg() + ": " +
-                                           detail::statusMessage(response.body));
+      throw Error(Code::DecodeFailure, server + " answered GET " + http.url + ", but " + e.msg() +
+                                           ": " + detail::statusMessage(response.body));
     }
     Node n = parseNode(body, node + " from " + kc.server);
     if (n.name.empty()) n.name = request.name;

@@ -137,7 +137,8 @@ std::vector<ip::Prefix> setPrefixes(const json& set) {
       const auto& addr = e["prefix"].value("addr", json());
       const auto& len = e["prefix"].value("len", json());
       if (addr.is_string() && len.is_number_integer()) {
-        p = ip::Prefix::parse(addr.get<std::string>() + "/" + std::to_string(len.get<std::int64_t>()));
+        p = ip::Prefix::parse(addr.get<std::string>() + "/" +
+                              std::to_string(len.get<std::int64_t>()));
       }
     }
     out.push_back(p.value_or(ip::Prefix(ip::Address::v4(1), 0)));

@@ -10,8 +10,8 @@
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/sys/file.hpp"
-#include "dualstack/sys/lock.hpp"
 #include "dualstack/sys/hash.hpp"
+#include "dualstack/sys/lock.hpp"
 
 namespace dualstack::nft {
 
@@ -82,7 +82,8 @@ TableLock::TableLock(std::string_view network, std::chrono::milliseconds timeout
     const std::string holder = sys::lockHolder(fd_.get());
     throw Error(Code::TryAgainLater,
                 "the masquerade lock " + path + " is held by " +
-                    (holder.empty() ? "another process" : holder) + " and was not released within " +
+                    (holder.empty() ? "another process" : holder) +
+                    " and was not released within " +
                     (timeout.count() % 1000 == 0 ? std::to_string(timeout.count() / 1000) + " s"
                                                  : std::to_string(timeout.count()) + " ms") +
                     "; try again later (a process that stays stuck holding it must be ended)");

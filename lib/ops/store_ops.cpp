@@ -71,7 +71,8 @@ std::vector<std::string> entryNames(const std::string& dir, std::string_view wha
   const sys::Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   std::vector<sys::DirEntry> listed;
   const int err = fd ? sys::listDirAt(fd.get(), listed) : errno;
-  if (err != 0) throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + dir, err);
+  if (err != 0)
+    throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + dir, err);
   std::vector<std::string> names;
   for (auto& e : listed) names.push_back(std::move(e.name));
   std::sort(names.begin(), names.end());
@@ -87,7 +88,8 @@ cni::Attachment attachmentFrom(const json& j, const char* idKey, const char* ifK
                                const std::string& where) {
   if (!j.is_object() || !j.contains(idKey) || !j[idKey].is_string() || !j.contains(ifKey) ||
       !j[ifKey].is_string()) {
-    throw Error(Code::DecodeFailure, where + " needs the strings \"" + idKey + "\" and \"" + ifKey + "\"");
+    throw Error(Code::DecodeFailure,
+                where + " needs the strings \"" + idKey + "\" and \"" + ifKey + "\"");
   }
   cni::Attachment a{j[idKey].get<std::string>(), j[ifKey].get<std::string>()};
   if (!cni::validContainerId(a.containerId)) {
@@ -103,12 +105,14 @@ cni::Attachment attachmentFrom(const json& j, const char* idKey, const char* ifK
 
 ConfigView readConfigFile(const std::string& path) {
   const json file = parseJsonFile(path, "network config");
-  if (!file.is_object()) throw Error(Code::DecodeFailure, "network config " + path + " is not a JSON object");
+  if (!file.is_object())
+    throw Error(Code::DecodeFailure, "network config " + path + " is not a JSON object");
   // A conflist names the network and version at the top; each plugin inherits them.
   const json* plugin = nullptr;
   std::string where;
   if (file.contains("plugins")) {
-    if (!file["plugins"].is_array()) throw Error(Code::InvalidConfig, path + ": plugins is not a list");
+    if (!file["plugins"].is_array())
+      throw Error(Code::InvalidConfig, path + ": plugins is not a list");
     for (const char* wanted : {"dualstack-ipam", "host-local"}) {
       for (std::size_t i = 0; plugin == nullptr && i < file["plugins"].size(); ++i) {
         const json& p = file["plugins"][i];
@@ -157,7 +161,8 @@ std::vector<Listed> listAllocations(const std::string& dataDir, const std::strin
     out.push_back({network, addr, std::move(owner), store->allocatedAt(addr)});
   }
   store->commit();
-  std::sort(out.begin(), out.end(), [](const Listed& a, const Listed& b) { return a.address < b.address; });
+  std::sort(out.begin(), out.end(),
+            [](const Listed& a, const Listed& b) { return a.address < b.address; });
   return out;
 }
 
@@ -197,15 +202,17 @@ std::vector<std::string> verifyStore(const std::string& dataDir, const std::stri
       if (addrs.size() < 2) continue;
       std::string list;
       for (const auto& a : addrs) list += (list.empty() ? "" : ", ") + a.str();
-      problems.push_back(store->path() + ": " + key.first + " holds " + std::to_string(addrs.size()) +
-                         " addresses of one range set (" + list + "); one is leaked");
+      problems.push_back(store->path() + ": " + key.first + " holds " +
+                         std::to_string(addrs.size()) + " addresses of one range set (" + list +
+                         "); one is leaked");
     }
   }
   store->commit();
   return problems;
 }
 
-std::vector<cni::Attachment> liveFromResultCache(const std::string& dir, const std::string& network) {
+std::vector<cni::Attachment> liveFromResultCache(const std::string& dir,
+                                                 const std::string& network) {
   requireNetworkName(network);
   const std::string results = isDirectory(dir + "/results") ? dir + "/results" : dir;
   if (!isDirectory(results)) {
@@ -245,7 +252,8 @@ std::vector<cni::Attachment> liveFromFile(const std::string& path) {
   }
   std::vector<cni::Attachment> live;
   for (std::size_t i = 0; i < j.size(); ++i) {
-    live.push_back(attachmentFrom(j[i], "containerID", "ifname", path + "[" + std::to_string(i) + "]"));
+    live.push_back(
+        attachmentFrom(j[i], "containerID", "ifname", path + "[" + std::to_string(i) + "]"));
   }
   return live;
 }
@@ -253,7 +261,8 @@ std::vector<cni::Attachment> liveFromFile(const std::string& path) {
 GcOutcome gcStore(const std::string& dataDir, const std::string& network,
                   const std::vector<cni::Attachment>& live, bool dryRun) {
   GcOutcome out;
-  auto store = openStore(dataDir, network, dryRun ? DiskStore::Mode::ReadOnly : DiskStore::Mode::Existing);
+  auto store =
+      openStore(dataDir, network, dryRun ? DiskStore::Mode::ReadOnly : DiskStore::Mode::Existing);
   if (!store) return out;
   store->lock();
   const auto all = store->list();

@@ -51,8 +51,9 @@ std::optional<std::array<std::uint8_t, 6>> requestedMac(const cni::Env& env,
 PluginConfig parsePluginConfig(const cni::Env& env, const cni::NetConf& conf) {
   PluginConfig pc;
   if (conf.ipam().is_null()) {
-    throw Error(Code::InvalidConfig, "ipam is missing: dualstack needs an IPAM plugin "
-                                     "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
+    throw Error(Code::InvalidConfig,
+                "ipam is missing: dualstack needs an IPAM plugin "
+                "(e.g. \"ipam\": {\"type\": \"dualstack-ipam\", ...})");
   }
   pc.ipamType = cni::reqString(conf.ipam(), "type", "ipam");
   if (pc.ipamType.empty() || pc.ipamType.find('/') != std::string::npos || pc.ipamType == "." ||

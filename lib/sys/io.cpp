@@ -80,7 +80,8 @@ int listDirAt(int dirFd, std::vector<DirEntry>& out) {
     const std::string_view name = e->d_name;
     if (name != "." && name != "..") out.push_back({std::string(name), e->d_type});
   }
-  const int err = errno;  // readdir returns nullptr at the end and on an error; only the latter sets it
+  const int err =
+      errno;  // readdir returns nullptr at the end and on an error; only the latter sets it
   ::closedir(d);
   return err;
 }

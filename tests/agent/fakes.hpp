@@ -16,8 +16,8 @@
 
 #include "dualstack/agent/agent.hpp"
 #include "dualstack/agent/kernel.hpp"
-#include "dualstack/agent/routes.hpp"
 #include "dualstack/agent/log.hpp"
+#include "dualstack/agent/routes.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/netlink/route.hpp"
 

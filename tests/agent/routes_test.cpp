@@ -234,20 +234,23 @@ TEST_F(DiffTest, ExtraOwnRoutesForADestinationGoAndTheOneAtTheDefaultMetricStays
 TEST(OwnMetric, IPv4DestinationsSpreadOverManyMetricsIPv6KeepsTheDefault) {
   std::set<std::uint32_t> seen;
   for (int i = 0; i < 5000; ++i) {
-    const auto m = ownMetric(P(("10." + std::to_string(64 + i / 256) + "." + std::to_string(i % 256) + ".0/24").c_str()));
+    const auto m = ownMetric(P(
+        ("10." + std::to_string(64 + i / 256) + "." + std::to_string(i % 256) + ".0/24").c_str()));
     EXPECT_GE(m, 1u);
     EXPECT_LE(m, 4093u);
     seen.insert(m);
   }
   EXPECT_GT(seen.size(), 2500u) << "5,000 podCIDRs on thousands of metrics, not a few";
-  EXPECT_EQ(ownMetric(P("10.244.1.0/24")), ownMetric(P("10.244.1.7/24"))) << "host bits do not count";
+  EXPECT_EQ(ownMetric(P("10.244.1.0/24")), ownMetric(P("10.244.1.7/24")))
+      << "host bits do not count";
   EXPECT_NE(ownMetric(P("10.244.1.0/24")), ownMetric(P("10.244.1.0/25")));
   EXPECT_EQ(ownMetric(P("fd00:10:244:1::/64")), 1024u);
 }
 
 TEST_F(DiffTest, AnOwnRouteAtAnotherMetricIsReplacedByOneAtItsOwn) {
   // E.g. left by a version that used the kernel's default metric.
-  const Plan p = run({want("10.244.2.0/24", "192.168.1.2")}, {via("10.244.2.0/24", "192.168.1.2", kOwn, 0)});
+  const Plan p =
+      run({want("10.244.2.0/24", "192.168.1.2")}, {via("10.244.2.0/24", "192.168.1.2", kOwn, 0)});
   // The new one first: the destination is never without a route.
   EXPECT_THAT(actions(p), ElementsAre("add 10.244.2.0/24 via 192.168.1.2 proto 77",
                                       "delete 10.244.2.0/24 metric 0 proto 77"));
@@ -265,9 +268,9 @@ TEST_F(DiffTest, RemovalsComeBeforeAdditions) {
   const Plan p =
       run({want("10.244.1.0/24", "192.168.1.1"), want("10.244.2.0/24", "192.168.1.3")},
           {via("10.244.2.0/24", "192.168.1.2", kOwn), via("10.244.8.0/24", "192.168.1.8", kOwn)});
-  EXPECT_THAT(actions(p), ElementsAre(deleteOwn("10.244.8.0/24"),
-                                      "add 10.244.1.0/24 via 192.168.1.1 proto 77",
-                                      "replace 10.244.2.0/24 via 192.168.1.3 proto 77"));
+  EXPECT_THAT(actions(p),
+              ElementsAre(deleteOwn("10.244.8.0/24"), "add 10.244.1.0/24 via 192.168.1.1 proto 77",
+                          "replace 10.244.2.0/24 via 192.168.1.3 proto 77"));
 }
 
 }  // namespace

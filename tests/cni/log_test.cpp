@@ -90,9 +90,7 @@ class LoggerTest : public ::testing::Test {
   t::TempDir tmp;
   std::string path = tmp.file("cni.log");
 
-  static void fill(Logger& log) {
-    log.context() = {"dualstack", "ADD", "cid-1", "eth0", "net1"};
-  }
+  static void fill(Logger& log) { log.context() = {"dualstack", "ADD", "cid-1", "eth0", "net1"}; }
 };
 
 TEST_F(LoggerTest, RecordCarriesEveryFieldOnOneLine) {
@@ -232,8 +230,9 @@ TEST_F(LoggerTest, ParallelWritersNeverInterleave) {
   }
   const auto got = lines(readFile(path));
   ASSERT_EQ(got.size(), static_cast<std::size_t>(kProcs * kRecords));
-  const std::regex record(R"(^time=\S+ level=info prog=w\d pid=\d+ cmd=ADD container=c ifname=eth0 )"
-                          R"(network=n elapsed_ms=\S+ msg="r\d+ p{3000}"$)");
+  const std::regex record(
+      R"(^time=\S+ level=info prog=w\d pid=\d+ cmd=ADD container=c ifname=eth0 )"
+      R"(network=n elapsed_ms=\S+ msg="r\d+ p{3000}"$)");
   for (const auto& l : got) ASSERT_TRUE(std::regex_match(l, record)) << l.substr(0, 200);
 }
 
@@ -315,11 +314,12 @@ TEST_F(PluginLog, DebugNeverLogsSecrets) {
   ASSERT_NE(ipam("ADD", c, "cid-2").exitCode, 0);
   // A kubeconfig holding a token, for an API server that refuses connections.
   const std::string kubeconfig = tmp.file("kube.conf");
-  std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
-                               "{server: \"https://127.0.0.1:1\"}\nusers:\n- name: u\n  user: {token: \""
-                            << kSecret
-                            << "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
-                               "current-context: x\n";
+  std::ofstream(kubeconfig)
+      << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+         "{server: \"https://127.0.0.1:1\"}\nusers:\n- name: u\n  user: {token: \""
+      << kSecret
+      << "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+         "current-context: x\n";
   c["ipam"]["node"] = {{"kubeconfig", kubeconfig}, {"name", "worker-1"}, {"timeout", "1s"}};
   c["ipam"]["dataDir"] = tmp.file("store2");
   ASSERT_NE(ipam("ADD", c, "cid-3").exitCode, 0);
@@ -393,8 +393,8 @@ TEST_F(PluginLog, InterfacePluginAndIpamShareTheLog) {
   const t::RunResult r = t::runPlugin(t::binPath("dualstack"), env, c.dump(), node.path());
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   c["mtu"] = "big";
-  const t::RunResult bad =
-      t::runPlugin(t::binPath("dualstack"), t::cniEnv("ADD", "cid-pod2", pod.path()), c.dump(), node.path());
+  const t::RunResult bad = t::runPlugin(
+      t::binPath("dualstack"), t::cniEnv("ADD", "cid-pod2", pod.path()), c.dump(), node.path());
   ASSERT_NE(bad.exitCode, 0);
   const std::string log = readFile(logPath);
   const auto got = lines(log);

@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool perAttachment = env.command == cni::Command::Add ||
                                env.command == cni::Command::Del ||
                                env.command == cni::Command::Check;
-    if (perAttachment && (!cni::validContainerId(env.containerId) || !cni::validIfname(env.ifname))) {
+    if (perAttachment &&
+        (!cni::validContainerId(env.containerId) || !cni::validIfname(env.ifname))) {
       std::abort();
     }
     for (const auto& [k, v] : env.argPairs) {

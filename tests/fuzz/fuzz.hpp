@@ -16,7 +16,8 @@
 namespace dualstack::fuzz {
 
 inline std::string_view asText(const std::uint8_t* data, std::size_t size) {
-  return {reinterpret_cast<const char*>(data), size};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  return {reinterpret_cast<const char*>(data),
+          size};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
 }
 
 // What pluginMain does with an Error: the message must be usable in the CNI error JSON.

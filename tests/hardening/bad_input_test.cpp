@@ -124,81 +124,165 @@ std::vector<BadInput> cases() {
       // ---- stdin that is not a config ----
       {"EmptyStdin", kBoth, 6, {"not valid JSON"}, raw("")},
       {"MalformedJson", kBoth, 6, {"not valid JSON"}, raw("{\"cniVersion\": \"1.0.0\", name}")},
-      {"TruncatedJson", kBoth, 6, {"not valid JSON"},
-       [](Invocation& in) { const auto t = in.conf.dump(); in.rawStdin = t.substr(0, t.size() / 2); }},
-      {"TrailingGarbage", kBoth, 6, {"not valid JSON"},
+      {"TruncatedJson",
+       kBoth,
+       6,
+       {"not valid JSON"},
+       [](Invocation& in) {
+         const auto t = in.conf.dump();
+         in.rawStdin = t.substr(0, t.size() / 2);
+       }},
+      {"TrailingGarbage",
+       kBoth,
+       6,
+       {"not valid JSON"},
        [](Invocation& in) { in.rawStdin = in.conf.dump() + " }{"; }},
-      {"NulByteInside", kBoth, 6, {"not valid JSON"},
-       [](Invocation& in) { auto t = in.conf.dump(); t.insert(10, 1, '\0'); in.rawStdin = t; }},
-      {"InvalidUtf8", kBoth, 6, {"not valid JSON"},
+      {"NulByteInside",
+       kBoth,
+       6,
+       {"not valid JSON"},
+       [](Invocation& in) {
+         auto t = in.conf.dump();
+         t.insert(10, 1, '\0');
+         in.rawStdin = t;
+       }},
+      {"InvalidUtf8",
+       kBoth,
+       6,
+       {"not valid JSON"},
        [](Invocation& in) {
          auto t = in.conf.dump();
          t.insert(t.find("dualstack\""), "\xc3\x28");
          in.rawStdin = t;
        }},
-      {"NameNotUtf8", kBoth, 6, {"not valid JSON"},
+      {"NameNotUtf8",
+       kBoth,
+       6,
+       {"not valid JSON"},
        [](Invocation& in) {
          auto t = in.conf.dump();
          t.replace(t.find("\"dualstack\""), 11, "\"dualstack\xff\"");
          in.rawStdin = t;
        }},
-      {"RuntimeConfigMacNotUtf8", kPlugin, 6, {"not valid JSON"},
+      {"RuntimeConfigMacNotUtf8",
+       kPlugin,
+       6,
+       {"not valid JSON"},
        [](Invocation& in) {
          in.conf["runtimeConfig"] = {{"mac", "@MAC@"}};
          auto t = in.conf.dump();
          t.replace(t.find("@MAC@"), 5, "0a:58:0a:f4:01:\xff");
          in.rawStdin = t;
        }},
-      {"NumberTooLargeForADouble", kBoth, 6, {"not valid JSON", "number overflow"},
+      {"NumberTooLargeForADouble",
+       kBoth,
+       6,
+       {"not valid JSON", "number overflow"},
        [](Invocation& in) { in.rawStdin = in.conf.dump().insert(1, "\"x\": 1e999, "); }},
       {"NotAnObject", kBoth, 6, {"must be a JSON object", "an array"}, raw("[1, 2, 3]")},
-      {"Oversized", kBoth, 6, {"larger than"},
+      {"Oversized",
+       kBoth,
+       6,
+       {"larger than"},
        [huge](Invocation& in) { in.conf["padding"] = huge; }},
       {"DeeplyNestedUnterminated", kBoth, 6, {"nested deeper than 128"}, raw(nested)},
       // Valid JSON 100,000 levels deep is ~200 KB, under the stdin limit; copying it crashed.
-      {"DeepInPodCidrs", kBoth, 6, {"network config on stdin is nested deeper than 128 levels"},
+      {"DeepInPodCidrs",
+       kBoth,
+       6,
+       {"network config on stdin is nested deeper than 128 levels"},
        deepAt("/ipam/node/podCIDRs", 100000)},
-      {"DeepObjectsInPodCidrs", kBoth, 6, {"nested deeper than 128"},
+      {"DeepObjectsInPodCidrs",
+       kBoth,
+       6,
+       {"nested deeper than 128"},
        deepAt("/ipam/node/podCIDRs", 100000, true)},
-      {"DeepInRuntimeConfig", kBoth, 6, {"nested deeper than 128"},
+      {"DeepInRuntimeConfig",
+       kBoth,
+       6,
+       {"nested deeper than 128"},
        deepAt("/runtimeConfig/portMappings", 100000)},
       {"DeepInArgs", kBoth, 6, {"nested deeper than 128"}, deepAt("/args/cni/ips", 100000, true)},
       {"DeepInPrevResult", kBoth, 6, {"nested deeper than 128"}, deepAt("/prevResult/dns", 100000)},
       {"DeepInUnknownField", kBoth, 6, {"nested deeper than 128"}, deepAt("/vendor", 100000)},
       {"DeepJustPastTheLimit", kBoth, 6, {"nested deeper than 128"}, deepAt("/vendor", 128)},
-      {"DeepWholeConfig", kBoth, 6, {"nested deeper than 128"},
+      {"DeepWholeConfig",
+       kBoth,
+       6,
+       {"nested deeper than 128"},
        raw(testing::nestedJson(170000, true))},
 
       // ---- cniVersion / cniVersions ----
       {"CniVersionMissing", kBoth, 1, {"cniVersion is missing"}, erase("/cniVersion")},
-      {"CniVersionUnknown", kBoth, 1, {"cniVersion", "9.9.9", "not supported"},
+      {"CniVersionUnknown",
+       kBoth,
+       1,
+       {"cniVersion", "9.9.9", "not supported"},
        set("/cniVersion", "9.9.9")},
       {"CniVersionEmpty", kBoth, 1, {"cniVersion", "not supported"}, set("/cniVersion", "")},
       {"CniVersionTwoParts", kBoth, 1, {"cniVersion", "\"1.0\""}, set("/cniVersion", "1.0")},
       {"CniVersionNumber", kBoth, 6, {"cniVersion", "expected a string"}, set("/cniVersion", 1.0)},
-      {"CniVersionsNotArray", kBoth, 7, {"cniVersions", "expected an array"},
+      {"CniVersionsNotArray",
+       kBoth,
+       7,
+       {"cniVersions", "expected an array"},
        set("/cniVersions", "1.0.0")},
-      {"CniVersionsItemNumber", kBoth, 7, {"cniVersions[1]", "expected a string"},
+      {"CniVersionsItemNumber",
+       kBoth,
+       7,
+       {"cniVersions[1]", "expected a string"},
        set("/cniVersions", json::array({"1.0.0", 1}))},
-      {"CniVersionsWithoutCniVersion", kBoth, 7, {"cniVersions", "1.0.0"},
+      {"CniVersionsWithoutCniVersion",
+       kBoth,
+       7,
+       {"cniVersions", "1.0.0"},
        set("/cniVersions", json::array({"0.4.0", "1.1.0"}))},
-      {"CniVersionsOnlyUnsupported", kBoth, 1, {"cniVersions", "2.0.0"},
+      {"CniVersionsOnlyUnsupported",
+       kBoth,
+       1,
+       {"cniVersions", "2.0.0"},
        set("/cniVersions", json::array({"2.0.0", "9.9.9"}))},
 
       // ---- name and type ----
       {"NameMissing", kBoth, 7, {"name is missing"}, erase("/name")},
       {"NameNumber", kBoth, 7, {"name", "expected a string"}, set("/name", 7)},
-      {"NamePathTraversal", kBoth, 7, {"name", "../x", "not a valid network name"}, set("/name", "../x")},
+      {"NamePathTraversal",
+       kBoth,
+       7,
+       {"name", "../x", "not a valid network name"},
+       set("/name", "../x")},
       {"NameWithSlash", kBoth, 7, {"name", "a/b"}, set("/name", "a/b")},
       {"NameDotDot", kBoth, 7, {"name", "not a valid network name"}, set("/name", "..")},
-      {"NameControlCharacter", kBoth, 7, {"name", "not a valid network name"}, set("/name", "net\n1")},
+      {"NameControlCharacter",
+       kBoth,
+       7,
+       {"name", "not a valid network name"},
+       set("/name", "net\n1")},
       {"NameTooLong", kBoth, 7, {"name", "at most 64"}, set("/name", std::string(65, 'n'))},
       // Messages quote the bad value cut to a length: a cut through a UTF-8 sequence must still
       // give a valid JSON error.
-      {"NameNonAsciiCutInQuote", kBoth, 7, {"name", "not a valid network name"},
-       set("/name", "a" + [] { std::string s; for (int i = 0; i < 40; ++i) s += "\u00e9"; return s; }())},
-      {"CniVersionNonAsciiCutInQuote", kBoth, 1, {"cniVersion", "not supported"},
-       set("/cniVersion", "1" + [] { std::string s; for (int i = 0; i < 30; ++i) s += "\u00e9"; return s; }())},
+      {"NameNonAsciiCutInQuote",
+       kBoth,
+       7,
+       {"name", "not a valid network name"},
+       set(
+           "/name", "a" +
+                        [] {
+                          std::string s;
+                          for (int i = 0; i < 40; ++i) s += "\u00e9";
+                          return s;
+                        }())},
+      {"CniVersionNonAsciiCutInQuote",
+       kBoth,
+       1,
+       {"cniVersion", "not supported"},
+       set(
+           "/cniVersion", "1" +
+                              [] {
+                                std::string s;
+                                for (int i = 0; i < 30; ++i) s += "\u00e9";
+                                return s;
+                              }())},
       {"TypeNumber", kBoth, 7, {"type", "expected a string"}, set("/type", 3)},
 
       // ---- the plugin's own options ----
@@ -208,105 +292,233 @@ std::vector<BadInput> cases() {
       {"MtuTooLarge", kPlugin, 7, {"mtu", "out of range"}, set("/mtu", 1000000)},
       {"MtuBelowIpv6Minimum", kPlugin, 7, {"mtu", "1280"}, set("/mtu", 576)},
       {"IpMasqString", kPlugin, 7, {"ipMasq", "true or false"}, set("/ipMasq", "true")},
-      {"IpMasqExceptString", kPlugin, 7, {"ipMasqExcept", "expected an array"},
+      {"IpMasqExceptString",
+       kPlugin,
+       7,
+       {"ipMasqExcept", "expected an array"},
        set("/ipMasqExcept", "10.0.0.0/8")},
-      {"IpMasqExceptItemNumber", kPlugin, 7, {"ipMasqExcept[0]", "expected a CIDR string"},
+      {"IpMasqExceptItemNumber",
+       kPlugin,
+       7,
+       {"ipMasqExcept[0]", "expected a CIDR string"},
        set("/ipMasqExcept", json::array({5}))},
-      {"IpMasqExceptSlash33", kPlugin, 7, {"ipMasqExcept[0]", "not a CIDR"},
+      {"IpMasqExceptSlash33",
+       kPlugin,
+       7,
+       {"ipMasqExcept[0]", "not a CIDR"},
        set("/ipMasqExcept", json::array({"10.0.0.0/33"}))},
-      {"IpMasqExceptHostBits", kPlugin, 7, {"ipMasqExcept[0]", "host bits"},
+      {"IpMasqExceptHostBits",
+       kPlugin,
+       7,
+       {"ipMasqExcept[0]", "host bits"},
        set("/ipMasqExcept", json::array({"10.0.0.1/8"}))},
-      {"RuntimeConfigMacInvalid", kPlugin, 7, {"runtimeConfig.mac"},
+      {"RuntimeConfigMacInvalid",
+       kPlugin,
+       7,
+       {"runtimeConfig.mac"},
        set("/runtimeConfig", {{"mac", "zz:zz"}})},
-      {"CniArgsMacInvalid", kPlugin, 4, {"CNI_ARGS MAC"}, setEnv("CNI_ARGS", "IgnoreUnknown=1;MAC=zz")},
+      {"CniArgsMacInvalid",
+       kPlugin,
+       4,
+       {"CNI_ARGS MAC"},
+       setEnv("CNI_ARGS", "IgnoreUnknown=1;MAC=zz")},
 
       // ---- ipam ----
       {"IpamMissing", kBoth, 7, {"ipam is missing"}, erase("/ipam")},
       {"IpamString", kBoth, 7, {"ipam", "expected an object"}, set("/ipam", "dualstack-ipam")},
       {"IpamTypeMissing", kPlugin, 7, {"ipam.type is missing"}, erase("/ipam/type")},
       {"IpamTypeNumber", kPlugin, 7, {"ipam.type", "expected a string"}, set("/ipam/type", 1)},
-      {"IpamTypeRelativePath", kPlugin, 7, {"ipam.type", "../x", "not a path"},
+      {"IpamTypeRelativePath",
+       kPlugin,
+       7,
+       {"ipam.type", "../x", "not a path"},
        set("/ipam/type", "../x")},
-      {"IpamTypeAbsolutePath", kPlugin, 7, {"ipam.type", "/bin/sh", "not a path"},
+      {"IpamTypeAbsolutePath",
+       kPlugin,
+       7,
+       {"ipam.type", "/bin/sh", "not a path"},
        set("/ipam/type", "/bin/sh")},
-      {"IpamTypeNotOnCniPath", kPlugin, 7, {"no-such-ipam-plugin"},
+      {"IpamTypeNotOnCniPath",
+       kPlugin,
+       7,
+       {"no-such-ipam-plugin"},
        set("/ipam/type", "no-such-ipam-plugin")},
-      {"IpamDataDirNumber", kBoth, 7, {"ipam.dataDir", "expected a string"}, set("/ipam/dataDir", 5)},
-      {"IpamDataDirRelative", kBoth, 7, {"ipam.dataDir", "not an absolute path"},
+      {"IpamDataDirNumber",
+       kBoth,
+       7,
+       {"ipam.dataDir", "expected a string"},
+       set("/ipam/dataDir", 5)},
+      {"IpamDataDirRelative",
+       kBoth,
+       7,
+       {"ipam.dataDir", "not an absolute path"},
        set("/ipam/dataDir", "relative/dir")},
-      {"IpamNodeString", kBoth, 7, {"ipam.node", "expected an object"}, set("/ipam/node", "worker-1")},
-      {"IpamNodePodCidrsString", kBoth, 7, {"ipam.node.podCIDRs", "expected an array"},
+      {"IpamNodeString",
+       kBoth,
+       7,
+       {"ipam.node", "expected an object"},
+       set("/ipam/node", "worker-1")},
+      {"IpamNodePodCidrsString",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs", "expected an array"},
        set("/ipam/node/podCIDRs", "10.244.1.0/24")},
-      {"IpamNodePodCidrNumber", kBoth, 7, {"ipam.node.podCIDRs[0]", "expected a string"},
+      {"IpamNodePodCidrNumber",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs[0]", "expected a string"},
        set("/ipam/node/podCIDRs", json::array({42}))},
-      {"IpamNodePodCidrsEmpty", kBoth, 7, {"ipam.node.podCIDRs", "empty"},
+      {"IpamNodePodCidrsEmpty",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs", "empty"},
        set("/ipam/node/podCIDRs", json::array())},
-      {"IpamNodeTwoIpv4PodCidrs", kBoth, 7, {"ipam.node.podCIDRs[1]", "second IPv4"},
+      {"IpamNodeTwoIpv4PodCidrs",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs[1]", "second IPv4"},
        set("/ipam/node/podCIDRs", json::array({"10.244.1.0/24", "10.245.1.0/24"}))},
-      {"IpamNodePodCidrHostBits", kBoth, 7, {"ipam.node.podCIDRs[0]", "host bits"},
+      {"IpamNodePodCidrHostBits",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs[0]", "host bits"},
        set("/ipam/node/podCIDRs", json::array({"10.244.1.7/24"}))},
-      {"IpamNodePodCidrV4Slash33", kBoth, 7, {"ipam.node.podCIDRs[0]", "not an address in CIDR form"},
+      {"IpamNodePodCidrV4Slash33",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs[0]", "not an address in CIDR form"},
        set("/ipam/node/podCIDRs", json::array({"10.244.1.0/33"}))},
-      {"IpamNodePodCidrV6Slash129", kBoth, 7, {"ipam.node.podCIDRs[1]", "not an address in CIDR form"},
+      {"IpamNodePodCidrV6Slash129",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs[1]", "not an address in CIDR form"},
        set("/ipam/node/podCIDRs", json::array({"10.244.1.0/24", "fd00:10:244:1::/129"}))},
-      {"IpamNodePodCidrTooSmall", kBoth, 7, {"ipam.node.podCIDRs[0]", "too small"},
+      {"IpamNodePodCidrTooSmall",
+       kBoth,
+       7,
+       {"ipam.node.podCIDRs[0]", "too small"},
        set("/ipam/node/podCIDRs", json::array({"10.244.1.0/31"}))},
-      {"IpamNodeAddressesString", kBoth, 7, {"ipam.node.addresses", "expected an array"},
+      {"IpamNodeAddressesString",
+       kBoth,
+       7,
+       {"ipam.node.addresses", "expected an array"},
        set("/ipam/node/addresses", "192.168.10.5")},
-      {"IpamNodeAddressNotObject", kBoth, 7, {"ipam.node.addresses[0]", "expected an object"},
+      {"IpamNodeAddressNotObject",
+       kBoth,
+       7,
+       {"ipam.node.addresses[0]", "expected an object"},
        set("/ipam/node/addresses", json::array({5}))},
-      {"IpamNodeAddressTypeNumber", kBoth, 7, {"ipam.node.addresses[0].type", "expected a string"},
+      {"IpamNodeAddressTypeNumber",
+       kBoth,
+       7,
+       {"ipam.node.addresses[0].type", "expected a string"},
        set("/ipam/node/addresses", json::array({{{"type", 1}, {"address", "192.168.10.5"}}}))},
-      {"IpamNodeInternalIpNotAnIp", kBoth, 7, {"ipam.node.addresses[0].address", "not an IP address"},
+      {"IpamNodeInternalIpNotAnIp",
+       kBoth,
+       7,
+       {"ipam.node.addresses[0].address", "not an IP address"},
        set("/ipam/node/addresses", json::array({{{"type", "InternalIP"}, {"address", "node-1"}}}))},
-      {"IpamNodeFileNumber", kBoth, 7, {"ipam.node.file", "expected a string"},
+      {"IpamNodeFileNumber",
+       kBoth,
+       7,
+       {"ipam.node.file", "expected a string"},
        set("/ipam/node", {{"file", 3}})},
-      {"IpamNodeFileRelative", kBoth, 7, {"ipam.node.file", "not an absolute path"},
+      {"IpamNodeFileRelative",
+       kBoth,
+       7,
+       {"ipam.node.file", "not an absolute path"},
        set("/ipam/node", {{"file", "node.json"}})},
-      {"IpamNodeFileAndPodCidrs", kBoth, 7, {"ipam.node", "either file or podCIDRs"},
+      {"IpamNodeFileAndPodCidrs",
+       kBoth,
+       7,
+       {"ipam.node", "either file or podCIDRs"},
        set("/ipam/node/file", "/etc/node.json")},
-      {"IpamNodeFileMissing", kBoth, 11, {"ipam.node.file", "no-such-node.json"},
-       [](Invocation& in) { in.conf["ipam"]["node"] = {{"file", in.scratch + "/no-such-node.json"}}; }},
-      {"IpamNodeFileNotJson", kBoth, 6, {"node file", "not valid JSON"},
-       withFile("node.json", "{\"spec\": ", [](Invocation& in, const std::string& p) {
-         in.conf["ipam"]["node"] = {{"file", p}};
-       })},
-      {"IpamNodeFilePodCidrsWrongType", kBoth, 7, {"node file", "spec.podCIDRs", "expected an array"},
-       withFile("node.json", R"({"spec": {"podCIDRs": "10.244.1.0/24"}})",
-                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
-      {"IpamNodeFileDeeplyNested", kBoth, 6, {"node file", "is nested deeper than 128 levels"},
-       withFile("node.json",
-                R"({"spec": {"podCIDRs": )" + testing::nestedJson(100000) + "}}",
-                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
-      {"IpamNodeFileNoPodCidrsYet", kBoth, 11, {"node file", "no spec.podCIDRs yet"},
-       withFile("node.json", R"({"spec": {}, "status": {}})",
-                [](Invocation& in, const std::string& p) { in.conf["ipam"]["node"] = {{"file", p}}; })},
-      {"IpamNodeKubeconfigNumber", kBoth, 7, {"ipam.node.kubeconfig", "expected a string"},
-       set("/ipam/node", {{"kubeconfig", 1}, {"name", "worker-1"}})},
-      {"IpamNodeKubeconfigRelative", kBoth, 7, {"ipam.node.kubeconfig", "not an absolute path"},
-       set("/ipam/node", {{"kubeconfig", "kube.conf"}, {"name", "worker-1"}})},
-      {"IpamNodeNameInvalid", kBoth, 7, {"ipam.node.name", "not a valid Kubernetes node name"},
-       set("/ipam/node", {{"kubeconfig", "/etc/kube.conf"}, {"name", "../Worker"}})},
-      {"IpamNodeTimeoutWrongType", kBoth, 7, {"ipam.node.timeout"},
-       set("/ipam/node", {{"kubeconfig", "/etc/kube.conf"}, {"name", "w1"}, {"timeout", true}})},
-      {"IpamNodeApiServerUnreachable", kBoth, 11, {"127.0.0.1:1"},
-       withFile("kube.conf",
-                std::string("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
-                            "{server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}\n"
-                            "users:\n- name: u\n  user: {token: \"") +
-                    kSecretToken +
-                    "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
-                    "current-context: x\n",
+      {"IpamNodeFileMissing",
+       kBoth,
+       11,
+       {"ipam.node.file", "no-such-node.json"},
+       [](Invocation& in) {
+         in.conf["ipam"]["node"] = {{"file", in.scratch + "/no-such-node.json"}};
+       }},
+      {"IpamNodeFileNotJson",
+       kBoth,
+       6,
+       {"node file", "not valid JSON"},
+       withFile("node.json", "{\"spec\": ",
                 [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}, {"timeout", "1s"}};
+                  in.conf["ipam"]["node"] = {{"file", p}};
                 })},
-      {"IpamKubeconfigMalformed", kBoth, 7, {"kube.conf"},
+      {"IpamNodeFilePodCidrsWrongType",
+       kBoth,
+       7,
+       {"node file", "spec.podCIDRs", "expected an array"},
+       withFile("node.json", R"({"spec": {"podCIDRs": "10.244.1.0/24"}})",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"file", p}};
+                })},
+      {"IpamNodeFileDeeplyNested",
+       kBoth,
+       6,
+       {"node file", "is nested deeper than 128 levels"},
+       withFile("node.json", R"({"spec": {"podCIDRs": )" + testing::nestedJson(100000) + "}}",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"file", p}};
+                })},
+      {"IpamNodeFileNoPodCidrsYet",
+       kBoth,
+       11,
+       {"node file", "no spec.podCIDRs yet"},
+       withFile("node.json", R"({"spec": {}, "status": {}})",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"file", p}};
+                })},
+      {"IpamNodeKubeconfigNumber",
+       kBoth,
+       7,
+       {"ipam.node.kubeconfig", "expected a string"},
+       set("/ipam/node", {{"kubeconfig", 1}, {"name", "worker-1"}})},
+      {"IpamNodeKubeconfigRelative",
+       kBoth,
+       7,
+       {"ipam.node.kubeconfig", "not an absolute path"},
+       set("/ipam/node", {{"kubeconfig", "kube.conf"}, {"name", "worker-1"}})},
+      {"IpamNodeNameInvalid",
+       kBoth,
+       7,
+       {"ipam.node.name", "not a valid Kubernetes node name"},
+       set("/ipam/node", {{"kubeconfig", "/etc/kube.conf"}, {"name", "../Worker"}})},
+      {"IpamNodeTimeoutWrongType",
+       kBoth,
+       7,
+       {"ipam.node.timeout"},
+       set("/ipam/node", {{"kubeconfig", "/etc/kube.conf"}, {"name", "w1"}, {"timeout", true}})},
+      {"IpamNodeApiServerUnreachable",
+       kBoth,
+       11,
+       {"127.0.0.1:1"},
+       withFile(
+           "kube.conf",
+           std::string("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+                       "{server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}\n"
+                       "users:\n- name: u\n  user: {token: \"") +
+               kSecretToken +
+               "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+               "current-context: x\n",
+           [](Invocation& in, const std::string& p) {
+             in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}, {"timeout", "1s"}};
+           })},
+      {"IpamKubeconfigMalformed",
+       kBoth,
+       7,
+       {"kube.conf"},
        withFile("kube.conf", std::string("clusters: [ {server: \"") + kSecretToken + "\"\n",
                 [](Invocation& in, const std::string& p) {
                   in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
                 })},
       // The bearer token must never travel in cleartext, even to a server that would answer.
-      {"IpamKubeconfigPlainHttp", kBoth, 7,
+      {"IpamKubeconfigPlainHttp",
+       kBoth,
+       7,
        {"kube.conf", "clusters[0].cluster.server", "\"http://127.0.0.1:1\" is not an https:// URL"},
        withFile("kube.conf",
                 std::string("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
@@ -318,156 +530,324 @@ std::vector<BadInput> cases() {
                 [](Invocation& in, const std::string& p) {
                   in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
                 })},
-      {"IpamKubeconfigDeepYaml", kBoth, 7, {"kube.conf", "nested too deeply"},
-       withFile("kube.conf", "current-context: " + std::string(100000, '[') + "x" +
-                                 std::string(100000, ']') + "\n",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-                })},
-      {"IpamKubeconfigDeepBlockYaml", kBoth, 7, {"kube.conf", "nested too deeply"},
-       withFile("kube.conf",
-                [] {
-                  std::string t = "clusters:\n";
-                  for (int i = 0; i < 100000; ++i) t += "- ";
-                  return t + "x\n";
-                }(),
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-                })},
+      {"IpamKubeconfigDeepYaml",
+       kBoth,
+       7,
+       {"kube.conf", "nested too deeply"},
+       withFile(
+           "kube.conf",
+           "current-context: " + std::string(100000, '[') + "x" + std::string(100000, ']') + "\n",
+           [](Invocation& in, const std::string& p) {
+             in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+           })},
+      {"IpamKubeconfigDeepBlockYaml",
+       kBoth,
+       7,
+       {"kube.conf", "nested too deeply"},
+       withFile(
+           "kube.conf",
+           [] {
+             std::string t = "clusters:\n";
+             for (int i = 0; i < 100000; ++i) t += "- ";
+             return t + "x\n";
+           }(),
+           [](Invocation& in, const std::string& p) {
+             in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+           })},
 
-      {"IpamNodeFileIsAFifo", kBoth, 5, {"node file", "is a FIFO, not a regular file"},
-       withFifo("node.json", [](Invocation& in, const std::string& p) {
-         in.conf["ipam"]["node"] = {{"file", p}};
-       })},
-      {"IpamNodeFileIsADirectory", kBoth, 5, {"node file", "is a directory, not a regular file"},
-       [](Invocation& in) { in.conf["ipam"]["node"] = {{"file", in.scratch}}; }},
-      {"IpamKubeconfigIsAFifo", kBoth, 5, {"kubeconfig", "is a FIFO, not a regular file"},
-       withFifo("kube.conf", [](Invocation& in, const std::string& p) {
-         in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-       })},
-      {"IpamNodeAndRanges", kBoth, 7, {"ipam", "not both"},
+      {"IpamNodeFileIsAFifo",
+       kBoth,
+       5,
+       {"node file", "is a FIFO, not a regular file"},
+       withFifo("node.json",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"file", p}};
+                })},
+      {"IpamNodeFileIsADirectory",
+       kBoth,
+       5,
+       {"node file", "is a directory, not a regular file"},
+       [](Invocation& in) {
+         in.conf["ipam"]["node"] = {{"file", in.scratch}};
+       }},
+      {"IpamKubeconfigIsAFifo",
+       kBoth,
+       5,
+       {"kubeconfig", "is a FIFO, not a regular file"},
+       withFifo("kube.conf",
+                [](Invocation& in, const std::string& p) {
+                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
+                })},
+      {"IpamNodeAndRanges",
+       kBoth,
+       7,
+       {"ipam", "not both"},
        set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"}}})}))},
       {"IpamNoAddressSource", kBoth, 7, {"ipam", "no address source"}, erase("/ipam/node")},
-      {"IpamRangesString", kBoth, 7, {"ipam.ranges", "expected an array"},
+      {"IpamRangesString",
+       kBoth,
+       7,
+       {"ipam.ranges", "expected an array"},
        all({erase("/ipam/node"), set("/ipam/ranges", "10.9.0.0/24")})},
-      {"IpamRangeSetNotArray", kBoth, 7, {"ipam.ranges[0]", "expected an array"},
+      {"IpamRangeSetNotArray",
+       kBoth,
+       7,
+       {"ipam.ranges[0]", "expected an array"},
        all({erase("/ipam/node"), set("/ipam/ranges", json::array({{{"subnet", "10.9.0.0/24"}}}))})},
-      {"IpamRangeNotObject", kBoth, 7, {"ipam.ranges[0][0]", "expected an object"},
-       all({erase("/ipam/node"), set("/ipam/ranges", json::array({json::array({"10.9.0.0/24"})}))})},
-      {"IpamRangeSubnetMissing", kBoth, 7, {"ipam.ranges[0][0].subnet is missing"},
-       all({erase("/ipam/node"), set("/ipam/ranges", json::array({json::array({json::object()})}))})},
-      {"IpamRangeSubnetInvalid", kBoth, 7, {"ipam.ranges[0][0].subnet", "not an address in CIDR form"},
+      {"IpamRangeNotObject",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0]", "expected an object"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges", json::array({json::array({"10.9.0.0/24"})}))})},
+      {"IpamRangeSubnetMissing",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0].subnet is missing"},
+       all({erase("/ipam/node"),
+            set("/ipam/ranges", json::array({json::array({json::object()})}))})},
+      {"IpamRangeSubnetInvalid",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0].subnet", "not an address in CIDR form"},
        all({erase("/ipam/node"),
             set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/99"}}})}))})},
-      {"IpamRangeStartNumber", kBoth, 7, {"ipam.ranges[0][0].rangeStart", "expected a string"},
+      {"IpamRangeStartNumber",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0].rangeStart", "expected a string"},
        all({erase("/ipam/node"),
             set("/ipam/ranges",
                 json::array({json::array({{{"subnet", "10.9.0.0/24"}, {"rangeStart", 10}}})}))})},
-      {"IpamRangeStartOutsideSubnet", kBoth, 7, {"ipam.ranges[0][0]", "rangeStart", "outside"},
+      {"IpamRangeStartOutsideSubnet",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0]", "rangeStart", "outside"},
        all({erase("/ipam/node"),
-            set("/ipam/ranges", json::array({json::array(
-                                    {{{"subnet", "10.9.0.0/24"}, {"rangeStart", "10.8.0.5"}}})}))})},
-      {"IpamRangeEndBeforeStart", kBoth, 7, {"ipam.ranges[0][0]", "rangeStart", "after rangeEnd"},
+            set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"},
+                                                           {"rangeStart", "10.8.0.5"}}})}))})},
+      {"IpamRangeEndBeforeStart",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0]", "rangeStart", "after rangeEnd"},
        all({erase("/ipam/node"),
-            set("/ipam/ranges",
-                json::array({json::array({{{"subnet", "10.9.0.0/24"},
-                                           {"rangeStart", "10.9.0.50"},
-                                           {"rangeEnd", "10.9.0.20"}}})}))})},
-      {"IpamRangeGatewayInvalid", kBoth, 7, {"ipam.ranges[0][0].gateway", "not an IP address"},
+            set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"},
+                                                           {"rangeStart", "10.9.0.50"},
+                                                           {"rangeEnd", "10.9.0.20"}}})}))})},
+      {"IpamRangeGatewayInvalid",
+       kBoth,
+       7,
+       {"ipam.ranges[0][0].gateway", "not an IP address"},
        all({erase("/ipam/node"),
             set("/ipam/ranges",
                 json::array({json::array({{{"subnet", "10.9.0.0/24"}, {"gateway", "gw"}}})}))})},
-      {"IpamRangesOverlap", kBoth, 7, {"ipam.ranges[1]", "overlaps"},
+      {"IpamRangesOverlap",
+       kBoth,
+       7,
+       {"ipam.ranges[1]", "overlaps"},
        all({erase("/ipam/node"),
             set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/16"}}}),
                                              json::array({{{"subnet", "10.9.4.0/24"}}})}))})},
-      {"IpamRoutesString", kBoth, 7, {"ipam.routes", "expected an array"},
+      {"IpamRoutesString",
+       kBoth,
+       7,
+       {"ipam.routes", "expected an array"},
        set("/ipam/routes", "0.0.0.0/0")},
-      {"IpamRouteDstMissing", kBoth, 7, {"ipam.routes[0].dst is missing"},
+      {"IpamRouteDstMissing",
+       kBoth,
+       7,
+       {"ipam.routes[0].dst is missing"},
        set("/ipam/routes", json::array({{{"gw", "10.244.1.1"}}}))},
-      {"IpamRouteGwOtherFamily", kBoth, 7, {"ipam.routes[0].gw", "family"},
+      {"IpamRouteGwOtherFamily",
+       kBoth,
+       7,
+       {"ipam.routes[0].gw", "family"},
        set("/ipam/routes", json::array({{{"dst", "0.0.0.0/0"}, {"gw", "fd00::1"}}}))},
 
       // ---- runtimeConfig, args, prevResult ----
-      {"RuntimeConfigString", kBoth, 7, {"runtimeConfig", "expected an object"},
+      {"RuntimeConfigString",
+       kBoth,
+       7,
+       {"runtimeConfig", "expected an object"},
        set("/runtimeConfig", "ips")},
-      {"RuntimeConfigIpsNotArray", kBoth, 7, {"runtimeConfig.ips", "expected an array"},
+      {"RuntimeConfigIpsNotArray",
+       kBoth,
+       7,
+       {"runtimeConfig.ips", "expected an array"},
        set("/runtimeConfig", {{"ips", "10.244.1.9"}})},
-      {"RuntimeConfigIpInvalid", kBoth, 7, {"runtimeConfig.ips[0]", "not an IP address"},
+      {"RuntimeConfigIpInvalid",
+       kBoth,
+       7,
+       {"runtimeConfig.ips[0]", "not an IP address"},
        set("/runtimeConfig", {{"ips", json::array({"10.244.1.300"})}})},
       // JSON strings may hold NUL ("\u0000"); C APIs would stop reading there.
-      {"RuntimeConfigIpWithNul", kBoth, 7, {"runtimeConfig.ips[0]", "not an IP address"},
+      {"RuntimeConfigIpWithNul",
+       kBoth,
+       7,
+       {"runtimeConfig.ips[0]", "not an IP address"},
        set("/runtimeConfig", {{"ips", json::array({std::string("10.244.1.9\0junk", 15)})}})},
-      {"IpamNodeFileWithNul", kBoth, 7, {"ipam.node.file", "not an absolute path"},
+      {"IpamNodeFileWithNul",
+       kBoth,
+       7,
+       {"ipam.node.file", "not an absolute path"},
        set("/ipam/node", {{"file", std::string("/etc/hostname\0.json", 19)}})},
-      {"IpamNodeKubeconfigWithNul", kBoth, 7, {"ipam.node.kubeconfig", "not an absolute path"},
-       set("/ipam/node", {{"kubeconfig", std::string("/etc/hostname\0.conf", 19)}, {"name", "w1"}})},
+      {"IpamNodeKubeconfigWithNul",
+       kBoth,
+       7,
+       {"ipam.node.kubeconfig", "not an absolute path"},
+       set("/ipam/node",
+           {{"kubeconfig", std::string("/etc/hostname\0.conf", 19)}, {"name", "w1"}})},
       {"ArgsString", kBoth, 7, {"args", "expected an object"}, set("/args", "cni")},
-      {"ArgsCniIpsNotArray", kBoth, 7, {"args.cni.ips", "expected an array"},
+      {"ArgsCniIpsNotArray",
+       kBoth,
+       7,
+       {"args.cni.ips", "expected an array"},
        set("/args", {{"cni", {{"ips", 1}}}})},
-      {"PrevResultString", kBoth, 6, {"prevResult", "expected an object"}, set("/prevResult", "{}")},
-      {"PrevResultBadAddress", kBoth, 6, {"prevResult", "ips[0].address"},
-       set("/prevResult", {{"cniVersion", "1.0.0"}, {"ips", json::array({{{"address", "nope"}}})}})},
-      {"PrevResultInterfaceIndex", kBoth, 6, {"prevResult", "ips[0].interface"},
-       set("/prevResult", {{"cniVersion", "1.0.0"},
-                           {"ips", json::array({{{"address", "10.1.0.2/24"}, {"interface", 4}}})}})},
+      {"PrevResultString",
+       kBoth,
+       6,
+       {"prevResult", "expected an object"},
+       set("/prevResult", "{}")},
+      {"PrevResultBadAddress",
+       kBoth,
+       6,
+       {"prevResult", "ips[0].address"},
+       set("/prevResult",
+           {{"cniVersion", "1.0.0"}, {"ips", json::array({{{"address", "nope"}}})}})},
+      {"PrevResultInterfaceIndex",
+       kBoth,
+       6,
+       {"prevResult", "ips[0].interface"},
+       set("/prevResult",
+           {{"cniVersion", "1.0.0"},
+            {"ips", json::array({{{"address", "10.1.0.2/24"}, {"interface", 4}}})}})},
 
       // ---- environment ----
       {"CommandUnknown", kBoth, 4, {"CNI_COMMAND", "ATTACH"}, setEnv("CNI_COMMAND", "ATTACH")},
       {"ContainerIdMissing", kBoth, 4, {"CNI_CONTAINERID is not set"}, unsetEnv("CNI_CONTAINERID")},
-      {"ContainerIdPathTraversal", kBoth, 4, {"CNI_CONTAINERID", "../x"},
+      {"ContainerIdPathTraversal",
+       kBoth,
+       4,
+       {"CNI_CONTAINERID", "../x"},
        setEnv("CNI_CONTAINERID", "../x")},
-      {"ContainerIdWithSlash", kBoth, 4, {"CNI_CONTAINERID", "a/b"}, setEnv("CNI_CONTAINERID", "a/b")},
-      {"ContainerIdControlCharacter", kBoth, 4, {"CNI_CONTAINERID", "\\x01"},
+      {"ContainerIdWithSlash",
+       kBoth,
+       4,
+       {"CNI_CONTAINERID", "a/b"},
+       setEnv("CNI_CONTAINERID", "a/b")},
+      {"ContainerIdControlCharacter",
+       kBoth,
+       4,
+       {"CNI_CONTAINERID", "\\x01"},
        setEnv("CNI_CONTAINERID", "abc\x01")},
-      {"ContainerIdTooLong", kBoth, 4, {"CNI_CONTAINERID", "128"},
+      {"ContainerIdTooLong",
+       kBoth,
+       4,
+       {"CNI_CONTAINERID", "128"},
        setEnv("CNI_CONTAINERID", std::string(129, 'c'))},
       {"IfnameMissing", kBoth, 4, {"CNI_IFNAME is not set"}, unsetEnv("CNI_IFNAME")},
       {"IfnameEmpty", kBoth, 4, {"CNI_IFNAME is not set"}, setEnv("CNI_IFNAME", "")},
-      {"IfnameTooLong", kBoth, 4, {"CNI_IFNAME", "eth0123456789abc"}, setEnv("CNI_IFNAME", "eth0123456789abc")},
+      {"IfnameTooLong",
+       kBoth,
+       4,
+       {"CNI_IFNAME", "eth0123456789abc"},
+       setEnv("CNI_IFNAME", "eth0123456789abc")},
       {"IfnameWithSlash", kBoth, 4, {"CNI_IFNAME", "e/0"}, setEnv("CNI_IFNAME", "e/0")},
       {"IfnameDot", kBoth, 4, {"CNI_IFNAME", "\".\""}, setEnv("CNI_IFNAME", ".")},
       {"IfnameDotDot", kBoth, 4, {"CNI_IFNAME", "\"..\""}, setEnv("CNI_IFNAME", "..")},
       {"IfnameWithSpace", kBoth, 4, {"CNI_IFNAME"}, setEnv("CNI_IFNAME", "eth 0")},
       // Names the kernel would take but the result's JSON cannot carry, or only as other text.
-      {"IfnameNotUtf8", kBoth, 4, {"CNI_IFNAME", "eth\\xff", "printable ASCII"},
+      {"IfnameNotUtf8",
+       kBoth,
+       4,
+       {"CNI_IFNAME", "eth\\xff", "printable ASCII"},
        setEnv("CNI_IFNAME", "eth\xff")},
-      {"IfnameUtf8BeyondAscii", kBoth, 4, {"CNI_IFNAME", "printable ASCII"},
+      {"IfnameUtf8BeyondAscii",
+       kBoth,
+       4,
+       {"CNI_IFNAME", "printable ASCII"},
        setEnv("CNI_IFNAME", "eth\xc3\xa9")},
-      {"ContainerIdNotUtf8", kBoth, 4, {"CNI_CONTAINERID", "\\xff"},
+      {"ContainerIdNotUtf8",
+       kBoth,
+       4,
+       {"CNI_CONTAINERID", "\\xff"},
        setEnv("CNI_CONTAINERID", "abc\xff")},
-      {"NetnsNotUtf8", kBoth, 4, {"CNI_NETNS", "\\xff", "printable ASCII"},
+      {"NetnsNotUtf8",
+       kBoth,
+       4,
+       {"CNI_NETNS", "\\xff", "printable ASCII"},
        [](Invocation& in) { in.env["CNI_NETNS"] = in.podPath + "\xff"; }},
-      {"CniArgsIpNotUtf8", kBoth, 4, {"CNI_ARGS IP", "not an IP address"},
+      {"CniArgsIpNotUtf8",
+       kBoth,
+       4,
+       {"CNI_ARGS IP", "not an IP address"},
        setEnv("CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.9\xff")},
-      {"CniArgsMacNotUtf8", kPlugin, 4, {"CNI_ARGS MAC"},
+      {"CniArgsMacNotUtf8",
+       kPlugin,
+       4,
+       {"CNI_ARGS MAC"},
        setEnv("CNI_ARGS", "IgnoreUnknown=1;MAC=0a:58:0a:f4:01:0\xff")},
       {"CniPathMissing", kBoth, 4, {"CNI_PATH is not set"}, unsetEnv("CNI_PATH")},
-      {"CniArgsHuge", kBoth, 4, {"CNI_ARGS", "bytes long"},
+      {"CniArgsHuge",
+       kBoth,
+       4,
+       {"CNI_ARGS", "bytes long"},
        setEnv("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=" + std::string(70000, 'p'))},
-      {"CniArgsNotKeyValue", kBoth, 4, {"CNI_ARGS", "not a KEY=VALUE pair"},
+      {"CniArgsNotKeyValue",
+       kBoth,
+       4,
+       {"CNI_ARGS", "not a KEY=VALUE pair"},
        setEnv("CNI_ARGS", "IgnoreUnknown=1;garbage")},
-      {"CniArgsIpInvalid", kBoth, 4, {"CNI_ARGS IP", "not an IP address"},
+      {"CniArgsIpInvalid",
+       kBoth,
+       4,
+       {"CNI_ARGS IP", "not an IP address"},
        setEnv("CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.999")},
       {"NetnsMissingVariable", kBoth, 4, {"CNI_NETNS is not set"}, unsetEnv("CNI_NETNS")},
-      {"NetnsDoesNotExist", kPlugin, 3, {"CNI_NETNS", "does not exist"},
+      {"NetnsDoesNotExist",
+       kPlugin,
+       3,
+       {"CNI_NETNS", "does not exist"},
        [](Invocation& in) { in.env["CNI_NETNS"] = in.scratch + "/no-such-netns"; }},
-      {"NetnsRegularFile", kPlugin, 4, {"CNI_NETNS", "not a network namespace"},
-       withFile("not-a-netns", "x", [](Invocation& in, const std::string& p) { in.env["CNI_NETNS"] = p; })},
-      {"NetnsDirectory", kPlugin, 4, {"CNI_NETNS", "not a network namespace"},
+      {"NetnsRegularFile",
+       kPlugin,
+       4,
+       {"CNI_NETNS", "not a network namespace"},
+       withFile("not-a-netns", "x",
+                [](Invocation& in, const std::string& p) { in.env["CNI_NETNS"] = p; })},
+      {"NetnsDirectory",
+       kPlugin,
+       4,
+       {"CNI_NETNS", "not a network namespace"},
        [](Invocation& in) { in.env["CNI_NETNS"] = in.scratch; }},
-      {"NetnsFifo", kPlugin, 4, {"CNI_NETNS", "is a FIFO, not a network namespace"},
+      {"NetnsFifo",
+       kPlugin,
+       4,
+       {"CNI_NETNS", "is a FIFO, not a network namespace"},
        withFifo("netns", [](Invocation& in, const std::string& p) { in.env["CNI_NETNS"] = p; })},
-      {"NetnsSymlinkToFifo", kPlugin, 4, {"CNI_NETNS", "is a FIFO, not a network namespace"},
-       withFifo("fifo", [](Invocation& in, const std::string& p) {
-         std::filesystem::create_symlink(p, in.scratch + "/netns-link");
-         in.env["CNI_NETNS"] = in.scratch + "/netns-link";
-       })},
-      {"NetnsCharacterDevice", kPlugin, 4, {"CNI_NETNS /dev/null is a character device"},
+      {"NetnsSymlinkToFifo",
+       kPlugin,
+       4,
+       {"CNI_NETNS", "is a FIFO, not a network namespace"},
+       withFifo("fifo",
+                [](Invocation& in, const std::string& p) {
+                  std::filesystem::create_symlink(p, in.scratch + "/netns-link");
+                  in.env["CNI_NETNS"] = in.scratch + "/netns-link";
+                })},
+      {"NetnsCharacterDevice",
+       kPlugin,
+       4,
+       {"CNI_NETNS /dev/null is a character device"},
        setEnv("CNI_NETNS", "/dev/null")},
-      {"NetnsMountNamespace", kPlugin, 4, {"CNI_NETNS", "/proc/self/ns/mnt"},
+      {"NetnsMountNamespace",
+       kPlugin,
+       4,
+       {"CNI_NETNS", "/proc/self/ns/mnt"},
        setEnv("CNI_NETNS", "/proc/self/ns/mnt")},
-      {"NetnsIsThePluginsOwn", kPlugin, 4, {"CNI_NETNS", "plugin's own network namespace"},
+      {"NetnsIsThePluginsOwn",
+       kPlugin,
+       4,
+       {"CNI_NETNS", "plugin's own network namespace"},
        setEnv("CNI_NETNS", "/proc/self/ns/net")},
   };
   return c;
@@ -478,7 +858,8 @@ std::vector<BadInput> cases() {
 std::string mustShell(const std::string& command) {
   std::string out;
   const int rc = testing::shell(command + " 2>&1", &out);
-  if (rc != 0) throw std::runtime_error("`" + command + "` failed (" + std::to_string(rc) + "): " + out);
+  if (rc != 0)
+    throw std::runtime_error("`" + command + "` failed (" + std::to_string(rc) + "): " + out);
   return out;
 }
 
@@ -502,7 +883,8 @@ std::string diff(const KernelState& a, const KernelState& b) {
   for (const auto& [k, v] : a.views) {
     const auto it = b.views.find(k);
     if (it == b.views.end() || it->second != v) {
-      out += "--- " + k + " before:\n" + v + "--- after:\n" + (it == b.views.end() ? "" : it->second);
+      out +=
+          "--- " + k + " before:\n" + v + "--- after:\n" + (it == b.views.end() ? "" : it->second);
     }
   }
   return out;
@@ -510,7 +892,8 @@ std::string diff(const KernelState& a, const KernelState& b) {
 
 std::string listTree(const std::map<std::string, std::string>& tree) {
   std::string out;
-  for (const auto& [path, content] : tree) out += " " + path + "(" + std::to_string(content.size()) + ")";
+  for (const auto& [path, content] : tree)
+    out += " " + path + "(" + std::to_string(content.size()) + ")";
   return out;
 }
 
@@ -544,9 +927,9 @@ TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
   // The store already holds another pod's addresses: a bad ADD must leave them as they are.
   const json good = baseConf(dataDir);
   {
-    const RunResult r = testing::runPlugin(
-        testing::binPath("dualstack-ipam"), testing::cniEnv("ADD", "resident", pod.path()),
-        good.dump(), node.path());
+    const RunResult r = testing::runPlugin(testing::binPath("dualstack-ipam"),
+                                           testing::cniEnv("ADD", "resident", pod.path()),
+                                           good.dump(), node.path());
     ASSERT_EQ(r.exitCode, 0) << "setup ADD failed: " << r.out << r.err;
   }
 
@@ -568,7 +951,8 @@ TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
     const auto treeAfter = testing::snapshotTree(tmp.path());
     const KernelState kernelAfter = kernelState({&node, &pod});
 
-    const std::string shown = "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out.substr(0, 2000) +
+    const std::string shown = "exit " + std::to_string(r.exitCode) +
+                              "\nstdout: " + r.out.substr(0, 2000) +
                               "\nstderr: " + r.err.substr(0, 2000);
     EXPECT_NE(r.exitCode, 0) << shown;
     const json e = r.json();
@@ -586,7 +970,8 @@ TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
 
     EXPECT_TRUE(treeBefore == treeAfter)
         << "files changed\nbefore:" << listTree(treeBefore) << "\nafter: " << listTree(treeAfter);
-    EXPECT_TRUE(kernelBefore == kernelAfter) << "kernel state changed:\n" << diff(kernelBefore, kernelAfter);
+    EXPECT_TRUE(kernelBefore == kernelAfter) << "kernel state changed:\n"
+                                             << diff(kernelBefore, kernelAfter);
   }
 }
 
@@ -609,12 +994,19 @@ TEST(BadInputCorpus, HasAtLeastSixtyDistinctCases) {
 // a decode failure: cniVersion, and the result in prevResult), from both binaries, and nothing
 // created. A null counts as absent, as in Go.
 
-enum Kind : unsigned { kString = 1, kInteger = 2, kFraction = 4, kBool = 8, kArray = 16, kObject = 32 };
+enum Kind : unsigned {
+  kString = 1,
+  kInteger = 2,
+  kFraction = 4,
+  kBool = 8,
+  kArray = 16,
+  kObject = 32
+};
 
 const std::vector<std::pair<Kind, json>>& samples() {
   static const std::vector<std::pair<Kind, json>> values = {
-      {kString, "x"},         {kInteger, 5},           {kFraction, 1.5},
-      {kBool, true},          {kArray, json::array()}, {kObject, json::object()}};
+      {kString, "x"}, {kInteger, 5},           {kFraction, 1.5},
+      {kBool, true},  {kArray, json::array()}, {kObject, json::object()}};
   return values;
 }
 
@@ -631,12 +1023,12 @@ struct TypedField {
 std::ostream& operator<<(std::ostream& os, const TypedField& f) { return os << f.pointer; }
 
 std::vector<TypedField> typedFields() {
-  const Mutator kube = set("/ipam/node", {{"kubeconfig", "/etc/cni/net.d/none.kubeconfig"},
-                                          {"name", "worker-1"}});
+  const Mutator kube =
+      set("/ipam/node", {{"kubeconfig", "/etc/cni/net.d/none.kubeconfig"}, {"name", "worker-1"}});
   const Mutator nodeFile = set("/ipam/node", {{"file", "/etc/cni/net.d/none.json"}});
-  const Mutator ranges = all({erase("/ipam/node"),
-                              set("/ipam/ranges", json::array({json::array(
-                                                      {{{"subnet", "10.9.0.0/24"}}})}))});
+  const Mutator ranges =
+      all({erase("/ipam/node"),
+           set("/ipam/ranges", json::array({json::array({{{"subnet", "10.9.0.0/24"}}})}))});
   const Mutator oldRange = all({erase("/ipam/node"), set("/ipam/subnet", "10.9.0.0/24")});
   const Mutator route = set("/ipam/routes", json::array({{{"dst", "0.0.0.0/0"}}}));
   const Mutator prev = set("/prevResult", json::parse(R"({"cniVersion": "1.0.0",
@@ -644,15 +1036,16 @@ std::vector<TypedField> typedFields() {
       "ips": [{"address": "10.244.1.9/24", "gateway": "10.244.1.1", "interface": 0}],
       "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}], "dns": {}})"));
   const auto gc = [](const char* key) {
-    return all({set("/cniVersion", "1.1.0"),
-                set(std::string("/") + key,
-                    json::array({{{"containerID", "c1"}, {"ifname", "eth0"}}}))});
+    return all(
+        {set("/cniVersion", "1.1.0"),
+         set(std::string("/") + key, json::array({{{"containerID", "c1"}, {"ifname", "eth0"}}}))});
   };
   const unsigned number = kInteger | kFraction;
   std::vector<TypedField> f = {
       {"/cniVersion", "cniVersion", kString, kBoth, 6},
       {"/cniVersions", "cniVersions", kArray},
-      {"/cniVersions/0", "cniVersions[0]", kString, kBoth, 7, set("/cniVersions", json::array({"1.0.0"}))},
+      {"/cniVersions/0", "cniVersions[0]", kString, kBoth, 7,
+       set("/cniVersions", json::array({"1.0.0"}))},
       {"/name", "name", kString},
       {"/type", "type", kString},
       {"/logFile", "logFile", kString},
@@ -710,7 +1103,8 @@ std::vector<TypedField> typedFields() {
        set("/runtimeConfig/ips", json::array({"10.244.1.77"}))},
       {"/args/cni", "args.cni", kObject},
       {"/args/cni/ips", "args.cni.ips", kArray},
-      {"/args/cni/ips/0", "args.cni.ips[0]", kString, kBoth, 7, set("/args/cni/ips", json::array({"10.244.1.77"}))},
+      {"/args/cni/ips/0", "args.cni.ips[0]", kString, kBoth, 7,
+       set("/args/cni/ips", json::array({"10.244.1.77"}))},
       // prevResult is a result: a field of the wrong type there is a decode failure.
       {"/prevResult/interfaces", "prevResult: interfaces", kArray, kBoth, 6, prev},
       {"/prevResult/interfaces/0", "prevResult: interfaces[0]", kObject, kBoth, 6, prev},

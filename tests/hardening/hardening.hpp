@@ -142,12 +142,11 @@ struct Owner {
 // The store as host-local's layout defines it, read directly: per-IP files (name = address,
 // content "<id>\r\n<ifname>"), index entries under .dualstack/, and every temp file anywhere.
 struct StoreView {
-  std::map<std::string, Owner> allocations;                 // address -> owner
-  std::map<Owner, std::set<std::string>> index;             // index entry -> its addresses
-  std::vector<std::string> tempFiles;                       // ".tmp-*" anywhere in the tree
-  std::vector<std::string> unreadable;                      // per-IP files not "<id>\r\n<if>"
+  std::map<std::string, Owner> allocations;      // address -> owner
+  std::map<Owner, std::set<std::string>> index;  // index entry -> its addresses
+  std::vector<std::string> tempFiles;            // ".tmp-*" anywhere in the tree
+  std::vector<std::string> unreadable;           // per-IP files not "<id>\r\n<if>"
 };
-
 
 inline StoreView readStore(const std::string& networkDir) {
   StoreView v;
@@ -199,9 +198,11 @@ inline std::string indexDisagreements(const StoreView& v) {
   std::string out;
   for (const auto& [owner, addrs] : v.index) {
     auto it = fromFiles.find(owner);
-    const std::set<std::string> files = it == fromFiles.end() ? std::set<std::string>{} : it->second;
-    if (files != addrs) out += "index entry " + owner.containerId + "/" + owner.ifname +
-                               " disagrees with the per-IP files\n";
+    const std::set<std::string> files =
+        it == fromFiles.end() ? std::set<std::string>{} : it->second;
+    if (files != addrs)
+      out += "index entry " + owner.containerId + "/" + owner.ifname +
+             " disagrees with the per-IP files\n";
   }
   return out;
 }

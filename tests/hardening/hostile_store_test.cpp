@@ -56,9 +56,7 @@ class HostileStore : public ::testing::Test {
   std::string store = dataDir + "/" + kNet;
   std::string victim = tmp.file("victim");
 
-  void SetUp() override {
-    std::ofstream(victim) << "precious";
-  }
+  void SetUp() override { std::ofstream(victim) << "precious"; }
 
   json conf(const std::string& version = "1.0.0") const {
     return {{"cniVersion", version},
@@ -82,8 +80,9 @@ class HostileStore : public ::testing::Test {
     for (const auto& id : valid) {
       c["cni.dev/valid-attachments"].push_back({{"containerID", id}, {"ifname", "eth0"}});
     }
-    return testing::runPlugin(testing::binPath("dualstack-ipam"),
-                              testing::EnvMap{{"CNI_COMMAND", "GC"}, {"CNI_PATH", testing::cniPath()}}, c.dump());
+    return testing::runPlugin(
+        testing::binPath("dualstack-ipam"),
+        testing::EnvMap{{"CNI_COMMAND", "GC"}, {"CNI_PATH", testing::cniPath()}}, c.dump());
   }
   // Creates the store (an ADD and a DEL), so files can be planted in it; the next ADD starts
   // again from the first address.
@@ -110,7 +109,7 @@ class HostileStore : public ::testing::Test {
 TEST_F(HostileStore, GarbageAndTruncatedAllocationFilesCountAsTaken) {
   initStore();
   std::ofstream(store + "/10.252.0.2") << std::string("\0\x01garbage", 9);
-  std::ofstream(store + "/10.252.0.3");  // empty: a write cut short
+  std::ofstream(store + "/10.252.0.3");                        // empty: a write cut short
   std::ofstream(store + "/fd00:252::2") << "half-written-id";  // host-local < 0.7: ID only
   const RunResult r = run("ADD", "c1");
   ASSERT_EQ(r.exitCode, 0) << r.out;
@@ -182,7 +181,8 @@ TEST_F(HostileStore, FullFilesystemGivesAClearErrorAndLeavesNoHalfAllocation) {
   EXPECT_NE(r.exitCode, 0);
   EXPECT_EQ(code(r), 5) << r.out;
   EXPECT_NE(msg(r).find("No space left on device"), std::string::npos) << msg(r);
-  EXPECT_NE(msg(r).find(dataDir), std::string::npos) << "the message must name the path: " << msg(r);
+  EXPECT_NE(msg(r).find(dataDir), std::string::npos)
+      << "the message must name the path: " << msg(r);
   const StoreView v = readStore(store);
   EXPECT_TRUE(v.allocations.empty()) << "a failed ADD must not keep addresses";
   EXPECT_TRUE(v.tempFiles.empty());

@@ -36,7 +36,7 @@ TEST(Storm, ParallelAddDelNeverDuplicatesNorLeaks) {
   std::map<std::string, std::string> holder;  // address -> attachment holding it right now
   std::vector<std::string> problems;
   std::map<std::string, std::vector<std::string>> survivors;  // containerID -> addresses
-  std::atomic<int> addTickets{operations / 2};  // each ADD is followed by its DEL
+  std::atomic<int> addTickets{operations / 2};                // each ADD is followed by its DEL
   std::atomic<int> done{0};
 
   auto call = [&](const std::string& command, const std::string& id) {
@@ -60,7 +60,8 @@ TEST(Storm, ParallelAddDelNeverDuplicatesNorLeaks) {
         }
         for (const auto& a : addrs) {
           auto [it, fresh] = holder.emplace(a, id);
-          if (!fresh) problems.push_back(a + " handed to " + id + " while " + it->second + " holds it");
+          if (!fresh)
+            problems.push_back(a + " handed to " + id + " while " + it->second + " holds it");
         }
       }
       if (addTickets.load() < 1) {  // the worker's last attachment stays
@@ -101,8 +102,7 @@ TEST(Storm, ParallelAddDelNeverDuplicatesNorLeaks) {
     EXPECT_EQ(it->second, std::set<std::string>(addrs.begin(), addrs.end()));
   }
   std::cout << "[ storm ] " << done.load() << " operations at " << parallel << " parallel, "
-            << survivors.size() << " attachments left live, " << problems.size()
-            << " problems\n";
+            << survivors.size() << " attachments left live, " << problems.size() << " problems\n";
   // Every ADD ran, and every DEL but the survivors'.
   EXPECT_EQ(done.load() + static_cast<int>(survivors.size()), operations / 2 * 2);
 }

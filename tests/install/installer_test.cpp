@@ -321,13 +321,15 @@ TEST_F(Installer, ATokenRequestTokenOutlivesThePodsOwnToken) {
   writeAll(sa + "/token", podToken + "\n");
   writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
   server.setTokens({{podToken, "allow"}});
-  server.setNode(k8s::testing::nodeObject("worker-1", {"10.244.1.0/24"}, {{"InternalIP", "192.168.10.5"}}));
-  ASSERT_EQ(runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni",
-                     "--token-expiration", "2h"}),
+  server.setNode(
+      k8s::testing::nodeObject("worker-1", {"10.244.1.0/24"}, {{"InternalIP", "192.168.10.5"}}));
+  ASSERT_EQ(runOnce({"--server", server.url(), "--token-service-account",
+                     "kube-system/dualstack-cni", "--token-expiration", "2h"}),
             0)
       << err();
   EXPECT_EQ(modeOf(kubeconfig), 0600u);
-  EXPECT_THAT(readFile(kubeconfig), HasSubstr("TokenRequest token of service account kube-system/dualstack-cni"));
+  EXPECT_THAT(readFile(kubeconfig),
+              HasSubstr("TokenRequest token of service account kube-system/dualstack-cni"));
   const auto kc = k8s::loadKubeconfig(kubeconfig);
   EXPECT_NE(kc.token, podToken);
   const auto times = tokenTimes(kc.token);
@@ -345,12 +347,16 @@ TEST_F(Installer, AFailedTokenRequestWritesNothing) {
   writeAll(sa + "/token", podToken + "\n");
   writeAll(sa + "/ca.crt", readFile(k8s::testing::Pki::get().caCrt));
   server.setTokens({{podToken, "forbid"}});
-  EXPECT_NE(runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni"}), 0);
+  EXPECT_NE(
+      runOnce({"--server", server.url(), "--token-service-account", "kube-system/dualstack-cni"}),
+      0);
   EXPECT_THAT(err(), HasSubstr("serviceaccounts/token"));
   EXPECT_TRUE(filesUnder(host).empty()) << "nothing installed";
   EXPECT_NE(runOnce({"--token-service-account", "nobody"}), 0);
   EXPECT_THAT(err(), HasSubstr("NAMESPACE/NAME"));
-  EXPECT_NE(runOnce({"--token-service-account", "kube-system/dualstack-cni", "--token-expiration", "5m"}), 0);
+  EXPECT_NE(
+      runOnce({"--token-service-account", "kube-system/dualstack-cni", "--token-expiration", "5m"}),
+      0);
   EXPECT_THAT(err(), HasSubstr("at least 10m"));
 }
 

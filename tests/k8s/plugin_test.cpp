@@ -44,8 +44,8 @@ class IpamWithApi : public ::testing::Test {
   // The shipped conf/60-dualstack-kubernetes.conflist, pointed at this test's files.
   json conf(const std::string& ttl = "60s", const std::optional<std::string>& name = "worker-1",
             const std::string& version = "1.0.0") const {
-    const json list = json::parse(
-        dualstack::testing::readFile(dualstack::testing::sourcePath("conf/60-dualstack-kubernetes.conflist")));
+    const json list = json::parse(dualstack::testing::readFile(
+        dualstack::testing::sourcePath("conf/60-dualstack-kubernetes.conflist")));
     json plugin = list["plugins"][0];
     plugin["cniVersion"] = version;
     plugin["name"] = list["name"];

@@ -46,8 +46,9 @@ class PluginChain : public PluginTest {
 TEST_F(PluginChain, PortmapChainedAfterDualstack) {
   // The node's own addresses, which the host port is reached on.
   addStubDevice(node(), "uplink0");
-  mustExec(node(), "ip addr add 192.0.2.10/24 dev uplink0 && "
-                   "ip addr add 2001:db8::10/64 dev uplink0 nodad");
+  mustExec(node(),
+           "ip addr add 192.0.2.10/24 dev uplink0 && "
+           "ip addr add 2001:db8::10/64 dev uplink0 nodad");
   auto& pod = newPod();
   // Unique on the machine: the machine's own ruleset is searched for it below.
   const std::string cid = testing::uniqueName("portmap");
@@ -135,7 +136,8 @@ TEST_F(PluginChain, ReferenceBridgeDelegatingToDualstackIpam) {
   EXPECT_EQ(ctr.at("sandbox"), a.path());
 
   EXPECT_THAT(globalAddrs(a, "eth0"), UnorderedElementsAre("fd00:250::2/64", "10.250.0.2/24"));
-  EXPECT_THAT(globalAddrs(node(), "dsbr0"), UnorderedElementsAre("fd00:250::1/64", "10.250.0.1/24"));
+  EXPECT_THAT(globalAddrs(node(), "dsbr0"),
+              UnorderedElementsAre("fd00:250::1/64", "10.250.0.1/24"));
   EXPECT_TRUE(ping(a, "10.250.0.1")) << "pod -> bridge gateway, IPv4";
   EXPECT_TRUE(ping(a, "fd00:250::1")) << "pod -> bridge gateway, IPv6";
   EXPECT_TRUE(ping(a, "10.250.0.3")) << "pod -> pod, IPv4";

@@ -75,7 +75,8 @@ TEST_F(PluginCheck, FailsWithoutThePodsIpv4Address) {
 
 TEST_F(PluginCheck, FailsWithoutTheNodeRouteToThePod) {
   mustExec(node(), "ip route del 10.244.1.2/32 dev " + hostName_);
-  EXPECT_THAT(failedCheck(), HasSubstr("node route 10.244.1.2/32 dev " + hostName_ + " is missing"));
+  EXPECT_THAT(failedCheck(),
+              HasSubstr("node route 10.244.1.2/32 dev " + hostName_ + " is missing"));
 }
 
 TEST_F(PluginCheck, FailsWhenTheNodeEndIsDown) {

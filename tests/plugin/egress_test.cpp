@@ -26,10 +26,12 @@ class PluginEgress : public PluginTest {
     // The outside end goes up first: a veth end that comes up after its peer ignores the first
     // neighbour solicitation for its addresses for up to a second (seen on 6.x kernels), and the
     // node resolves the outside's addresses, not the other way round.
-    mustExec(*outside_, "ip addr add 192.0.2.2/24 dev up1 && ip addr add 2001:db8:1::2/64 dev up1 "
-                        "nodad && ip link set up1 up");
-    mustExec(node(), "ip addr add 192.0.2.1/24 dev up0 && ip addr add 2001:db8:1::1/64 dev up0 nodad "
-                     "&& ip link set up0 up");
+    mustExec(*outside_,
+             "ip addr add 192.0.2.2/24 dev up1 && ip addr add 2001:db8:1::2/64 dev up1 "
+             "nodad && ip link set up1 up");
+    mustExec(node(),
+             "ip addr add 192.0.2.1/24 dev up0 && ip addr add 2001:db8:1::1/64 dev up0 nodad "
+             "&& ip link set up0 up");
     // The outside counts echo requests whose source is the node's address.
     mustExec(*outside_,
              "nft \"add table inet seen; "

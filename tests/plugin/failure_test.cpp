@@ -96,9 +96,10 @@ TEST_F(PluginAddFailure, PodRouteViaAnUnreachableGatewayRollsBackEverything) {
   EXPECT_THAT(routes(pod, false), IsEmpty());
   EXPECT_THAT(routes(pod, true), IsEmpty());
   EXPECT_EQ(allocations("dualstack"), storeBefore);
-  EXPECT_EQ(routes(node(), false), (std::set<std::string>{
-                                       "10.244.1.2 dev " + good["interfaces"][0]["name"].get<std::string>() +
-                                       " scope link"}));
+  EXPECT_EQ(
+      routes(node(), false),
+      (std::set<std::string>{"10.244.1.2 dev " + good["interfaces"][0]["name"].get<std::string>() +
+                             " scope link"}));
   EXPECT_TRUE(ping(other, "10.244.1.1"));
   EXPECT_TRUE(ping(node(), "fd00:10:244:1::2"));
 }
@@ -190,8 +191,8 @@ TEST_F(PluginAddFailure, NetnsThatIsNotANetns) {
 TEST_F(PluginAddFailure, NetnsThatDoesNotExist) {
   auto& pod = newPod();
   const std::string missing = "/run/netns/" + testing::uniqueName("missing");
-  expectRejected(pod, testing::cniEnv("ADD", "cid-bad", missing), pluginConf("10-dualstack.conflist"),
-                 3, missing);
+  expectRejected(pod, testing::cniEnv("ADD", "cid-bad", missing),
+                 pluginConf("10-dualstack.conflist"), 3, missing);
 }
 
 TEST_F(PluginAddFailure, NetnsThatIsTheNodesOwn) {

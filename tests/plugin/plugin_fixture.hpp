@@ -94,8 +94,8 @@ inline std::string resultAddr(const json& result, bool v6) {
     const auto a = ipc.at("address").get<std::string>();
     if (isV6(a) == v6) return bare(a);
   }
-  throw std::runtime_error(std::string("result has no IPv") + (v6 ? "6" : "4") + " address: " +
-                           result.dump());
+  throw std::runtime_error(std::string("result has no IPv") + (v6 ? "6" : "4") +
+                           " address: " + result.dump());
 }
 
 // The error object a failed invocation printed on stdout, with the exit status checked.
@@ -137,11 +137,13 @@ class PluginTest : public ::testing::Test {
 
   // The config a runtime passes to plugin `index` of conf/<file>: that plugin's object plus the
   // list's name and cniVersion (or `version`), with ipam.dataDir pointing at this test's dataDir.
-  json pluginConf(std::string_view file, std::string_view version = "", std::size_t index = 0) const {
+  json pluginConf(std::string_view file, std::string_view version = "",
+                  std::size_t index = 0) const {
     const json list = readJsonFile(testing::sourcePath("conf/" + std::string(file)));
     json conf = list.at("plugins").at(index);
     conf["name"] = list.at("name");
-    conf["cniVersion"] = version.empty() ? list.at("cniVersion").get<std::string>() : std::string(version);
+    conf["cniVersion"] =
+        version.empty() ? list.at("cniVersion").get<std::string>() : std::string(version);
     if (conf.contains("ipam")) conf["ipam"]["dataDir"] = dataDir();
     return conf;
   }
@@ -156,7 +158,8 @@ class PluginTest : public ::testing::Test {
   }
 
   // Runs `binary` (ours by name, or an absolute path) with the node namespace as its namespace.
-  RunResult run(const EnvMap& env, const json& conf, const std::string& binary = "dualstack") const {
+  RunResult run(const EnvMap& env, const json& conf,
+                const std::string& binary = "dualstack") const {
     const std::string path = binary.front() == '/' ? binary : testing::binPath(binary);
     return testing::runPlugin(path, env, conf.dump(), node_->path());
   }
@@ -195,7 +198,8 @@ class PluginTest : public ::testing::Test {
 
   // GC / STATUS: no attachment, only CNI_COMMAND and CNI_PATH.
   RunResult runNetworkVerb(std::string_view command, const json& conf) const {
-    return run(EnvMap{{"CNI_COMMAND", std::string(command)}, {"CNI_PATH", testing::cniPath()}}, conf);
+    return run(EnvMap{{"CNI_COMMAND", std::string(command)}, {"CNI_PATH", testing::cniPath()}},
+               conf);
   }
 
   // ---- kernel state, read from outside with ip -j ----
@@ -224,7 +228,8 @@ class PluginTest : public ::testing::Test {
     std::set<std::string> out;
     for (const auto& a : addrInfo(ns, dev)) {
       if (a.value("scope", "") != "global") continue;
-      out.insert(a.at("local").get<std::string>() + "/" + std::to_string(a.at("prefixlen").get<int>()));
+      out.insert(a.at("local").get<std::string>() + "/" +
+                 std::to_string(a.at("prefixlen").get<int>()));
     }
     return out;
   }
@@ -245,7 +250,8 @@ class PluginTest : public ::testing::Test {
   // multicast routes the kernel adds to every device are left out.
   static std::set<std::string> routes(const TestNetns& ns, bool v6, const std::string& extra = "") {
     std::set<std::string> out;
-    for (const auto& r : ipJson(std::string(v6 ? "-6" : "-4") + " -n " + ns.name() + " route show " + extra)) {
+    for (const auto& r :
+         ipJson(std::string(v6 ? "-6" : "-4") + " -n " + ns.name() + " route show " + extra)) {
       const std::string dst = r.at("dst").get<std::string>();
       if (v6 && (dst.rfind("fe80::", 0) == 0 || dst.rfind("ff00::", 0) == 0)) continue;
       std::string s = dst;

@@ -320,7 +320,8 @@ std::map<std::string, std::string> snapshotTree(const std::string& dir) {
   std::map<std::string, std::string> files;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return files;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
     const auto rel = fs::relative(it->path(), dir).string();
     const fs::file_status st = it->symlink_status(ec);
     if (fs::is_directory(st)) {

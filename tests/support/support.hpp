@@ -17,11 +17,11 @@ namespace dualstack::testing {
 
 bool isRoot();
 // Call at the top of a root-only test: skips loudly when not root.
-#define DUALSTACK_REQUIRE_ROOT()                                                               \
-  do {                                                                                         \
-    if (!::dualstack::testing::isRoot()) {                                                     \
+#define DUALSTACK_REQUIRE_ROOT()                                                                   \
+  do {                                                                                             \
+    if (!::dualstack::testing::isRoot()) {                                                         \
       GTEST_SKIP() << "SKIPPED: this test needs root (network namespaces); run the suite as root"; \
-    }                                                                                          \
+    }                                                                                              \
   } while (0)
 
 // A unique prefix for everything a test process creates: "dst<pid>".
@@ -111,8 +111,8 @@ inline constexpr std::chrono::seconds kRunTimeout{120};
 // Runs `binary` with exactly `env` (plus PATH) and `input` on stdin; when `netnsPath` is set the
 // child enters that namespace first (the test process itself never leaves its own). The child
 // runs in a process group of its own; past `timeout` (or 64 MiB of output) the group is killed,
-// the test fails and the result says timedOut. Returns once the child has exited, even if something it started
-// still holds its stdout or stderr.
+// the test fails and the result says timedOut. Returns once the child has exited, even if something
+// it started still holds its stdout or stderr.
 RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
                     const std::optional<std::string>& netnsPath = std::nullopt,
                     std::chrono::milliseconds timeout = kRunTimeout);

@@ -29,7 +29,6 @@ using dualstack::testing::readFile;
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-
 std::vector<std::string> names(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());

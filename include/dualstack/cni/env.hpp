@@ -17,10 +17,10 @@ std::string_view commandName(Command c);
 struct Env {
   Command command = Command::Version;
   std::string containerId;
-  std::string netns;   // may be empty on DEL (the runtime already removed the namespace)
+  std::string netns;  // may be empty on DEL (the runtime already removed the namespace)
   std::string ifname;
-  std::string path;    // CNI_PATH, ':'-separated
-  std::string args;    // CNI_ARGS as received
+  std::string path;  // CNI_PATH, ':'-separated
+  std::string args;  // CNI_ARGS as received
   std::vector<std::pair<std::string, std::string>> argPairs;
 
   // The value of key K in CNI_ARGS (K=V;K=V), if present.
@@ -35,7 +35,7 @@ Env parseEnv(const EnvLookup& lookup);
 Env envFromProcess();
 
 // Validation shared with config parsing.
-bool validContainerId(std::string_view id);   // ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$, <= 128 chars
+bool validContainerId(std::string_view id);    // ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$, <= 128 chars
 bool validNetworkName(std::string_view name);  // same pattern: it becomes a directory name
 bool validIfname(std::string_view name);  // 1-15 printable ASCII, no '/', ':', space, not . or ..
 bool validNetnsPath(std::string_view path);  // printable ASCII (spaces too), at most PATH_MAX

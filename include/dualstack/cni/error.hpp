@@ -22,10 +22,10 @@ enum class Code : int {
   NotAvailable = 50,
   NotAvailableDegraded = 51,
   // Plugin-specific codes.
-  Internal = 100,          // a bug or an unexpected kernel answer
-  RangeExhausted = 101,    // no free address left in a range
-  AlreadyExists = 102,     // the interface or address already exists where ADD wants to create it
-  CheckFailed = 103,       // CHECK found the attachment differs from what ADD made
+  Internal = 100,        // a bug or an unexpected kernel answer
+  RangeExhausted = 101,  // no free address left in a range
+  AlreadyExists = 102,   // the interface or address already exists where ADD wants to create it
+  CheckFailed = 103,     // CHECK found the attachment differs from what ADD made
 };
 
 class Error : public std::exception {

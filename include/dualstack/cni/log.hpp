@@ -31,8 +31,8 @@ namespace dualstack::cni {
 enum class LogLevel { Error = 0, Info = 1, Debug = 2 };
 
 struct LogConfig {
-  std::optional<std::string> file;   // logFile
-  std::optional<LogLevel> level;     // logLevel
+  std::optional<std::string> file;  // logFile
+  std::optional<LogLevel> level;    // logLevel
   bool enabled() const { return file.has_value() || level.has_value(); }
 };
 

@@ -151,7 +151,6 @@ class DiskStore final : public Store {
 
   using Fd = sys::Fd;
 
-
   std::string path_;
   Fd dir_;
   Fd index_;  // .dualstack

@@ -73,11 +73,12 @@ struct Veth {
 };
 
 // Creates the pair in one request with the peer placed in the pod namespace, sets the host end's
-// alias and address generation mode (one request), and reads back the indexes and the peer's MAC through the pod socket: 2 or 3 requests.
-// The peer is left down: bring it up with setLinkUp(pod, veth.peer) (a peer with IFF_UP in the
-// create request fails with ENOTCONN because it is opened before it is paired).
-// If a step after the creation fails, the pair is deleted again before the error is thrown.
-// Errors: Code::AlreadyExists naming the end that exists; Code::InvalidConfig for bad names.
+// alias and address generation mode (one request), and reads back the indexes and the peer's MAC
+// through the pod socket: 2 or 3 requests. The peer is left down: bring it up with setLinkUp(pod,
+// veth.peer) (a peer with IFF_UP in the create request fails with ENOTCONN because it is opened
+// before it is paired). If a step after the creation fails, the pair is deleted again before the
+// error is thrown. Errors: Code::AlreadyExists naming the end that exists; Code::InvalidConfig for
+// bad names.
 Veth createVeth(Socket& host, Socket& pod, const VethSpec& spec);
 
 // std::nullopt when there is no such link.

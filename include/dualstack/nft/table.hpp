@@ -51,8 +51,7 @@ std::string lockPath(std::string_view network);
 // then Error(TryAgainLater) naming the lock file. Error(IoFailure) when it cannot be opened.
 class TableLock {
  public:
-  explicit TableLock(std::string_view network,
-                     std::chrono::milliseconds timeout = sys::kLockWait);
+  explicit TableLock(std::string_view network, std::chrono::milliseconds timeout = sys::kLockWait);
 
  private:
   sys::Fd fd_;

@@ -36,7 +36,7 @@ std::vector<std::string> networksIn(const std::string& dataDir);
 struct Listed {
   std::string network;
   ip::Address address;
-  std::optional<ipam::Owner> owner;        // nullopt: the record names nobody
+  std::optional<ipam::Owner> owner;         // nullopt: the record names nobody
   std::optional<std::int64_t> allocatedAt;  // seconds since the epoch
 };
 // Every allocation of <dataDir>/<network>, by address; empty when the store does not exist.
@@ -51,7 +51,8 @@ std::vector<std::string> verifyStore(const std::string& dataDir, const std::stri
 // The live attachments of `network` in libcni's result cache: `dir` is either the cache
 // directory (CNI_CACHE_DIR, whose results/ is read) or the results directory itself. A file of
 // this network that cannot be read is an error: guessing could release a live pod's address.
-std::vector<cni::Attachment> liveFromResultCache(const std::string& dir, const std::string& network);
+std::vector<cni::Attachment> liveFromResultCache(const std::string& dir,
+                                                 const std::string& network);
 // A JSON list of {"containerID": ..., "ifname": ...}, as in cni.dev/valid-attachments.
 std::vector<cni::Attachment> liveFromFile(const std::string& path);
 

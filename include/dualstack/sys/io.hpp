@@ -31,9 +31,10 @@ struct ReplaceFailure {
 };
 
 // Replaces dirFd/name with `content` and `mode`: written to tempName in the same directory
-// (created anew, never through a link; a stale file of that name is removed first), fsynced, chmod'ed, closed, renamed over `name` —
-// readers and exec see the old file or the new one, never a partial one — and the directory
-// fsynced. On failure the temp file is removed and nothing else has changed.
+// (created anew, never through a link; a stale file of that name is removed first), fsynced,
+// chmod'ed, closed, renamed over `name` — readers and exec see the old file or the new one, never a
+// partial one — and the directory fsynced. On failure the temp file is removed and nothing else has
+// changed.
 ReplaceFailure replaceFileAt(int dirFd, const std::string& name, const std::string& tempName,
                              std::string_view content, mode_t mode);
 
