@@ -124,6 +124,160 @@ bool addPodRoute(netlink::Socket& pod, const netlink::Route& route, const std::s
 // Held open for the sysctls of both ends (netns::SysctlDir says why).
 constexpr std::string_view kIpv6Conf = "net/ipv6/conf";
 
+// The MTU of both ends: the config's, else that of the node's default route, else 1500.
+std::uint32_t linkMtu(const PluginConfig& pc, netlink::Socket& host) {
+  if (pc.mtu) return static_cast<std::uint32_t>(*pc.mtu);
+  if (auto m = netlink::defaultRouteMtu(host)) return *m;
+  return kDefaultMtu;
+}
+
+netlink::VethSpec vethSpec(const PluginConfig& pc, const std::string& network, const cni::Env& env,
+                           const cni::Attachment& attachment, int podNsFd,
+                           const std::string& hostName, std::uint32_t mtu, bool v6) {
+  netlink::VethSpec spec;
+  spec.hostName = hostName;
+  spec.hostMtu = mtu;
+  spec.hostAlias = hostVethAlias(network, pc.store, attachment);
+  // Down until its sysctls are set: an IPv6 link-local address would otherwise start DAD.
+  spec.hostUp = false;
+  spec.peerName = env.ifname;
+  spec.peerMtu = mtu;
+  spec.peerNetnsFd = podNsFd;
+  spec.peerMac = pc.mac;
+  // With forwarding on, every IPv6 prefix of the node end joins its subnet-router anycast
+  // address; for the kernel's fe80::/64 link-local that anycast entry makes deleting the veth
+  // wait an extra RCU round (~20 ms of every DEL). The node end gets no generated link-local;
+  // it gets one as /128 (configureNodeEnd, no anycast), which it still needs: the neighbour
+  // solicitation for a pod address on behalf of a forwarded packet is sent from the link's
+  // link-local address.
+  if (v6) spec.hostAddrGenMode = IN6_ADDR_GEN_MODE_NONE;
+  return spec;
+}
+
+// What both ends are configured from: the IPAM's answer and the new pair.
+struct NewPair {
+  const cni::Env& env;
+  const cni::Result& ipam;
+  const netlink::Veth& veth;
+  const std::string& hostName;
+  bool v4, v6;
+};
+
+// The pod end: its IPv6 sysctls, its addresses, the link (and lo) up, then per family an on-link
+// route to the node end's gateway address and everything else via it. Returns the IPAM's routes
+// it installed, for the result.
+std::vector<cni::Route> configurePodEnd(netlink::Socket& pod, const netns::Netns& podNs,
+                                        const NewPair& p) {
+  const cni::Env& env = p.env;
+  const cni::Result& ipam = p.ipam;
+  const netlink::Veth& veth = p.veth;
+  // /proc/sys/net belongs to the namespace of whoever opens it, hence the setns.
+  {
+    netns::ScopedSetns in(podNs);
+    if (p.v6) {
+      const netns::SysctlDir podConf(kIpv6Conf);
+      podConf.setIfDifferent(env.ifname + "/disable_ipv6", "0");
+      podConf.write(env.ifname + "/accept_dad", "0");
+      podConf.write(env.ifname + "/keep_addr_on_down", "1");
+    } else {
+      // No IPv6 address of ours, but the kernel still gives the link a link-local address and
+      // runs DAD on it; without IPv6 in the kernel there is no such file, which is fine.
+      try {
+        netns::SysctlDir(kIpv6Conf).write(env.ifname + "/accept_dad", "0");
+      } catch (const Error&) {
+      }
+    }
+  }
+  for (const auto& ipc : ipam.ips) {
+    netlink::addAddress(pod, veth.peer, ipc.address, IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  }
+  netlink::setLinkUp(pod, veth.peer);
+  if (auto lo = netlink::getLink(pod, "lo"); lo && !lo->up()) netlink::setLinkUp(pod, lo->iface());
+
+  std::vector<cni::Route> installed;
+  std::vector<ip::Family> families;
+  if (p.v4) families.push_back(ip::Family::V4);
+  if (p.v6) families.push_back(ip::Family::V6);
+  for (const auto family : families) {
+    const cni::IpConfig* first = nullptr;
+    for (const auto& ipc : ipam.ips) {
+      if (ipc.address.family() == family && first == nullptr) first = &ipc;
+    }
+    const ip::Address gw = gatewayFor(*first);
+    // The gateway is the node end's address, reachable on the link; everything else goes via
+    // it, including the pod's own subnet: other pods sit behind other veths.
+    netlink::Route onLink;
+    onLink.dst = ip::Prefix::host(gw);
+    onLink.oif = veth.peer.index;
+    netlink::addRoute(pod, onLink, env.ifname);
+    const ip::Prefix subnet = first->address.network();
+    auto routes = podRoutes(ipam, family, gw);
+    bool subnetCovered = false;
+    for (const auto& r : routes) subnetCovered = subnetCovered || r.dst == subnet;
+    if (!subnetCovered && subnet.length() < subnet.address().bits()) {
+      netlink::Route viaGw;
+      viaGw.dst = subnet;
+      viaGw.gateway = gw;
+      viaGw.oif = veth.peer.index;
+      netlink::addRoute(pod, viaGw, env.ifname, netlink::IfExists::AcceptIdentical);
+    }
+    for (const auto& r : routes) {
+      if (addPodRoute(pod, toNetlink(r, veth.peer.index), env.ifname)) installed.push_back(r);
+    }
+  }
+  return installed;
+}
+
+// The node end: its IPv6 sysctls, the gateways as host addresses, the link up, a link-local /128
+// for IPv6, a host route per pod address, forwarding on. Returns the node end as the kernel lists
+// it (for its MAC).
+std::optional<netlink::LinkInfo> configureNodeEnd(netlink::Socket& host, netlink::Socket& pod,
+                                                  const NewPair& p) {
+  const cni::Result& ipam = p.ipam;
+  const netlink::Veth& veth = p.veth;
+  const std::string& hostName = p.hostName;
+  std::optional<netns::SysctlDir> nodeConf;
+  if (p.v6) {
+    nodeConf.emplace(kIpv6Conf);
+    nodeConf->setIfDifferent(hostName + "/disable_ipv6", "0");
+    nodeConf->write(hostName + "/accept_dad", "0");
+    nodeConf->write(hostName + "/accept_ra", "0");
+  } else {
+    try {
+      netns::SysctlDir(kIpv6Conf).write(hostName + "/accept_dad", "0");
+    } catch (const Error&) {
+    }
+  }
+  std::vector<ip::Address> gateways;
+  for (const auto& ipc : ipam.ips) {
+    const ip::Address gw = gatewayFor(ipc);
+    if (std::find(gateways.begin(), gateways.end(), gw) != gateways.end()) continue;
+    gateways.push_back(gw);
+    netlink::addAddress(host, veth.host, ip::Prefix::host(gw), IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  }
+  netlink::setLinkUp(host, veth.host);
+  // Both ends got their carrier just now. The kernel attaches a device's transmit queue when it
+  // processes the carrier change, which for a veth whose two ends have the same ifindex (fresh
+  // namespaces) it may postpone by up to a second; until then every packet is dropped. Reading a
+  // link back (RTM_GETLINK) makes the kernel process its pending change at once, so the pod can
+  // send its first packet the moment ADD returns. The node end's reply also gives its MAC.
+  auto hostLink = netlink::getLink(host, veth.host.index);
+  (void)netlink::getLink(pod, veth.peer.index);
+  if (p.v6 && hostLink && hostLink->mac) {
+    netlink::addAddress(host, veth.host, ip::Prefix::host(linkLocalFromMac(*hostLink->mac)),
+                        IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  }
+  for (const auto& ipc : ipam.ips) {
+    netlink::Route toPod;
+    toPod.dst = ip::Prefix::host(ipc.address.address());
+    toPod.oif = veth.host.index;
+    netlink::addRoute(host, toPod, hostName, netlink::IfExists::AcceptIdentical);
+  }
+  if (p.v4) netns::setSysctlIfDifferent("net/ipv4/ip_forward", "1");
+  if (p.v6) nodeConf->setIfDifferent("all/forwarding", "1");
+  return hostLink;
+}
+
 // Undo steps (Rollback): each gets copies of what it needs.
 void releaseAddresses(const std::string& ipamType, const cni::Env& env, const std::string& config) {
   callIpam(ipamType, cni::Command::Del, env, config);
@@ -170,132 +324,15 @@ cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
   const bool v4 = hasFamily(ipam, ip::Family::V4);
   const bool v6 = hasFamily(ipam, ip::Family::V6);
 
-  std::uint32_t mtu = kDefaultMtu;
-  if (pc.mtu) {
-    mtu = static_cast<std::uint32_t>(*pc.mtu);
-  } else if (auto m = netlink::defaultRouteMtu(host)) {
-    mtu = *m;
-  }
-
+  const std::uint32_t mtu = linkMtu(pc, host);
   const std::string hostName = chooseHostName(host, conf.name, pc.store, attachment);
-  netlink::VethSpec spec;
-  spec.hostName = hostName;
-  spec.hostMtu = mtu;
-  spec.hostAlias = hostVethAlias(conf.name, pc.store, attachment);
-  // Down until its sysctls are set: an IPv6 link-local address would otherwise start DAD.
-  spec.hostUp = false;
-  spec.peerName = env.ifname;
-  spec.peerMtu = mtu;
-  spec.peerNetnsFd = podNs.fd();
-  spec.peerMac = pc.mac;
-  // With forwarding on, every IPv6 prefix of the node end joins its subnet-router anycast
-  // address; for the kernel's fe80::/64 link-local that anycast entry makes deleting the veth
-  // wait an extra RCU round (~20 ms of every DEL). The node end gets no generated link-local;
-  // it gets one as /128 below (no anycast), which it still needs: the neighbour solicitation for
-  // a pod address on behalf of a forwarded packet is sent from the link's link-local address.
-  if (v6) spec.hostAddrGenMode = IN6_ADDR_GEN_MODE_NONE;
-  const netlink::Veth veth = netlink::createVeth(host, pod, spec);
+  const netlink::Veth veth = netlink::createVeth(
+      host, pod, vethSpec(pc, conf.name, env, attachment, podNs.fd(), hostName, mtu, v6));
   rollback.add("delete veth " + hostName, deleteVeth, veth.host.index);
 
-  // Pod end. /proc/sys/net belongs to the namespace of whoever opens it, hence the setns.
-  {
-    netns::ScopedSetns in(podNs);
-    if (v6) {
-      const netns::SysctlDir podConf(kIpv6Conf);
-      podConf.setIfDifferent(env.ifname + "/disable_ipv6", "0");
-      podConf.write(env.ifname + "/accept_dad", "0");
-      podConf.write(env.ifname + "/keep_addr_on_down", "1");
-    } else {
-      // No IPv6 address of ours, but the kernel still gives the link a link-local address and
-      // runs DAD on it; without IPv6 in the kernel there is no such file, which is fine.
-      try {
-        netns::SysctlDir(kIpv6Conf).write(env.ifname + "/accept_dad", "0");
-      } catch (const Error&) {
-      }
-    }
-  }
-  for (const auto& ipc : ipam.ips) {
-    netlink::addAddress(pod, veth.peer, ipc.address, IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
-  }
-  netlink::setLinkUp(pod, veth.peer);
-  if (auto lo = netlink::getLink(pod, "lo"); lo && !lo->up()) netlink::setLinkUp(pod, lo->iface());
-
-  cni::Result result;
-  result.interfaces.push_back({hostName, "", {}, ""});
-  result.interfaces.push_back(
-      {env.ifname, netlink::macString(veth.peerMac), static_cast<int>(mtu), env.netns});
-  result.dns = ipam.dns;
-  std::vector<ip::Family> families;
-  if (v4) families.push_back(ip::Family::V4);
-  if (v6) families.push_back(ip::Family::V6);
-  for (const auto family : families) {
-    const cni::IpConfig* first = nullptr;
-    for (const auto& ipc : ipam.ips) {
-      if (ipc.address.family() == family && first == nullptr) first = &ipc;
-    }
-    const ip::Address gw = gatewayFor(*first);
-    // The gateway is the node end's address, reachable on the link; everything else goes via
-    // it, including the pod's own subnet: other pods sit behind other veths.
-    netlink::Route onLink;
-    onLink.dst = ip::Prefix::host(gw);
-    onLink.oif = veth.peer.index;
-    netlink::addRoute(pod, onLink, env.ifname);
-    const ip::Prefix subnet = first->address.network();
-    auto routes = podRoutes(ipam, family, gw);
-    bool subnetCovered = false;
-    for (const auto& r : routes) subnetCovered = subnetCovered || r.dst == subnet;
-    if (!subnetCovered && subnet.length() < subnet.address().bits()) {
-      netlink::Route viaGw;
-      viaGw.dst = subnet;
-      viaGw.gateway = gw;
-      viaGw.oif = veth.peer.index;
-      netlink::addRoute(pod, viaGw, env.ifname, netlink::IfExists::AcceptIdentical);
-    }
-    for (const auto& r : routes) {
-      if (addPodRoute(pod, toNetlink(r, veth.peer.index), env.ifname)) result.routes.push_back(r);
-    }
-  }
-
-  // Node end: the gateways as host addresses, then a host route per pod address.
-  std::optional<netns::SysctlDir> nodeConf;
-  if (v6) {
-    nodeConf.emplace(kIpv6Conf);
-    nodeConf->setIfDifferent(hostName + "/disable_ipv6", "0");
-    nodeConf->write(hostName + "/accept_dad", "0");
-    nodeConf->write(hostName + "/accept_ra", "0");
-  } else {
-    try {
-      netns::SysctlDir(kIpv6Conf).write(hostName + "/accept_dad", "0");
-    } catch (const Error&) {
-    }
-  }
-  std::vector<ip::Address> gateways;
-  for (const auto& ipc : ipam.ips) {
-    const ip::Address gw = gatewayFor(ipc);
-    if (std::find(gateways.begin(), gateways.end(), gw) != gateways.end()) continue;
-    gateways.push_back(gw);
-    netlink::addAddress(host, veth.host, ip::Prefix::host(gw), IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
-  }
-  netlink::setLinkUp(host, veth.host);
-  // Both ends got their carrier just now. The kernel attaches a device's transmit queue when it
-  // processes the carrier change, which for a veth whose two ends have the same ifindex (fresh
-  // namespaces) it may postpone by up to a second; until then every packet is dropped. Reading a
-  // link back (RTM_GETLINK) makes the kernel process its pending change at once, so the pod can
-  // send its first packet the moment ADD returns. The node end's reply also gives its MAC.
-  const auto hostLink = netlink::getLink(host, veth.host.index);
-  (void)netlink::getLink(pod, veth.peer.index);
-  if (v6 && hostLink && hostLink->mac) {
-    netlink::addAddress(host, veth.host, ip::Prefix::host(linkLocalFromMac(*hostLink->mac)),
-                        IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
-  }
-  for (const auto& ipc : ipam.ips) {
-    netlink::Route toPod;
-    toPod.dst = ip::Prefix::host(ipc.address.address());
-    toPod.oif = veth.host.index;
-    netlink::addRoute(host, toPod, hostName, netlink::IfExists::AcceptIdentical);
-  }
-  if (v4) netns::setSysctlIfDifferent("net/ipv4/ip_forward", "1");
-  if (v6) nodeConf->setIfDifferent("all/forwarding", "1");
+  const NewPair pair{env, ipam, veth, hostName, v4, v6};
+  std::vector<cni::Route> ipamRoutes = configurePodEnd(pod, podNs, pair);
+  const std::optional<netlink::LinkInfo> hostLink = configureNodeEnd(host, pod, pair);
 
   if (pc.ipMasq) {
     std::vector<ip::Prefix> exclude = pc.ipMasqExcept;
@@ -304,7 +341,13 @@ cni::SerialisedResult cmdAdd(const cni::Env& env, const cni::NetConf& conf) {
     rollback.add("remove masquerade for " + hostName, disableMasquerade, conf.name, hostName);
   }
 
-  if (hostLink && hostLink->mac) result.interfaces[0].mac = netlink::macString(*hostLink->mac);
+  cni::Result result;
+  result.interfaces.push_back(
+      {hostName, hostLink && hostLink->mac ? netlink::macString(*hostLink->mac) : "", {}, ""});
+  result.interfaces.push_back(
+      {env.ifname, netlink::macString(veth.peerMac), static_cast<int>(mtu), env.netns});
+  result.dns = ipam.dns;
+  result.routes = std::move(ipamRoutes);
   for (const auto& ipc : ipam.ips) {
     result.ips.push_back(cni::IpConfig{ipc.address, gatewayFor(ipc), 1});
   }
