@@ -103,6 +103,14 @@ Mutator withFile(const std::string& name, const std::string& content,
   };
 }
 
+// The file given to ipam.node as its kubeconfig (for node worker-1), or as its node file.
+void asKubeconfig(Invocation& in, const std::string& path) {
+  in.conf["ipam"]["node"] = {{"kubeconfig", path}, {"name", "worker-1"}};
+}
+void asNodeFile(Invocation& in, const std::string& path) {
+  in.conf["ipam"]["node"] = {{"file", path}};
+}
+
 // A FIFO in the case's scratch directory: a plain open of it would wait for a writer forever.
 Mutator withFifo(const std::string& name,
                  std::function<void(Invocation&, const std::string& path)> use) {
@@ -445,33 +453,25 @@ std::vector<BadInput> cases() {
        6,
        {"node file", "not valid JSON"},
        withFile("node.json", "{\"spec\": ",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"file", p}};
-                })},
+                asNodeFile)},
       {"IpamNodeFilePodCidrsWrongType",
        kBoth,
        7,
        {"node file", "spec.podCIDRs", "expected an array"},
        withFile("node.json", R"({"spec": {"podCIDRs": "10.244.1.0/24"}})",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"file", p}};
-                })},
+                asNodeFile)},
       {"IpamNodeFileDeeplyNested",
        kBoth,
        6,
        {"node file", "is nested deeper than 128 levels"},
        withFile("node.json", R"({"spec": {"podCIDRs": )" + testing::nestedJson(100000) + "}}",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"file", p}};
-                })},
+                asNodeFile)},
       {"IpamNodeFileNoPodCidrsYet",
        kBoth,
        11,
        {"node file", "no spec.podCIDRs yet"},
        withFile("node.json", R"({"spec": {}, "status": {}})",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"file", p}};
-                })},
+                asNodeFile)},
       {"IpamNodeKubeconfigNumber",
        kBoth,
        7,
@@ -512,9 +512,7 @@ std::vector<BadInput> cases() {
        7,
        {"kube.conf"},
        withFile("kube.conf", std::string("clusters: [ {server: \"") + kSecretToken + "\"\n",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-                })},
+                asKubeconfig)},
       // The bearer token must never travel in cleartext, even to a server that would answer.
       {"IpamKubeconfigPlainHttp",
        kBoth,
@@ -527,9 +525,7 @@ std::vector<BadInput> cases() {
                     kSecretToken +
                     "\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
                     "current-context: x\n",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-                })},
+                asKubeconfig)},
       {"IpamKubeconfigDeepYaml",
        kBoth,
        7,
@@ -537,9 +533,7 @@ std::vector<BadInput> cases() {
        withFile(
            "kube.conf",
            "current-context: " + std::string(100000, '[') + "x" + std::string(100000, ']') + "\n",
-           [](Invocation& in, const std::string& p) {
-             in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-           })},
+           asKubeconfig)},
       {"IpamKubeconfigDeepBlockYaml",
        kBoth,
        7,
@@ -551,18 +545,14 @@ std::vector<BadInput> cases() {
              for (int i = 0; i < 100000; ++i) t += "- ";
              return t + "x\n";
            }(),
-           [](Invocation& in, const std::string& p) {
-             in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-           })},
+           asKubeconfig)},
 
       {"IpamNodeFileIsAFifo",
        kBoth,
        5,
        {"node file", "is a FIFO, not a regular file"},
        withFifo("node.json",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"file", p}};
-                })},
+                asNodeFile)},
       {"IpamNodeFileIsADirectory",
        kBoth,
        5,
@@ -575,9 +565,7 @@ std::vector<BadInput> cases() {
        5,
        {"kubeconfig", "is a FIFO, not a regular file"},
        withFifo("kube.conf",
-                [](Invocation& in, const std::string& p) {
-                  in.conf["ipam"]["node"] = {{"kubeconfig", p}, {"name", "worker-1"}};
-                })},
+                asKubeconfig)},
       {"IpamNodeAndRanges",
        kBoth,
        7,
