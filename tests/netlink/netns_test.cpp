@@ -2,14 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/netns/netns.hpp"
 #include "dualstack/netns/sysctl.hpp"
 #include "netlink/kernel_fixture.hpp"
+#include "support/support.hpp"
 
 namespace dualstack {
 namespace {
@@ -19,6 +22,25 @@ using ::testing::HasSubstr;
 using testkernel::KernelTest;
 
 using testkernel::errorOf;
+
+// A test binary killed before its cleanup leaves its namespaces behind; the next test process
+// removes them, and never those of a process that still runs.
+TEST(TestSupport, NamespacesOfDeadTestProcessesAreSweptAndLiveOnesKept) {
+  DUALSTACK_REQUIRE_ROOT();
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);  // a PID no process has now
+  const std::string dead = "dst" + std::to_string(child) + "-swepttest";
+  const std::string live = dualstack::testing::runPrefix() + "-keptbysweep";
+  ASSERT_EQ(dualstack::testing::shell("ip netns add " + dead), 0);
+  ASSERT_EQ(dualstack::testing::shell("ip netns add " + live), 0);
+  EXPECT_GE(dualstack::testing::sweepStaleNetns(), 1);
+  EXPECT_FALSE(std::filesystem::exists("/run/netns/" + dead));
+  EXPECT_TRUE(std::filesystem::exists("/run/netns/" + live));
+  dualstack::testing::shell("ip netns del " + live);
+  dualstack::testing::shell("ip netns del " + dead + " 2>/dev/null");
+}
 
 // The failure modes of CNI_NETNS need no root: they are what an operator sees first.
 TEST(Netns, RegularFileIsNotANetns) {

@@ -14,14 +14,17 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <system_error>
 
 namespace dualstack::testing {
 
@@ -106,7 +109,26 @@ int shell(const std::string& command, std::string* out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int sweepStaleNetns() {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/run/netns", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("dst", 0) != 0) continue;
+    const auto dash = name.find('-');
+    if (dash == std::string::npos || dash == 3) continue;
+    const std::string digits = name.substr(3, dash - 3);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (shell("ip netns del " + name + " 2>/dev/null") == 0) ++removed;
+  }
+  return removed;
+}
+
 TestNetns::TestNetns(std::string_view what) : name_(uniqueName(what)) {
+  static std::once_flag swept;
+  std::call_once(swept, [] { sweepStaleNetns(); });
   if (shell("ip netns add " + name_ + " 2>&1") != 0) {
     throw std::runtime_error("ip netns add " + name_ + " failed");
   }

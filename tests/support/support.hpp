@@ -63,6 +63,11 @@ class TempDir {
 };
 
 // A named network namespace (/run/netns/<name>) deleted in the destructor, with lo up.
+// Deletes the namespaces of earlier test processes that died without their cleanup (a test binary
+// killed by a timeout or a signal): those named "dst<pid>-..." whose process is gone. Returns how
+// many it deleted. TestNetns calls it once per process.
+int sweepStaleNetns();
+
 class TestNetns {
  public:
   explicit TestNetns(std::string_view what);
