@@ -4,9 +4,9 @@
 
 #include "dualstack/agent/daemon.hpp"
 #include "dualstack/agent/options.hpp"
-#include "dualstack/cni/error.hpp"
-#include "dualstack/cni/skel.hpp"
 #include "dualstack/k8s/node_source.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/version.hpp"
 
 int main(int argc, char** argv) {
   // Blocked before any thread starts: the daemon waits for them with sigtimedwait.
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
         std::cout << agent::usage();
         return 0;
       case agent::Options::Mode::Version:
-        std::cout << "dualstack-agent " << dualstack::cni::buildVersion() << "\n";
+        std::cout << "dualstack-agent " << dualstack::sys::buildVersion() << "\n";
         return 0;
       case agent::Options::Mode::Status:
         return agent::runStatus(options);

@@ -2,9 +2,8 @@
 
 #include <iostream>
 
-#include "dualstack/cni/error.hpp"
-#include "dualstack/cni/skel.hpp"
 #include "dualstack/install/installer.hpp"
+#include "dualstack/sys/version.hpp"
 
 int main(int argc, char** argv) {
   // Blocked before anything else: run() waits for them with sigtimedwait.
@@ -15,7 +14,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   try {
     if (argc == 2 && std::string_view(argv[1]) == "--version") {
-      std::cout << "dualstack-install " << dualstack::cni::buildVersion() << "\n";
+      std::cout << "dualstack-install " << dualstack::sys::buildVersion() << "\n";
       return 0;
     }
     bool help = false;

@@ -13,11 +13,11 @@
 #include "dualstack/agent/kernel.hpp"
 #include "dualstack/agent/metrics.hpp"
 #include "dualstack/agent/token.hpp"
-#include "dualstack/cni/error.hpp"
-#include "dualstack/cni/skel.hpp"
 #include "dualstack/k8s/informer.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
 #include "dualstack/k8s/token.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/version.hpp"
 
 namespace dualstack::agent {
 
@@ -49,7 +49,7 @@ HttpReply health(const Agent& agent, std::chrono::milliseconds interval) {
 
 int runDaemon(const Options& o) {
   Log log(o.logLevel);
-  const std::string version(cni::buildVersion());
+  const std::string version(sys::buildVersion());
   const auto config = kubeconfigSource(o);
   // Fails now, with the reason, for a kubeconfig that can never work.
   const k8s::Kubeconfig first = config();
@@ -59,7 +59,7 @@ int runDaemon(const Options& o) {
   std::unique_ptr<ClusterSets> sets;
   try {
     sets = nftClusterSets(o.cniNetwork);
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     // Routing does not need nftables: carry on, loudly.
     log.error(
         "the cluster podCIDR sets cannot be kept: with ipMasq, traffic to other nodes' pods "
@@ -174,7 +174,7 @@ int runDaemon(const Options& o) {
     try {
       const std::size_t n = agent.removeOwnRoutes();
       log.info("removed the agent's routes", {{"routes", std::to_string(n)}});
-    } catch (const cni::Error& e) {
+    } catch (const sys::Error& e) {
       log.error("cannot remove the agent's routes", {{"error", e.msg()}});
       return 1;
     }
@@ -188,7 +188,7 @@ int runStatus(const Options& o) {
   const HttpReply r = httpGet(o.metricsAddress, "/status", 5s);
   const auto doc = nlohmann::json::parse(r.body, nullptr, false);
   if (r.status != 200 || !doc.is_object()) {
-    throw cni::Error(cni::Code::IoFailure, "GET /status answered " + std::to_string(r.status) +
+    throw sys::Error(sys::Code::IoFailure, "GET /status answered " + std::to_string(r.status) +
                                                ": " + r.body.substr(0, 200));
   }
   std::cout << formatStatus(doc);

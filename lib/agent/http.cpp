@@ -12,12 +12,12 @@
 #include <cstring>
 #include <vector>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -132,14 +132,14 @@ HttpServer::HttpServer(const SocketAddress& address, Handler handler, HttpLimits
     : handler_(std::move(handler)), limits_(limits) {
   const Sockaddr sa = toSockaddr(address, "metrics address");
   listen_ = sys::Fd(::socket(sa.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!listen_) throw cni::errnoError(Code::IoFailure, "metrics server: socket", errno);
+  if (!listen_) throw sys::errnoError(Code::IoFailure, "metrics server: socket", errno);
   const int one = 1;
   (void)::setsockopt(listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(listen_.get(), sa.get(), sa.len) != 0) {
-    throw cni::errnoError(Code::IoFailure, "metrics server: listen on " + display(address), errno);
+    throw sys::errnoError(Code::IoFailure, "metrics server: listen on " + display(address), errno);
   }
   if (::listen(listen_.get(), 16) != 0) {
-    throw cni::errnoError(Code::IoFailure, "metrics server: listen on " + display(address), errno);
+    throw sys::errnoError(Code::IoFailure, "metrics server: listen on " + display(address), errno);
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
@@ -190,7 +190,7 @@ void HttpServer::serve(std::stop_token stop) {
     }
     const int n = ::poll(fds.data(), fds.size(), pollTimeout(next));
     if (n < 0 && errno != EINTR) {
-      throw cni::errnoError(Code::IoFailure, "metrics server: poll", errno);
+      throw sys::errnoError(Code::IoFailure, "metrics server: poll", errno);
     }
     const Clock::time_point now = Clock::now();
     for (std::size_t i = 0; i < conns.size(); ++i) {
@@ -251,7 +251,7 @@ HttpReply httpGet(const SocketAddress& address, std::string_view path,
   const std::string where = "GET http://" + display(address) + std::string(path);
   const Clock::time_point deadline = Clock::now() + deadlineAfter;
   sys::Fd fd(::socket(sa.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) throw cni::errnoError(Code::IoFailure, where, errno);
+  if (!fd) throw sys::errnoError(Code::IoFailure, where, errno);
   const auto waitFor = [&](short events) {
     for (;;) {
       const auto left =
@@ -260,19 +260,19 @@ HttpReply httpGet(const SocketAddress& address, std::string_view path,
       pollfd p{fd.get(), events, 0};
       const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
       if (n > 0) return;
-      if (n < 0 && errno != EINTR) throw cni::errnoError(Code::IoFailure, where, errno);
+      if (n < 0 && errno != EINTR) throw sys::errnoError(Code::IoFailure, where, errno);
     }
   };
   if (::connect(fd.get(), sa.get(), sa.len) != 0) {
     if (errno != EINPROGRESS) {
-      throw cni::errnoError(Code::IoFailure, where + " (is dualstack-agent running?)", errno);
+      throw sys::errnoError(Code::IoFailure, where + " (is dualstack-agent running?)", errno);
     }
     waitFor(POLLOUT);
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      throw cni::errnoError(Code::IoFailure, where + " (is dualstack-agent running?)", err);
+      throw sys::errnoError(Code::IoFailure, where + " (is dualstack-agent running?)", err);
     }
   }
   const std::string request = "GET " + std::string(path) +
@@ -287,7 +287,7 @@ HttpReply httpGet(const SocketAddress& address, std::string_view path,
     } else if (errno == EAGAIN || errno == EINTR) {
       waitFor(POLLOUT);
     } else {
-      throw cni::errnoError(Code::IoFailure, where, errno);
+      throw sys::errnoError(Code::IoFailure, where, errno);
     }
   }
   std::string in;
@@ -302,7 +302,7 @@ HttpReply httpGet(const SocketAddress& address, std::string_view path,
     } else if (errno == EAGAIN || errno == EINTR) {
       waitFor(POLLIN);
     } else {
-      throw cni::errnoError(Code::IoFailure, where, errno);
+      throw sys::errnoError(Code::IoFailure, where, errno);
     }
   }
   const auto headerEnd = in.find("\r\n\r\n");

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "dualstack/sys/io.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::agent {
 
@@ -35,19 +36,19 @@ Log::Log(Level min, Sink sink) : min_(min), sink_(std::move(sink)) {}
 std::string Log::format(std::string_view time, Level l, std::string_view msg,
                         std::initializer_list<Field> fields) {
   std::string line = "time=" + std::string(time) + " level=" + std::string(levelName(l)) +
-                     " msg=" + cni::logValue(msg);
+                     " msg=" + sys::logValue(msg);
   for (const Field& f : fields) {
     line += ' ';
     line += f.key;
     line += '=';
-    line += cni::logValue(f.value, 1024);
+    line += sys::logValue(f.value, 1024);
   }
   return line;
 }
 
 void Log::write(Level l, std::string_view msg, std::initializer_list<Field> fields) {
   if (!enabled(l)) return;
-  std::string line = format(cni::logTimestamp(), l, msg, fields);
+  std::string line = format(sys::logTimestamp(), l, msg, fields);
   if (sink_) {
     const std::lock_guard lock(mu_);
     sink_(line);
@@ -58,11 +59,11 @@ void Log::write(Level l, std::string_view msg, std::initializer_list<Field> fiel
   (void)sys::writeAll(STDERR_FILENO, line);
 }
 
-std::function<void(cni::LogLevel, const std::string&)> Log::adapter(std::string component) {
-  return [this, component = std::move(component)](cni::LogLevel level, const std::string& msg) {
+std::function<void(sys::LogLevel, const std::string&)> Log::adapter(std::string component) {
+  return [this, component = std::move(component)](sys::LogLevel level, const std::string& msg) {
     // A failed request is retried: a warning for the agent, not an error.
-    const Level l = level == cni::LogLevel::Error  ? Level::Warn
-                    : level == cni::LogLevel::Info ? Level::Info
+    const Level l = level == sys::LogLevel::Error  ? Level::Warn
+                    : level == sys::LogLevel::Info ? Level::Info
                                                    : Level::Debug;
     write(l, msg, {{"component", component}});
   };

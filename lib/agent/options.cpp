@@ -6,14 +6,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/k8s/node_source.hpp"
 #include "dualstack/nft/table.hpp"
+#include "dualstack/sys/env.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -83,7 +84,7 @@ what a running agent reports. SIGTERM and SIGINT stop it (routes stay unless
 )";
 }
 
-Options parseOptions(int argc, char** argv, const cni::EnvLookup& env) {
+Options parseOptions(int argc, char** argv, const sys::EnvLookup& env) {
   Options o;
   int first = 1;
   if (argc > 1 && std::string_view(argv[1]) == "status") {

@@ -1,4 +1,5 @@
 #include "dualstack/agent/reconciler.hpp"
+#include "dualstack/sys/error.hpp"
 
 #include <algorithm>
 #include <unordered_map>
@@ -32,7 +33,7 @@ PassResult Reconciler::full(const Desired& desired, const ClusterPrefixes& clust
     std::vector<netlink::Route> actual;
     try {
       actual = routes_->dump(family);
-    } catch (const cni::Error& e) {
+    } catch (const sys::Error& e) {
       log_.error("cannot read the routing table", {{"error", e.msg()}});
       ++result.failed;
       continue;
@@ -93,7 +94,7 @@ PassResult Reconciler::partial(const Desired& desired, const std::vector<ip::Pre
         return it->second;
       };
       result = apply(desired, Scope{&scope, std::nullopt}, actual, options);
-    } catch (const cni::Error& e) {
+    } catch (const sys::Error& e) {
       log_.error("cannot read the routing table", {{"error", e.msg()}});
       ++result.failed;
     }
@@ -164,7 +165,7 @@ PassResult Reconciler::apply(const Desired& desired, const Scope& scope,
           break;
         }
       }
-    } catch (const cni::Error& e) {
+    } catch (const sys::Error& e) {
       ++result.failed;
       failedDsts.insert(dst);
       log_.error("route change failed", {{"node", a.node}, {"dst", dstText}, {"error", e.msg()}});
@@ -239,7 +240,7 @@ void Reconciler::syncSets(const ClusterPrefixes& cluster, PassResult& result) {
     const std::lock_guard lock(mu_);
     cluster4_ = cluster.v4.size();
     cluster6_ = cluster.v6.size();
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     ++result.failed;
     log_.error("cannot update the cluster podCIDR sets", {{"error", e.msg()}});
   }

@@ -5,14 +5,14 @@
 #include <ctime>
 #include <random>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 TokenKeeper::TokenKeeper(TokenKeeperConfig config, Request request,
                          std::function<k8s::Kubeconfig()> kubeconfig, Log& log)
@@ -62,7 +62,7 @@ bool TokenKeeper::renew() {
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     log_.info("plugin kubeconfig written", {{"file", config_.file}, {"expires", when}});
     return true;
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     {
       const std::lock_guard lock(mu_);
       ++state_.failures;

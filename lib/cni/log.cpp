@@ -30,73 +30,12 @@ constexpr std::string_view levelName(LogLevel l) {
   return "?";
 }
 
-std::string timestamp() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  tm utc{};
-  ::gmtime_r(&ts.tv_sec, &utc);
-  char buf[96];
-  const int ms = static_cast<int>(ts.tv_nsec / 1000000);
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, ms);
-  return buf;
-}
-
 void warn(std::string_view prog, const std::string& text) {
   std::fprintf(stderr, "%.*s: warning: %s\n", static_cast<int>(prog.size()), prog.data(),
                text.c_str());
 }
 
 }  // namespace
-
-std::string logTimestamp() { return timestamp(); }
-
-std::string logValue(std::string_view value, std::size_t max) {
-  bool plain = !value.empty();
-  for (const char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '=' || c == '\\') {
-      plain = false;
-      break;
-    }
-  }
-  const bool cut = value.size() > max;
-  if (cut) value = value.substr(0, max);
-  if (plain && !cut) return std::string(value);
-  std::string out = "\"";
-  for (const char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          static constexpr char hex[] = "0123456789abcdef";
-          out += "\\x";
-          out += hex[u >> 4];
-          out += hex[u & 15];
-        } else {
-          out += c;  // UTF-8 passes through: file names and messages may use it
-        }
-    }
-  }
-  if (cut) out += "...";
-  out += '"';
-  return out;
-}
 
 LogConfig parseLogConfig(const json& raw) {
   LogConfig cfg;
@@ -125,8 +64,11 @@ LogConfig parseLogConfig(const json& raw) {
 
 Logger::Logger() : start_(std::chrono::steady_clock::now()) {}
 
-Logger::~Logger() {
-  if (ownsFd_ && fd_ >= 0) ::close(fd_);
+Logger::~Logger() = default;
+
+int Logger::target() const {
+  if (file_) return file_.get();
+  return toStderr_ ? STDERR_FILENO : -1;
 }
 
 void Logger::configure(const LogConfig& cfg) {
@@ -134,25 +76,22 @@ void Logger::configure(const LogConfig& cfg) {
   configured_ = true;
   level_ = cfg.level.value_or(LogLevel::Error);
   if (!cfg.file) {
-    fd_ = STDERR_FILENO;
+    toStderr_ = true;
     return;
   }
   // Links refused: a symlink planted at the log path must not redirect our writes elsewhere.
   // A FIFO there must not block us until someone reads it, nor a device take our records.
-  sys::Fd fd;
   if (const sys::FileProblem p = sys::openRegularAt(
-          AT_FDCWD, *cfg.file, O_WRONLY | O_CREAT | O_APPEND, 0600, sys::Links::Refuse, fd)) {
+          AT_FDCWD, *cfg.file, O_WRONLY | O_CREAT | O_APPEND, 0600, sys::Links::Refuse, file_)) {
     warn(ctx_.prog, "cannot open log file " + *cfg.file + " (logFile): " +
                         (p.err != 0 ? std::string(std::strerror(p.err)) : "it " + p.describe()) +
                         "; not logging to it");
     return;
   }
-  fd_ = fd.release();
-  ownsFd_ = true;
 }
 
 bool Logger::enabled(LogLevel level) const {
-  return configured_ && fd_ >= 0 && static_cast<int>(level) <= static_cast<int>(level_);
+  return configured_ && target() >= 0 && static_cast<int>(level) <= static_cast<int>(level_);
 }
 
 std::string Logger::format(LogLevel level, std::string_view msg) const {
@@ -160,7 +99,7 @@ std::string Logger::format(LogLevel level, std::string_view msg) const {
   const double ms = std::chrono::duration<double, std::milli>(elapsed).count();
   char elapsedText[32];
   std::snprintf(elapsedText, sizeof elapsedText, "%.3f", ms);
-  std::string line = "time=" + timestamp();
+  std::string line = "time=" + logTimestamp();
   line += " level=";
   line += levelName(level);
   line += " prog=" + logValue(ctx_.prog.empty() ? "-" : ctx_.prog, 64);
@@ -180,14 +119,12 @@ void Logger::log(LogLevel level, std::string_view msg) {
   const std::string line = format(level, msg) + "\n";
   // One write per record: with O_APPEND the kernel places it whole at the end of the file.
   for (;;) {
-    const ssize_t n = ::write(fd_, line.data(), line.size());
+    const ssize_t n = ::write(target(), line.data(), line.size());
     if (n >= 0 || errno != EINTR) {
-      if (n < 0 && ownsFd_) {
+      if (n < 0 && file_) {
         const int err = errno;
         warn(ctx_.prog, std::string("cannot write to the log file: ") + std::strerror(err));
-        ::close(fd_);
-        fd_ = -1;
-        ownsFd_ = false;
+        file_.reset();
       }
       return;
     }

@@ -14,10 +14,6 @@
 #include "dualstack/cni/log.hpp"
 #include "dualstack/cni/version.hpp"
 
-#ifndef DUALSTACK_VERSION
-#define DUALSTACK_VERSION "unknown"
-#endif
-
 namespace dualstack::cni {
 
 namespace {
@@ -113,8 +109,6 @@ SerialisedResult dispatch(const Handlers& handlers, const Env& env, const NetCon
 
 }  // namespace
 
-std::string_view buildVersion() { return DUALSTACK_VERSION; }
-
 int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& handlers) {
   const std::string_view prog =
       argc > 0 ? std::string_view(argv[0]).substr(std::string_view(argv[0]).rfind('/') + 1)
@@ -123,8 +117,9 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
   if (command == nullptr) {
     if (argc > 1 &&
         (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
-      std::printf("%.*s %s\nCNI protocol versions supported:", static_cast<int>(prog.size()),
-                  prog.data(), DUALSTACK_VERSION);
+      const std::string_view version = buildVersion();
+      std::printf("%.*s %.*s\nCNI protocol versions supported:", static_cast<int>(prog.size()),
+                  prog.data(), static_cast<int>(version.size()), version.data());
       for (auto v : kSupportedVersions) std::printf(" %.*s", static_cast<int>(v.size()), v.data());
       std::printf("\n");
       return 0;

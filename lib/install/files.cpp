@@ -9,15 +9,15 @@
 
 #include <boost/filesystem/operations.hpp>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
 
 namespace dualstack::install {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 using sys::Fd;
 
 namespace {
@@ -29,7 +29,7 @@ std::string join(const std::string& dir, const std::string& name) {
 }
 
 Error ioError(std::string_view what, const std::string& path, int err) {
-  return cni::errnoError(Code::IoFailure, std::string(what) + " " + path, err);
+  return sys::errnoError(Code::IoFailure, std::string(what) + " " + path, err);
 }
 
 // Whether dir/name is a regular file with exactly this content and mode.

@@ -11,19 +11,19 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/cni/error.hpp"
-#include "dualstack/cni/json.hpp"
-#include "dualstack/cni/skel.hpp"
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/kubeconfig.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
 #include "dualstack/k8s/token.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/json.hpp"
+#include "dualstack/sys/version.hpp"
 
 namespace dualstack::install {
 
-using cni::Code;
-using cni::Error;
 using std::chrono::milliseconds;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -348,7 +348,7 @@ Options parseOptions(int argc, char** argv, bool* help) {
 std::string renderConflist(const std::string& templateText, const std::string& where,
                            const std::string& kubeconfigPath, const std::string& nodeName) {
   // ordered_json: the installed file keeps the template's key order.
-  auto j = cni::parseOrderedJson(templateText, where);
+  auto j = sys::parseOrderedJson(templateText, where);
   if (!j.is_object() || !j.contains("plugins") || !j["plugins"].is_array()) {
     throw Error(Code::InvalidConfig, where + " is not a conflist (a JSON object with \"plugins\")");
   }

@@ -2,13 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/cni/error.hpp"
-#include "dualstack/cni/json.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/json.hpp"
 
 namespace dualstack::install {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -103,7 +103,7 @@ TokenTimes tokenTimes(std::string_view token) {
   const auto payload = base64UrlDecode(token.substr(first + 1, second - first - 1));
   if (!payload) return {};
   // Only the top-level claims matter; what is nested in them is not kept.
-  const auto claims = cni::parseJsonTop(*payload, 2);
+  const auto claims = sys::parseJsonTop(*payload, 2);
   if (!claims.is_object()) return {};
   TokenTimes t;
   t.issuedAt = numericClaim(claims, "iat", t.problem);

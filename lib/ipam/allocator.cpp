@@ -199,17 +199,16 @@ std::vector<Allocation> allocate(const std::vector<RangeSet>& sets, const cni::A
 
 std::vector<Address> release(const cni::Attachment& a, Store& store) {
   std::vector<Address> released;
-  std::string errors;
+  cni::ErrorList errors;
   for (const auto& addr : store.allAddressesOf(a)) {
     try {
       store.release(addr);
       released.push_back(addr);
     } catch (const Error& e) {
-      if (!errors.empty()) errors += "; ";
-      errors += e.msg();
+      errors.add(e);
     }
   }
-  if (!errors.empty()) throw Error(Code::IoFailure, "release " + attachmentName(a) + ": " + errors);
+  errors.throwIfAny("release " + attachmentName(a));
   return released;
 }
 
@@ -221,7 +220,7 @@ GcResult collectGarbage(const std::vector<cni::Attachment>& valid, Store& store)
       store.release(addr);
       result.released.push_back(addr);
     } catch (const Error& e) {
-      result.errors.push_back(e.msg());
+      result.errors.add(e);
     }
   }
   return result;

@@ -113,23 +113,19 @@ void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
   if (!store) return;
   store->lock();
   const GcResult r = collectGarbage(conf.validAttachments, *store);
-  std::vector<std::string> errors = r.errors;
+  cni::ErrorList errors = r.errors;
   try {
     store->removeStaleTemps(std::chrono::minutes(10));
   } catch (const Error& e) {
-    errors.push_back(e.msg());
+    errors.add(e);
   }
   try {
     store->commit();
   } catch (const Error& e) {
-    errors.push_back(e.msg());
+    errors.add(e);
   }
-  if (!errors.empty()) {
-    std::string msg = "GC of " + store->path() + " released " + std::to_string(r.released.size()) +
-                      " addresses but failed: ";
-    for (std::size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
-    throw Error(Code::IoFailure, msg);
-  }
+  errors.throwIfAny("GC of " + store->path() + " released " + std::to_string(r.released.size()) +
+                    " addresses but failed");
 }
 
 void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {

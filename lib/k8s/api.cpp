@@ -3,16 +3,17 @@
 #include <cerrno>
 
 #include "client.hpp"
-#include "dualstack/cni/json.hpp"
-#include "dualstack/cni/skel.hpp"
 #include "dualstack/k8s/http.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/json.hpp"
+#include "dualstack/sys/version.hpp"
 #include "files.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -22,7 +23,7 @@ constexpr const char* kRbacHint = "see conf/kubernetes/rbac.yaml";
 std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 bool isNodeNotFound(const std::string& body, const std::string& name) {
-  const json j = cni::parseJsonTop(body, 2);
+  const json j = sys::parseJsonTop(body, 2);
   if (!j.is_object() || j.value("reason", "") != "NotFound") return false;
   const json* details = j.contains("details") ? &j["details"] : nullptr;
   return details != nullptr && details->is_object() && details->value("kind", "") == "nodes" &&
@@ -53,7 +54,7 @@ HttpRequest apiRequest(const Kubeconfig& kc, std::string_view method, std::strin
   http.timeout = timeout;
   http.headers = {"Accept: application/json",
                   "User-Agent: " + std::string(program_invocation_short_name) + "/" +
-                      std::string(cni::buildVersion())};
+                      std::string(sys::buildVersion())};
   const std::string token = bearerToken(kc);
   if (!token.empty()) http.headers.push_back("Authorization: Bearer " + token);
   http.insecureSkipTlsVerify = kc.insecureSkipTlsVerify;
@@ -138,41 +139,41 @@ Node parseNode(const json& obj, std::string_view where) {
   const std::string w(where);
   const Code code = Code::DecodeFailure;
   if (!obj.is_object()) {
-    throw Error(code, w + ": expected a Node object, got " + std::string(cni::typeName(obj)));
+    throw Error(code, w + ": expected a Node object, got " + std::string(sys::typeName(obj)));
   }
   Node node;
-  if (const json* meta = cni::optObject(obj, "metadata", w, code)) {
-    node.name = cni::optString(*meta, "name", w + ".metadata", code).value_or("");
+  if (const json* meta = sys::optObject(obj, "metadata", w, code)) {
+    node.name = sys::optString(*meta, "name", w + ".metadata", code).value_or("");
   }
-  if (const json* spec = cni::optObject(obj, "spec", w, code)) {
+  if (const json* spec = sys::optObject(obj, "spec", w, code)) {
     const std::string ws = w + ".spec";
-    if (const json* list = cni::optArray(*spec, "podCIDRs", ws, code)) {
+    if (const json* list = sys::optArray(*spec, "podCIDRs", ws, code)) {
       for (std::size_t i = 0; i < list->size(); ++i) {
         const json& item = (*list)[i];
         if (!item.is_string()) {
           throw Error(code, ws + ".podCIDRs[" + std::to_string(i) + "]: expected a string, got " +
-                                std::string(cni::typeName(item)));
+                                std::string(sys::typeName(item)));
         }
         node.podCIDRs.push_back(item.get<std::string>());
       }
     }
     // Clusters older than dual-stack (and some tools) set only the singular field.
     if (node.podCIDRs.empty()) {
-      if (auto one = cni::optString(*spec, "podCIDR", ws, code); one && !one->empty()) {
+      if (auto one = sys::optString(*spec, "podCIDR", ws, code); one && !one->empty()) {
         node.podCIDRs.push_back(*one);
       }
     }
   }
-  if (const json* status = cni::optObject(obj, "status", w, code)) {
-    if (const json* list = cni::optArray(*status, "addresses", w + ".status", code)) {
+  if (const json* status = sys::optObject(obj, "status", w, code)) {
+    if (const json* list = sys::optArray(*status, "addresses", w + ".status", code)) {
       for (std::size_t i = 0; i < list->size(); ++i) {
         const std::string wi = w + ".status.addresses[" + std::to_string(i) + "]";
         const json& item = (*list)[i];
         if (!item.is_object()) {
-          throw Error(code, wi + ": expected an object, got " + std::string(cni::typeName(item)));
+          throw Error(code, wi + ": expected an object, got " + std::string(sys::typeName(item)));
         }
         node.addresses.push_back(
-            {cni::reqString(item, "type", wi, code), cni::reqString(item, "address", wi, code)});
+            {sys::reqString(item, "type", wi, code), sys::reqString(item, "address", wi, code)});
       }
     }
   }
@@ -196,7 +197,7 @@ Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
   if (status == 200) {
     json body;
     try {
-      body = cni::parseJson(response.body, "the answer");
+      body = sys::parseJson(response.body, "the answer");
     } catch (const Error& e) {
       throw Error(Code::DecodeFailure, server + " answered GET " + http.url + ", but " + e.msg() +
                                            ": " + detail::statusMessage(response.body));

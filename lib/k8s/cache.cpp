@@ -5,15 +5,16 @@
 #include <cstdio>
 #include <ctime>
 
-#include "dualstack/cni/json.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/io.hpp"
+#include "dualstack/sys/json.hpp"
 #include "files.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -64,20 +65,20 @@ std::string formatCache(const CachedNode& c) {
 CachedNode parseCache(std::string_view text, const std::string& path) {
   const std::string what = "node cache " + path;
   const Code code = Code::DecodeFailure;
-  json j = cni::parseJson(text, what);
+  json j = sys::parseJson(text, what);
   if (!j.is_object()) throw Error(code, what + ": expected an object");
-  const auto version = cni::optInt(j, "version", what, 0, 1000, code);
+  const auto version = sys::optInt(j, "version", what, 0, 1000, code);
   if (version != kVersion) {
     throw Error(code, what + ": version " + (version ? std::to_string(*version) : "missing") +
                           " is not " + std::to_string(kVersion));
   }
   CachedNode c;
-  c.node.name = cni::reqString(j, "node", what, code);
-  c.kubeconfig = cni::reqString(j, "kubeconfig", what, code);
-  c.server = cni::optString(j, "server", what, code).value_or("");
+  c.node.name = sys::reqString(j, "node", what, code);
+  c.kubeconfig = sys::reqString(j, "kubeconfig", what, code);
+  c.server = sys::optString(j, "server", what, code).value_or("");
   // The clock counts nanoseconds in 64 bits, up to the year 2262: a later time would overflow
   // into an arbitrary one, and could make a corrupt cache look fresh.
-  const auto ms = cni::optInt(j, "fetchedAtMs", what, 0, kMaxClockMs, code);
+  const auto ms = sys::optInt(j, "fetchedAtMs", what, 0, kMaxClockMs, code);
   if (!ms) throw Error(code, what + ": fetchedAtMs is missing");
   c.fetchedAt = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
   // Moved, not copied, into the shape parseNode reads.

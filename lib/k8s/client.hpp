@@ -8,6 +8,7 @@
 
 #include "dualstack/k8s/http.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s::detail {
 
@@ -23,12 +24,12 @@ std::string serverName(const Kubeconfig& kc);
 // The message of a Kubernetes Status answer, else the start of the body; printable ASCII only.
 std::string statusMessage(std::string_view body);
 
-// The cni::Error for a request that got no answer: ApiUnavailable when the server could not be
+// The sys::Error for a request that got no answer: ApiUnavailable when the server could not be
 // reached, Error(IoFailure) with a hint about certificate-authority for TLS failures.
 [[noreturn]] void throwNoAnswer(const HttpError& e, const Kubeconfig& kc,
                                 const HttpRequest& request);
 
-// The cni::Error for an answer with an unexpected status:
+// The sys::Error for an answer with an unexpected status:
 //   401, 403        Error(InvalidConfig): which credential was used and that the identity needs
 //                   `permission` (e.g. "`get` on `nodes`"); `subject` names what was asked for
 //                   in the 403 message (e.g. "GET node \"worker-1\"")

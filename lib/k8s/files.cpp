@@ -7,15 +7,15 @@
 #include <atomic>
 #include <cerrno>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
 
 namespace dualstack::k8s::detail {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 using sys::Fd;
 
 namespace {
@@ -32,7 +32,7 @@ std::string dirOf(const std::string& path) {
 void makeDirs(const std::string& dir) {
   std::string failed;
   if (const int err = sys::makeDirs(dir, 0700, &failed); err != 0) {
-    throw cni::errnoError(Code::IoFailure, "create directory " + failed, err);
+    throw sys::errnoError(Code::IoFailure, "create directory " + failed, err);
   }
 }
 
@@ -44,7 +44,7 @@ std::optional<std::string> readFileIfExists(const std::string& path, std::string
   std::string text;
   const sys::FileProblem p = sys::readRegularFileAt(AT_FDCWD, path, maxBytes, links, text);
   if (p.err == ENOENT) return std::nullopt;
-  if (p.err != 0 && p.err != EFBIG) throw cni::errnoError(Code::IoFailure, "read " + label, p.err);
+  if (p.err != 0 && p.err != EFBIG) throw sys::errnoError(Code::IoFailure, "read " + label, p.err);
   if (p) throw Error(Code::IoFailure, label + " " + p.describe());
   return text;
 }
@@ -53,7 +53,7 @@ std::string readFile(const std::string& path, std::string_view what, std::size_t
                      sys::Links links) {
   auto text = readFileIfExists(path, what, maxBytes, links);
   if (!text)
-    throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + path, ENOENT);
+    throw sys::errnoError(Code::IoFailure, "read " + std::string(what) + " " + path, ENOENT);
   return std::move(*text);
 }
 
@@ -62,13 +62,13 @@ void writeFileAtomic(const std::string& path, const std::string& content) {
   const std::string dir = dirOf(path);
   makeDirs(dir);
   Fd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dirFd) throw cni::errnoError(Code::IoFailure, "open directory " + dir, errno);
+  if (!dirFd) throw sys::errnoError(Code::IoFailure, "open directory " + dir, errno);
   const std::string name = path.substr(path.rfind('/') + 1);
   const std::string temp =
       std::string(kTempPrefix) + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   const sys::ReplaceFailure f = sys::replaceFileAt(dirFd.get(), name, temp, content, 0600);
   if (f.err != 0) {
-    throw cni::errnoError(Code::IoFailure, std::string(f.step) + " " + dir + "/" + f.name, f.err);
+    throw sys::errnoError(Code::IoFailure, std::string(f.step) + " " + dir + "/" + f.name, f.err);
   }
 }
 

@@ -1,4 +1,5 @@
 #include "dualstack/k8s/http.hpp"
+#include "dualstack/sys/error.hpp"
 
 #include <dlfcn.h>
 
@@ -12,7 +13,7 @@
 
 namespace dualstack::k8s {
 
-using cni::Code;
+using sys::Code;
 
 namespace {
 

@@ -12,13 +12,15 @@
 
 #include "client.hpp"
 #include "dualstack/k8s/watch.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
-using cni::LogLevel;
 using std::chrono::milliseconds;
+using sys::Code;
+using sys::Error;
+using sys::LogLevel;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -113,7 +115,7 @@ void logToStderr(LogLevel level, const std::string& msg) {
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   const std::string line = std::string("time=") + when +
                            " level=" + (level == LogLevel::Error ? "error" : "info") +
-                           " component=node-informer msg=" + cni::logValue(msg) + "\n";
+                           " component=node-informer msg=" + sys::logValue(msg) + "\n";
   const ssize_t n = ::write(2, line.data(), line.size());
   (void)n;
 }

@@ -8,13 +8,14 @@
 #include <optional>
 #include <utility>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/env.hpp"
+#include "dualstack/sys/error.hpp"
 #include "files.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -260,7 +261,7 @@ Kubeconfig loadKubeconfig(const std::string& path) {
   return parseKubeconfig(detail::readFile(path, "kubeconfig", kMaxKubeconfig), path);
 }
 
-Kubeconfig inClusterConfig(const cni::EnvLookup& env, const std::string& dir) {
+Kubeconfig inClusterConfig(const sys::EnvLookup& env, const std::string& dir) {
   auto lookup = [&](const char* name) -> std::string {
     if (env) return env(name).value_or("");
     const char* v = std::getenv(name);

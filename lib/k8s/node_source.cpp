@@ -9,16 +9,17 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "dualstack/cni/error.hpp"
-#include "dualstack/cni/json.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/env.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/json.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
 using std::chrono::milliseconds;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -66,7 +67,7 @@ std::optional<double> parseGoDuration(std::string_view s) {
 std::string hostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) {
-    throw cni::errnoError(Code::InvalidConfig,
+    throw sys::errnoError(Code::InvalidConfig,
                           "ipam.node: no name given (node.name, K8S_NODE_NAME) and gethostname "
                           "failed",
                           errno);
@@ -119,7 +120,7 @@ milliseconds parseDuration(const json& value, const std::string& field) {
     throw Error(Code::InvalidConfig, field +
                                          ": expected a duration (\"2s\", \"500ms\") or a "
                                          "number of seconds, got " +
-                                         std::string(cni::typeName(value)));
+                                         std::string(sys::typeName(value)));
   }
   if (!seconds || !std::isfinite(*seconds) || *seconds < 0 || *seconds > 366.0 * 86400) {
     throw Error(Code::InvalidConfig, field + ": " + value.dump().substr(0, 64) +
@@ -132,7 +133,7 @@ milliseconds parseDuration(const json& value, const std::string& field) {
 }
 
 NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,
-                                 const cni::EnvLookup& env) {
+                                 const sys::EnvLookup& env) {
   const std::string w(where);
   NodeApiConfig cfg;
   for (const char* other : {"file", "podCIDRs", "addresses"}) {
@@ -140,13 +141,13 @@ NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,
       throw Error(Code::InvalidConfig, w + ": give either kubeconfig or " + other + ", not both");
     }
   }
-  cfg.kubeconfig = cni::reqString(node, "kubeconfig", w);
+  cfg.kubeconfig = sys::reqString(node, "kubeconfig", w);
   if (cfg.kubeconfig.empty() || cfg.kubeconfig[0] != '/' ||
       cfg.kubeconfig.find('\0') != std::string::npos) {
     throw Error(Code::InvalidConfig,
                 w + ".kubeconfig: " + inQuotes(cfg.kubeconfig) + " is not an absolute path");
   }
-  if (auto name = cni::optString(node, "name", w)) {
+  if (auto name = sys::optString(node, "name", w)) {
     cfg.name = *name;
     cfg.nameSource = w + ".name";
   } else if (auto fromEnv = env("K8S_NODE_NAME"); fromEnv && !fromEnv->empty()) {
@@ -163,13 +164,13 @@ NodeApiConfig parseNodeApiConfig(const json& node, std::string_view where,
                     "'.'): set " +
                     w + ".name or K8S_NODE_NAME to the name `kubectl get nodes` shows");
   }
-  if (const json* t = cni::member(node, "timeout", w)) {
+  if (const json* t = sys::member(node, "timeout", w)) {
     cfg.timeout = parseDuration(*t, w + ".timeout");
     if (cfg.timeout < milliseconds(1) || cfg.timeout > std::chrono::minutes(5)) {
       throw Error(Code::InvalidConfig, w + ".timeout: must be between 1ms and 5m");
     }
   }
-  if (const json* ttl = cni::member(node, "cacheTTL", w)) {
+  if (const json* ttl = sys::member(node, "cacheTTL", w)) {
     cfg.cacheTTL = parseDuration(*ttl, w + ".cacheTTL");
   }
   return cfg;

@@ -3,13 +3,13 @@
 #include <utility>
 #include <vector>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s::detail {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 
 const KeepPaths::Node* KeepPaths::Node::child(std::string_view key) const {
   const auto it = children.find(key);

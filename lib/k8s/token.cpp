@@ -5,16 +5,17 @@
 #include <nlohmann/json.hpp>
 
 #include "client.hpp"
-#include "dualstack/cni/json.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/node_source.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/json.hpp"
 #include "pruned.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -119,12 +120,12 @@ TokenResult requestToken(const Kubeconfig& kc, std::string_view ns, std::string_
     const std::string where = server + "'s answer to " + subject;
     const json j = detail::parsePruned(response.body, paths, where);
     const json* status =
-        j.is_object() ? cni::optObject(j, "status", where, Code::DecodeFailure) : nullptr;
+        j.is_object() ? sys::optObject(j, "status", where, Code::DecodeFailure) : nullptr;
     if (status == nullptr) throw Error(Code::DecodeFailure, where + ": no status");
     TokenResult out;
-    out.token = cni::reqString(*status, "token", where + ".status", Code::DecodeFailure);
+    out.token = sys::reqString(*status, "token", where + ".status", Code::DecodeFailure);
     const std::string expires =
-        cni::reqString(*status, "expirationTimestamp", where + ".status", Code::DecodeFailure);
+        sys::reqString(*status, "expirationTimestamp", where + ".status", Code::DecodeFailure);
     out.expiresUnix = parseRfc3339(expires);
     if (out.token.empty() || out.token.find_first_of(" \t\r\n") != std::string::npos) {
       throw Error(Code::DecodeFailure, where + ": status.token is empty or not one word");

@@ -4,14 +4,15 @@
 #include <utility>
 #include <vector>
 
-#include "dualstack/cni/json.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/json.hpp"
 #include "pruned.hpp"
 
 namespace dualstack::k8s {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -63,10 +64,10 @@ const detail::KeepPaths& eventPaths() {
 
 // The object's metadata.resourceVersion; Error when it is missing or not a string.
 std::string resourceVersionOf(const json& obj, const std::string& where) {
-  const json* meta = cni::optObject(obj, "metadata", where, Code::DecodeFailure);
+  const json* meta = sys::optObject(obj, "metadata", where, Code::DecodeFailure);
   std::optional<std::string> rv;
   if (meta != nullptr) {
-    rv = cni::optString(*meta, "resourceVersion", where + ".metadata", Code::DecodeFailure);
+    rv = sys::optString(*meta, "resourceVersion", where + ".metadata", Code::DecodeFailure);
   }
   if (!rv || rv->empty()) throw Error(Code::DecodeFailure, where + ": no metadata.resourceVersion");
   return *rv;
@@ -187,9 +188,9 @@ NodeListPage NodeListDecoder::finish() {
   if (!top.is_object() || top.value("kind", "") != "NodeList") fail("expected a NodeList");
   NodeListPage page;
   page.resourceVersion = resourceVersionOf(top, where_);
-  if (const json* meta = cni::optObject(top, "metadata", where_, Code::DecodeFailure)) {
+  if (const json* meta = sys::optObject(top, "metadata", where_, Code::DecodeFailure)) {
     page.continueToken =
-        cni::optString(*meta, "continue", where_ + ".metadata", Code::DecodeFailure).value_or("");
+        sys::optString(*meta, "continue", where_ + ".metadata", Code::DecodeFailure).value_or("");
   }
   return page;
 }
@@ -205,19 +206,19 @@ WatchEvent decodeWatchEvent(std::string_view line) {
   const std::string w = "watch event";
   const json j = detail::parsePruned(line, eventPaths(), w);
   if (!j.is_object()) throw Error(Code::DecodeFailure, w + ": expected an object");
-  const std::string type = cni::reqString(j, "type", w, Code::DecodeFailure);
-  const json* obj = cni::optObject(j, "object", w, Code::DecodeFailure);
+  const std::string type = sys::reqString(j, "type", w, Code::DecodeFailure);
+  const json* obj = sys::optObject(j, "object", w, Code::DecodeFailure);
   if (obj == nullptr) throw Error(Code::DecodeFailure, w + " " + type + ": no object");
   const std::string wo = w + " " + type + ".object";
 
   WatchEvent e;
   if (type == "ERROR") {
     e.type = WatchEvent::Type::Error;
-    if (const json* code = cni::member(*obj, "code", wo); code && code->is_number_integer()) {
+    if (const json* code = sys::member(*obj, "code", wo); code && code->is_number_integer()) {
       e.code = code->get<std::int64_t>();
     }
-    e.reason = cni::optString(*obj, "reason", wo, Code::DecodeFailure).value_or("");
-    e.message = cni::optString(*obj, "message", wo, Code::DecodeFailure).value_or("");
+    e.reason = sys::optString(*obj, "reason", wo, Code::DecodeFailure).value_or("");
+    e.message = sys::optString(*obj, "message", wo, Code::DecodeFailure).value_or("");
     return e;
   }
   e.resourceVersion = resourceVersionOf(*obj, wo);

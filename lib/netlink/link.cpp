@@ -9,11 +9,12 @@
 #include <cstdio>
 
 #include "attrs.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::netlink {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 std::string macString(const Mac& mac) {
   char buf[18];

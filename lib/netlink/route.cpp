@@ -6,11 +6,12 @@
 
 #include "attrs.hpp"
 #include "dualstack/netlink/link.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::netlink {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 

@@ -14,11 +14,12 @@
 
 #include "attrs.hpp"
 #include "dualstack/ip/address.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::netlink {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 // ---- Message ------------------------------------------------------------------------------
 

@@ -14,14 +14,14 @@
 #include <cstring>
 #include <utility>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/file.hpp"
 
 namespace dualstack::netns {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -51,13 +51,13 @@ std::optional<Netns> Netns::openImpl(const std::string& path, std::string_view l
       throw Error(Code::UnknownContainer,
                   shown + " does not exist (the container's network namespace is gone)");
     }
-    throw cni::errnoError(Code::IoFailure, "open network namespace " + shown, err);
+    throw sys::errnoError(Code::IoFailure, "open network namespace " + shown, err);
   }
 
   struct statfs fs {};
   struct stat st {};
   if (::fstatfs(probe.get(), &fs) != 0 || ::fstat(probe.get(), &st) != 0) {
-    throw cni::errnoError(Code::IoFailure, "stat network namespace " + shown, errno);
+    throw sys::errnoError(Code::IoFailure, "stat network namespace " + shown, errno);
   }
   // Since Linux 3.19 namespace files live on nsfs; older kernels exposed /proc/PID/ns/* on proc.
   const bool nsfs = fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC);
@@ -71,7 +71,7 @@ std::optional<Netns> Netns::openImpl(const std::string& path, std::string_view l
   // very file just checked even if the path has been replaced since.
   const std::string self = "/proc/self/fd/" + std::to_string(probe.get());
   sys::Fd fd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw cni::errnoError(Code::IoFailure, "open network namespace " + shown, errno);
+  if (!fd) throw sys::errnoError(Code::IoFailure, "open network namespace " + shown, errno);
 
   // /proc/PID/ns/mnt and friends are nsfs files too, and any /proc file has the proc magic;
   // setns(CLONE_NEWNET) would only fail later with a bare EINVAL. NS_GET_NSTYPE exists since
@@ -84,7 +84,7 @@ std::optional<Netns> Netns::openImpl(const std::string& path, std::string_view l
                                       (nsfs ? "a namespace of another type" : "a /proc file") +
                                       ", not a network namespace" + kExpected);
   }
-  return Netns(fd.release(), path, st.st_dev, st.st_ino);
+  return Netns(std::move(fd), path, st.st_dev, st.st_ino);
 }
 
 Netns Netns::open(const std::string& path, std::string_view label) {
@@ -100,31 +100,10 @@ Netns Netns::current() {
   return *openImpl("/proc/thread-self/ns/net", {}, true);
 }
 
-Netns::Netns(Netns&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      path_(std::move(other.path_)),
-      dev_(other.dev_),
-      ino_(other.ino_) {}
-
-Netns& Netns::operator=(Netns&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    path_ = std::move(other.path_);
-    dev_ = other.dev_;
-    ino_ = other.ino_;
-  }
-  return *this;
-}
-
-Netns::~Netns() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 ScopedSetns::ScopedSetns(const Netns& target) : original_(Netns::current()) {
   if (target.sameAs(original_)) return;
   if (::setns(target.fd(), CLONE_NEWNET) != 0) {
-    throw cni::errnoError(Code::IoFailure, "enter network namespace " + target.path(), errno);
+    throw sys::errnoError(Code::IoFailure, "enter network namespace " + target.path(), errno);
   }
   switched_ = true;
 }

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <utility>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/io.hpp"
 
@@ -13,8 +13,8 @@ namespace dualstack::netns {
 
 using sys::Fd;
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -33,7 +33,7 @@ std::string_view trimRight(std::string_view s) {
 }
 
 Error sysctlError(const std::string& what, const std::string& path, int err) {
-  Error e = cni::errnoError(Code::IoFailure, what, err);
+  Error e = sys::errnoError(Code::IoFailure, what, err);
   std::string hint;
   switch (err) {
     case ENOENT:

@@ -2,7 +2,7 @@
 
 #include <dlfcn.h>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::nft {
 
@@ -15,8 +15,8 @@ constexpr const char* kLibnftables = "libnftables.so.1";
 const NftablesLib& NftablesLib::get() {
   static const NftablesLib lib;
   if (lib.handle_ == nullptr) {
-    throw cni::Error(
-        cni::Code::IoFailure,
+    throw sys::Error(
+        sys::Code::IoFailure,
         "nftables needs libnftables1 (Debian package libnftables1): " + lib.loadError_);
   }
   return lib;

@@ -11,13 +11,15 @@
 
 #include <string>
 
+#include "dualstack/sys/error.hpp"
+
 namespace dualstack::nft {
 
 // The nft_* functions lib/nft uses, resolved from a dlopen'ed libnftables.so.1. The library is
 // loaded once per process and stays loaded until exit.
 class NftablesLib {
  public:
-  // Loads the library on first use. Throws cni::Error (IoFailure) when it cannot be loaded or lacks
+  // Loads the library on first use. Throws sys::Error (IoFailure) when it cannot be loaded or lacks
   // a function; the failure is remembered and thrown again on every call.
   static const NftablesLib& get();
 

@@ -8,15 +8,16 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dualstack/cni/json.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/json.hpp"
 #include "library.hpp"
 
 namespace dualstack::nft {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 
 struct Context::Impl {
   struct Free {
@@ -87,7 +88,7 @@ std::optional<json> listJson(Context& nft, const std::string& command) {
     if (reports(nft.error(), ENOENT)) return std::nullopt;
     throw error(command, nft.error());
   }
-  const json doc = cni::parseJson(nft.output(), "the output of nft " + command);
+  const json doc = sys::parseJson(nft.output(), "the output of nft " + command);
   if (!doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array()) {
     throw Error(Code::Internal, command + ": unexpected nftables JSON output", nft.output());
   }

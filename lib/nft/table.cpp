@@ -8,15 +8,15 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/file.hpp"
 #include "dualstack/sys/hash.hpp"
 #include "dualstack/sys/lock.hpp"
 
 namespace dualstack::nft {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 namespace {
 
@@ -71,14 +71,14 @@ std::string lockPath(std::string_view network) {
 TableLock::TableLock(std::string_view network, std::chrono::milliseconds timeout) {
   const std::string path = lockPath(network);
   if (::mkdir(kLockDir, 0700) != 0 && errno != EEXIST) {
-    throw cni::errnoError(Code::IoFailure, std::string("create ") + kLockDir, errno);
+    throw sys::errnoError(Code::IoFailure, std::string("create ") + kLockDir, errno);
   }
   if (const sys::FileProblem p =
           sys::openRegularAt(AT_FDCWD, path, O_RDWR | O_CREAT, 0600, sys::Links::Refuse, fd_)) {
     throw Error(Code::IoFailure, "open lock file " + path + ": " + p.describe());
   }
   if (const int err = sys::lockExclusive(fd_.get(), timeout); err != 0) {
-    if (err != ETIMEDOUT) throw cni::errnoError(Code::IoFailure, "lock " + path, err);
+    if (err != ETIMEDOUT) throw sys::errnoError(Code::IoFailure, "lock " + path, err);
     const std::string holder = sys::lockHolder(fd_.get());
     throw Error(Code::TryAgainLater,
                 "the masquerade lock " + path + " is held by " +

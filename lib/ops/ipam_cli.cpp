@@ -297,7 +297,7 @@ int cmdGc(const Options& o) {
     std::cout << verb << addr.str() << " (" << (owner ? owner->str() : "held by nobody")
               << ") from " << store << "\n";
   }
-  for (const auto& e : r.errors) std::cerr << "dualstack-ipam gc: " << e << "\n";
+  for (const auto& e : r.errors.errors()) std::cerr << "dualstack-ipam gc: " << e.msg() << "\n";
   std::cerr << "dualstack-ipam gc: " << live.size() << " live attachments; kept " << r.kept
             << " addresses, " << (o.dryRun ? "would release " : "released ") << r.released.size()
             << "\n";

@@ -289,12 +289,12 @@ GcOutcome gcStore(const std::string& dataDir, const std::string& network,
   try {
     store->removeStaleTemps(kStaleTemp);
   } catch (const Error& e) {
-    out.errors.push_back(e.msg());
+    out.errors.add(e);
   }
   try {
     store->commit();
   } catch (const Error& e) {
-    out.errors.push_back(e.msg());
+    out.errors.add(e);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common.hpp"
+#include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"

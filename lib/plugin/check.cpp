@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "common.hpp"
+#include "dualstack/cni/error.hpp"
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
 #include "dualstack/plugin/config.hpp"

@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include "dualstack/cni/error.hpp"
 #include "dualstack/plugin/hostveth.hpp"
 
 namespace dualstack::plugin {
@@ -52,24 +53,6 @@ netns::Netns openPodNetns(const cni::Env& env) {
 ip::Address gatewayFor(const cni::IpConfig& ipc) {
   if (ipc.gateway) return *ipc.gateway;
   return ipc.address.network().address().plus(1);
-}
-
-void ErrorList::add(const cni::Error& e) { errors_.push_back(e); }
-
-void ErrorList::add(const std::string& context, const std::exception& e) {
-  if (const auto* ce = dynamic_cast<const cni::Error*>(&e)) {
-    cni::Error copy = *ce;
-    errors_.push_back(copy.context(context));
-  } else {
-    errors_.emplace_back(Code::Internal, context + ": " + e.what());
-  }
-}
-
-void ErrorList::throwIfAny(const std::string& prefix) const {
-  if (errors_.empty()) return;
-  std::string msg = prefix;
-  for (std::size_t i = 0; i < errors_.size(); ++i) msg += (i == 0 ? ": " : "; ") + errors_[i].msg();
-  throw Error(errors_.front().code(), msg);
 }
 
 }  // namespace dualstack::plugin

@@ -45,16 +45,4 @@ netns::Netns openPodNetns(const cni::Env& env);
 // The gateway of each family: the IPAM's, else the subnet's first address.
 ip::Address gatewayFor(const cni::IpConfig& ipc);
 
-// Collects the failures of a best-effort verb and reports them together.
-class ErrorList {
- public:
-  void add(const cni::Error& e);
-  void add(const std::string& context, const std::exception& e);
-  // Throws one Error holding every message, with the first error's code.
-  void throwIfAny(const std::string& prefix) const;
-
- private:
-  std::vector<cni::Error> errors_;
-};
-
 }  // namespace dualstack::plugin

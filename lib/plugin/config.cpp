@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/ipam/config.hpp"
 #include "dualstack/plugin/hostveth.hpp"

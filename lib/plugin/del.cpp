@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common.hpp"
+#include "dualstack/cni/error.hpp"
 #include "dualstack/plugin/config.hpp"
 #include "dualstack/plugin/hostveth.hpp"
 #include "dualstack/plugin/masq.hpp"
@@ -68,7 +69,7 @@ class VethDeletion {
 void cmdDel(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(env, conf);
   const cni::Attachment attachment{env.containerId, env.ifname};
-  ErrorList errors;
+  cni::ErrorList errors;
   // Links first, addresses last, so an address is never handed out while still configured.
   // Deleting the node end takes the pod end and every route through either with it.
   std::optional<std::string> hostName;
@@ -139,7 +140,7 @@ bool refused(cni::Code code) {
 
 void cmdGc(const cni::Env& env, const cni::NetConf& conf) {
   const PluginConfig pc = parsePluginConfig(env, conf);
-  ErrorList errors;
+  cni::ErrorList errors;
   try {
     callIpam(pc.ipamType, cni::Command::Gc, env, conf.raw.dump());
   } catch (const cni::Error& e) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "agent/fakes.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 namespace {
@@ -268,7 +269,7 @@ TEST_F(AgentTest, ASourceThatCannotStartEndsTheAgentWithItsError) {
   c.protocol = kOwn;
   Agent a(c, source, &kernel, &sets, logs.log());
   std::stop_source never;
-  EXPECT_THROW(a.run(never.get_token()), cni::Error);
+  EXPECT_THROW(a.run(never.get_token()), sys::Error);
 }
 
 }  // namespace

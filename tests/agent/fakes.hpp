@@ -20,6 +20,7 @@
 #include "dualstack/agent/routes.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/netlink/route.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agenttest {
 
@@ -100,7 +101,7 @@ class FakeRouteTable : public agent::RouteTable {
     std::unique_lock lock(mu_);
     gateWait(lock);
     record("dump", ip::familyName(f));
-    if (failDump_) throw cni::Error(cni::Code::IoFailure, "dump failed (test)");
+    if (failDump_) throw sys::Error(sys::Code::IoFailure, "dump failed (test)");
     std::vector<netlink::Route> out;
     for (const auto& r : routes_) {
       if (r.dst.family() == f) out.push_back(r);
@@ -312,7 +313,7 @@ class FakeSource : public agent::NodeSource {
   void run(std::stop_token stop, const Callbacks& callbacks) override {
     {
       std::unique_lock lock(mu_);
-      if (failAtStart_) throw cni::Error(cni::Code::InvalidConfig, "no kubeconfig (test)");
+      if (failAtStart_) throw sys::Error(sys::Code::InvalidConfig, "no kubeconfig (test)");
       callbacks_ = &callbacks;
     }
     cv_.notify_all();

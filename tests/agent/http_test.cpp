@@ -12,7 +12,7 @@
 
 #include <thread>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 namespace {
@@ -111,7 +111,7 @@ TEST(HttpClient, NothingListeningIsAClearError) {
   try {
     httpGet(gone, "/status", 2s);
     ADD_FAILURE() << "no error";
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     EXPECT_THAT(e.msg(), HasSubstr("is dualstack-agent running?"));
   }
 }
@@ -121,7 +121,7 @@ TEST(SocketAddressParse, FormsAndErrors) {
   EXPECT_EQ(parseSocketAddress("[::1]:80", "--metrics-address").host, "::1");
   EXPECT_EQ(parseSocketAddress("localhost:1", "--metrics-address").host, "localhost");
   for (const char* bad : {"127.0.0.1", "::1:80", "host.example:80", "1.2.3.4:99999", "1.2.3.4:x"}) {
-    EXPECT_THROW(parseSocketAddress(bad, "--metrics-address"), cni::Error) << bad;
+    EXPECT_THROW(parseSocketAddress(bad, "--metrics-address"), sys::Error) << bad;
   }
 }
 

@@ -1,4 +1,5 @@
 #include "dualstack/agent/options.hpp"
+#include "dualstack/sys/error.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -25,8 +26,8 @@ Options parse(std::vector<std::string> args, std::map<std::string, std::string> 
 std::string errorOf(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
   try {
     parse(std::move(args), std::move(env));
-  } catch (const cni::Error& e) {
-    EXPECT_EQ(e.code(), cni::Code::InvalidConfig);
+  } catch (const sys::Error& e) {
+    EXPECT_EQ(e.code(), sys::Code::InvalidConfig);
     return e.msg();
   }
   return "<no error>";

@@ -12,6 +12,7 @@
 
 #include "agent/fakes.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
 #include "support/support.hpp"
 
 namespace dualstack::agent {
@@ -76,7 +77,7 @@ TEST_F(TokenTest, AFailureKeepsTheOldFileAndIsCounted) {
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
   bool fail = false;
   auto k = keeper([&](std::chrono::seconds) {
-    if (fail) throw cni::Error(cni::Code::TryAgainLater, "cannot reach the API server (test)");
+    if (fail) throw sys::Error(sys::Code::TryAgainLater, "cannot reach the API server (test)");
     return IssuedToken{"first.token.x", now + 3600};
   });
   ASSERT_TRUE(k.renew());
@@ -99,7 +100,7 @@ TEST_F(TokenTest, RunRetriesWithBackoffUntilItWorks) {
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
   std::atomic<int> calls{0};
   auto k = keeper([&](std::chrono::seconds) {
-    if (++calls < 4) throw cni::Error(cni::Code::TryAgainLater, "down (test)");
+    if (++calls < 4) throw sys::Error(sys::Code::TryAgainLater, "down (test)");
     return IssuedToken{"late.token.x", now + 3600};
   });
   std::jthread t([&](std::stop_token st) { k.run(st); });

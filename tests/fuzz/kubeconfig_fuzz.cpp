@@ -2,6 +2,7 @@
 // the description of the credentials (used in messages) must never contain the token itself.
 #include <string>
 
+#include "dualstack/cni/error.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
 #include "fuzz.hpp"
 

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "dualstack/cni/config.hpp"
+#include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
 #include "dualstack/cni/log.hpp"
 #include "dualstack/ipam/config.hpp"

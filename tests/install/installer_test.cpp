@@ -20,12 +20,12 @@
 #include <sstream>
 #include <thread>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/installer.hpp"
 #include "dualstack/install/kubeconfig.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
 #include "k8s/apiserver.hpp"
 #include "support/child.hpp"
 #include "support/support.hpp"
@@ -207,8 +207,8 @@ TEST(InstallUnits, KubeconfigIsOnlyWrittenForHttps) {
     try {
       renderKubeconfig(server, pem, "abc.def.ghi", "token file t");
       ADD_FAILURE() << "wrote a kubeconfig for " << server;
-    } catch (const cni::Error& e) {
-      EXPECT_EQ(e.code(), cni::Code::InvalidConfig);
+    } catch (const sys::Error& e) {
+      EXPECT_EQ(e.code(), sys::Code::InvalidConfig);
       EXPECT_THAT(e.msg(), HasSubstr("is not an https:// URL")) << e.msg();
       EXPECT_EQ(e.msg().find("abc.def.ghi"), std::string::npos) << e.msg();
     }
@@ -226,7 +226,7 @@ TEST(InstallUnits, KubeconfigParsesWithThePluginsParser) {
   try {
     renderKubeconfig("https://x:1", pem, "abc def", "token file /sa/token");
     FAIL() << "a token with a space was accepted";
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     EXPECT_THAT(e.msg(), HasSubstr("token file /sa/token holds a character"));
   }
 }
@@ -244,8 +244,8 @@ TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
   EXPECT_THROW(
       renderConflist(R"({"plugins": [{"type": "bridge", "ipam": {"type": "host-local"}}]})", "t",
                      "/k", "n"),
-      cni::Error);
-  EXPECT_THROW(renderConflist("{not json", "t", "/k", "n"), cni::Error);
+      sys::Error);
+  EXPECT_THROW(renderConflist("{not json", "t", "/k", "n"), sys::Error);
   // Dumping the rendered list recurses once per level: a deep template is refused first.
   const std::string deep = R"({"plugins": [{"type": "dualstack", "ipam": {"type": "dualstack-ipam",
       "x": )" + dualstack::testing::nestedJson(100000) +
@@ -253,7 +253,7 @@ TEST(InstallUnits, ConflistGetsTheNodeAndKubeconfig) {
   try {
     renderConflist(deep, "template /t.conflist", "/k", "n");
     FAIL() << "accepted";
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     EXPECT_THAT(e.msg(), HasSubstr("template /t.conflist is nested deeper than 128 levels"));
   }
 }

@@ -7,12 +7,13 @@
 
 #include "apiserver.hpp"
 #include "dualstack/k8s/http.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 using testing::KubeconfigSpec;
 using testing::nodeObject;
 using testing::Pki;

@@ -12,12 +12,13 @@
 #include <fstream>
 
 #include "apiserver.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 
 CachedNode sample() {
   CachedNode c;

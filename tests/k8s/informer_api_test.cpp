@@ -102,7 +102,7 @@ class InformerApi : public ::testing::Test {
     options.requestTimeout = milliseconds(5000);
     options.backoffInitial = milliseconds(100);
     options.backoffMax = milliseconds(1000);
-    options.log = [this](cni::LogLevel, const std::string& msg) {
+    options.log = [this](sys::LogLevel, const std::string& msg) {
       std::lock_guard lock(logMutex);
       log.push_back(msg);
     };

@@ -9,14 +9,15 @@
 #include <thread>
 
 #include "apiserver.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
 using std::chrono::milliseconds;
+using sys::Code;
+using sys::Error;
 using Clock = std::chrono::steady_clock;
 
 json node(int i, const std::string& rv) {
@@ -149,7 +150,7 @@ class Informer : public ::testing::Test {
     owned->lists = std::move(script.lists);
     owned->watches = std::move(script.watches);
     api = owned.get();
-    options.log = [this](cni::LogLevel, const std::string& msg) {
+    options.log = [this](sys::LogLevel, const std::string& msg) {
       std::lock_guard lock(m);
       seen.log.push_back(msg);
     };

@@ -5,13 +5,13 @@
 #include <unistd.h>
 
 #include "apiserver.hpp"
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 using testing::base64;
 using testing::writeText;
 

@@ -4,19 +4,20 @@
 #include <gtest/gtest.h>
 
 #include "apiserver.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
 using std::chrono::milliseconds;
+using sys::Code;
+using sys::Error;
 using testing::nodeObject;
 using testing::Pki;
 using testing::TestApiServer;
 
-cni::EnvLookup env(std::optional<std::string> nodeName) {
+sys::EnvLookup env(std::optional<std::string> nodeName) {
   return [nodeName](const char* name) -> std::optional<std::string> {
     if (std::string(name) == "K8S_NODE_NAME") return nodeName;
     return std::nullopt;

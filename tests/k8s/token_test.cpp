@@ -8,12 +8,13 @@
 
 #include "apiserver.hpp"
 #include "dualstack/k8s/api.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
+using sys::Code;
+using sys::Error;
 using testing::KubeconfigSpec;
 using testing::nodeObject;
 using testing::Pki;
@@ -148,7 +149,7 @@ class InClusterConfig : public ::testing::Test {
     testing::writeText(dir.file("token"), "service-account-token\n");
     testing::writeText(dir.file("ca.crt"), dualstack::testing::readFile(Pki::get().caCrt));
   }
-  cni::EnvLookup env(std::string host, std::string port) const {
+  sys::EnvLookup env(std::string host, std::string port) const {
     return [host, port](const char* name) -> std::optional<std::string> {
       if (std::string(name) == "KUBERNETES_SERVICE_HOST" && !host.empty()) return host;
       if (std::string(name) == "KUBERNETES_SERVICE_PORT" && !port.empty()) return port;
@@ -182,7 +183,7 @@ TEST_F(InClusterConfig, ReadsFromTheAPIServer) {
 }
 
 TEST_F(InClusterConfig, OutsideAPodOrWithoutTheMount) {
-  auto code = [&](const cni::EnvLookup& e, const std::string& d) {
+  auto code = [&](const sys::EnvLookup& e, const std::string& d) {
     try {
       inClusterConfig(e, d);
     } catch (const Error& err) {

@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "apiserver.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 namespace {
 
-using cni::Code;
-using cni::Error;
 using nlohmann::json;
+using sys::Code;
+using sys::Error;
 using testing::nodeObject;
 
 json withRv(json node, const std::string& rv) {

@@ -8,13 +8,14 @@
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
 #include "dualstack/netns/sysctl.hpp"
+#include "dualstack/sys/error.hpp"
 #include "netlink/kernel_fixture.hpp"
 
 namespace dualstack {
 namespace {
 
-using cni::Code;
 using netlink::AddrInfo;
+using sys::Code;
 using ::testing::HasSubstr;
 using testkernel::errorOf;
 using testkernel::KernelTest;

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/ip/address.hpp"
 #include "dualstack/netlink/link.hpp"
 #include "dualstack/netlink/socket.hpp"
 #include "dualstack/netns/netns.hpp"
+#include "dualstack/sys/error.hpp"
 
 extern char** environ;
 
@@ -50,16 +50,16 @@ inline ip::Address A(std::string_view text) {
   return *a;
 }
 
-// The cni::Error thrown by f (a failed expectation if none).
+// The sys::Error thrown by f (a failed expectation if none).
 template <class F>
-cni::Error errorOf(F&& f) {
+sys::Error errorOf(F&& f) {
   try {
     f();
-  } catch (const cni::Error& e) {
+  } catch (const sys::Error& e) {
     return e;
   }
-  ADD_FAILURE() << "no cni::Error thrown";
-  return cni::Error(cni::Code::Internal, "<none thrown>");
+  ADD_FAILURE() << "no sys::Error thrown";
+  return sys::Error(sys::Code::Internal, "<none thrown>");
 }
 
 // Runs a program without a shell; returns its exit status (-1 if it could not run).

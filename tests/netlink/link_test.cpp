@@ -8,13 +8,14 @@
 
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/link.hpp"
+#include "dualstack/sys/error.hpp"
 #include "netlink/kernel_fixture.hpp"
 
 namespace dualstack {
 namespace {
 
-using cni::Code;
 using netlink::VethSpec;
+using sys::Code;
 using ::testing::HasSubstr;
 using testkernel::errorOf;
 using testkernel::KernelTest;
@@ -104,8 +105,8 @@ TEST_F(LinkTest, NamesOfFifteenCharacters) {
   e = errorOf([&] { netlink::createVeth(host(), pod(), spec("dstok", "eth0:1")); });
   EXPECT_EQ(e.code(), Code::InvalidConfig);
   EXPECT_THAT(e.msg(), HasSubstr("invalid container interface name \"eth0:1\""));
-  EXPECT_THROW(netlink::createVeth(host(), pod(), spec("dst ok")), cni::Error);
-  EXPECT_THROW(netlink::createVeth(host(), pod(), spec("..")), cni::Error);
+  EXPECT_THROW(netlink::createVeth(host(), pod(), spec("dst ok")), sys::Error);
+  EXPECT_THROW(netlink::createVeth(host(), pod(), spec("..")), sys::Error);
   EXPECT_FALSE(netlink::getLink(host(), hostName + "6").has_value());
 }
 

@@ -8,16 +8,16 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/netns/netns.hpp"
 #include "dualstack/netns/sysctl.hpp"
+#include "dualstack/sys/error.hpp"
 #include "netlink/kernel_fixture.hpp"
 #include "support/support.hpp"
 
 namespace dualstack {
 namespace {
 
-using cni::Code;
+using sys::Code;
 using ::testing::HasSubstr;
 using testkernel::KernelTest;
 

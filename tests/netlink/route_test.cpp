@@ -8,14 +8,15 @@
 
 #include "dualstack/netlink/addr.hpp"
 #include "dualstack/netlink/route.hpp"
+#include "dualstack/sys/error.hpp"
 #include "netlink/kernel_fixture.hpp"
 
 namespace dualstack {
 namespace {
 
-using cni::Code;
 using netlink::IfExists;
 using netlink::Route;
+using sys::Code;
 using ::testing::HasSubstr;
 using testkernel::A;
 using testkernel::errorOf;

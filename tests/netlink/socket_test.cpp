@@ -8,14 +8,15 @@
 
 #include "dualstack/netlink/link.hpp"
 #include "dualstack/netlink/socket.hpp"
+#include "dualstack/sys/error.hpp"
 #include "netlink/kernel_fixture.hpp"
 
 namespace dualstack {
 namespace {
 
-using cni::Code;
 using netlink::KernelStatus;
 using netlink::Message;
+using sys::Code;
 using ::testing::HasSubstr;
 using testkernel::KernelTest;
 
@@ -93,7 +94,7 @@ TEST_F(SocketTest, ErrorMessagesAndCodes) {
   EXPECT_EQ(pod().error("z", KernelStatus{EINVAL, "", false}).msg(),
             "z in pod netns: Invalid argument");
   EXPECT_NO_THROW(pod().check("z", KernelStatus{}));
-  EXPECT_THROW(pod().check("z", KernelStatus{EINVAL, "", false}), cni::Error);
+  EXPECT_THROW(pod().check("z", KernelStatus{EINVAL, "", false}), sys::Error);
 }
 
 TEST_F(SocketTest, ExtendedAckTextIsInTheMessage) {

@@ -18,6 +18,7 @@
 
 #include "dualstack/netns/netns.hpp"
 #include "dualstack/nft/nftables.hpp"
+#include "dualstack/sys/error.hpp"
 #include "support/support.hpp"
 
 namespace dualstack::nft {
@@ -51,7 +52,7 @@ TEST(NftTable, NamesAndLockPath) {
   EXPECT_EQ(tableName("dualstack"), "dualstack_dualstack");
   EXPECT_EQ(qualifiedTable("dualstack"), "inet dualstack_dualstack");
   EXPECT_EQ(lockPath("dualstack"), "/run/dualstack-cni/masq-dualstack.lock");
-  EXPECT_THROW(checkNetwork("../x", "agent"), cni::Error);
+  EXPECT_THROW(checkNetwork("../x", "agent"), sys::Error);
   EXPECT_NO_THROW(checkNetwork("k8s-pod.network_1", "agent"));
 }
 
@@ -170,8 +171,8 @@ TEST_F(ClusterSetsTest, TheLockIsExclusiveAndItsWaitBounded) {
   try {
     TableLock second(network_, std::chrono::milliseconds(200));
     ADD_FAILURE() << "a second holder got the lock";
-  } catch (const cni::Error& e) {
-    EXPECT_EQ(e.code(), cni::Code::TryAgainLater);
+  } catch (const sys::Error& e) {
+    EXPECT_EQ(e.code(), sys::Code::TryAgainLater);
     EXPECT_THAT(e.msg(), ::testing::HasSubstr(lockPath(network_)));
   }
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));

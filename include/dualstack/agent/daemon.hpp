@@ -3,11 +3,12 @@
 #pragma once
 
 #include "dualstack/agent/options.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 
 // Runs until SIGTERM or SIGINT (SIGHUP: a full reconcile at once). The caller must have blocked
-// SIGTERM, SIGINT and SIGHUP in every thread. Returns the exit status; throws cni::Error for a
+// SIGTERM, SIGINT and SIGHUP in every thread. Returns the exit status; throws sys::Error for a
 // start that cannot succeed (an unusable kubeconfig, a metrics address in use).
 int runDaemon(const Options& options);
 

@@ -10,6 +10,7 @@
 
 #include "dualstack/ip/address.hpp"
 #include "dualstack/netlink/route.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 
@@ -38,19 +39,19 @@ class RouteTable {
 };
 
 // The main table of the network namespace of the calling thread, through one rtnetlink socket.
-// Other failures than those in Outcome throw cni::Error.
+// Other failures than those in Outcome throw sys::Error.
 std::unique_ptr<RouteTable> kernelRouteTable();
 
 class ClusterSets {
  public:
   virtual ~ClusterSets() = default;
   // Makes the sets hold exactly these podCIDRs (creating table and sets when missing); returns
-  // whether anything had to be written. Throws cni::Error.
+  // whether anything had to be written. Throws sys::Error.
   virtual bool sync(const std::vector<ip::Prefix>& v4, const std::vector<ip::Prefix>& v6) = 0;
 };
 
 // The cluster4/cluster6 sets of `network`'s nftables table (dualstack/nft/table.hpp) in the
-// calling thread's network namespace, changed under the table's lock. Throws cni::Error when
+// calling thread's network namespace, changed under the table's lock. Throws sys::Error when
 // nftables cannot be used (no libnftables, no nf_tables in the kernel).
 std::unique_ptr<ClusterSets> nftClusterSets(std::string network);
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "dualstack/cni/log.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::agent {
 
@@ -48,9 +48,9 @@ class Log {
     write(Level::Error, msg, fields);
   }
 
-  // For libraries that log with cni::LogLevel (the informer): error, info, debug map to ours;
+  // For libraries that log with sys::LogLevel (the informer): error, info, debug map to ours;
   // `component` is added as a field.
-  std::function<void(cni::LogLevel, const std::string&)> adapter(std::string component);
+  std::function<void(sys::LogLevel, const std::string&)> adapter(std::string component);
 
   // The record without the trailing newline.
   static std::string format(std::string_view time, Level l, std::string_view msg,

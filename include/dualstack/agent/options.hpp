@@ -7,7 +7,7 @@
 
 #include "dualstack/agent/http.hpp"
 #include "dualstack/agent/log.hpp"
-#include "dualstack/cni/env.hpp"
+#include "dualstack/sys/env.hpp"
 
 namespace dualstack::agent {
 
@@ -40,7 +40,7 @@ struct Options {
 
 // Parses argv (argv[1] may be the subcommand "status"); `env` looks up NODE_NAME.
 // Error(InvalidConfig) naming the flag for bad input, before anything is done.
-Options parseOptions(int argc, char** argv, const cni::EnvLookup& env);
+Options parseOptions(int argc, char** argv, const sys::EnvLookup& env);
 std::string usage();
 
 }  // namespace dualstack::agent

@@ -16,6 +16,7 @@
 #include "dualstack/agent/log.hpp"
 #include "dualstack/agent/metrics.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::agent {
 
@@ -34,7 +35,7 @@ struct TokenKeeperConfig {
 class TokenKeeper {
  public:
   // `request` asks the API for a token of the service account; `config` gives the agent's own
-  // kubeconfig (its server and CA go into the file). Both throw cni::Error on failure.
+  // kubeconfig (its server and CA go into the file). Both throw sys::Error on failure.
   using Request = std::function<IssuedToken(std::chrono::seconds expiration)>;
   TokenKeeper(TokenKeeperConfig config, Request request,
               std::function<k8s::Kubeconfig()> kubeconfig, Log& log);

@@ -25,10 +25,14 @@
 #include "dualstack/cni/config.hpp"
 #include "dualstack/cni/env.hpp"
 #include "dualstack/cni/error.hpp"
+#include "dualstack/sys/fd.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::cni {
 
-enum class LogLevel { Error = 0, Info = 1, Debug = 2 };
+using sys::LogLevel;
+using sys::logTimestamp;
+using sys::logValue;
 
 struct LogConfig {
   std::optional<std::string> file;  // logFile
@@ -71,23 +75,18 @@ class Logger {
   std::string format(LogLevel level, std::string_view msg) const;
 
  private:
+  int target() const;  // where records go; -1: nowhere
+
   LogContext ctx_;
   std::chrono::steady_clock::time_point start_;
   LogLevel level_ = LogLevel::Error;
-  int fd_ = -1;
-  bool ownsFd_ = false;
+  sys::Fd file_;           // the logFile, when one is configured and open
+  bool toStderr_ = false;  // logLevel without logFile
   bool configured_ = false;
 };
 
 // The logger of this process, configured by pluginMain; lower layers may add debug records.
 Logger& processLogger();
-
-// The current time as records carry it: "2024-05-01T10:00:00.123Z" (UTC, milliseconds).
-std::string logTimestamp();
-
-// `value` as a logfmt value: bare when it is a plain word, else quoted with \", \\, \n, \t and
-// \xNN escapes, and cut at `max` bytes.
-std::string logValue(std::string_view value, std::size_t max = 4096);
 
 // The records pluginMain writes for one invocation.
 // Before anything is parsed: the context from the raw CNI_* variables.

@@ -10,6 +10,7 @@
 #include "dualstack/cni/config.hpp"
 #include "dualstack/cni/env.hpp"
 #include "dualstack/cni/result.hpp"
+#include "dualstack/sys/version.hpp"
 
 namespace dualstack::cni {
 
@@ -40,7 +41,6 @@ int pluginMain(int argc, char** argv, std::string_view usage, const Handlers& ha
 nlohmann::json runInProcess(std::string_view prog, const Handlers& handlers, Command command,
                             std::string_view config);
 
-// The version string baked in at build time (git describe).
-std::string_view buildVersion();
+using sys::buildVersion;
 
 }  // namespace dualstack::cni

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "dualstack/sys/error.hpp"
+
 namespace dualstack::install {
 
 struct Options {
@@ -38,13 +40,13 @@ struct Options {
 };
 
 // Parses the command line (and the environment for the defaults it names). Throws
-// cni::Error(InvalidConfig) for a bad option; sets *help for --help.
+// sys::Error(InvalidConfig) for a bad option; sets *help for --help.
 Options parseOptions(int argc, char** argv, bool* help);
 std::string usage();
 
 // Installs, then (unless once) watches until SIGTERM or SIGINT. The caller must have blocked
 // those signals in every thread. Returns the exit status; errors before anything was written
-// are thrown as cni::Error (nothing is changed then).
+// are thrown as sys::Error (nothing is changed then).
 int run(const Options& o);
 
 // The conflist to install: the template with every dualstack-ipam's node.kubeconfig and

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dualstack/cni/config.hpp"
+#include "dualstack/cni/error.hpp"
 #include "dualstack/ip/address.hpp"
 #include "dualstack/ipam/range.hpp"
 #include "dualstack/ipam/store.hpp"
@@ -61,7 +62,7 @@ std::vector<ip::Address> release(const cni::Attachment& a, Store& store);
 
 struct GcResult {
   std::vector<ip::Address> released;
-  std::vector<std::string> errors;
+  cni::ErrorList errors;  // the addresses that could not be released, and why
 };
 // GC: releases every allocation whose owner is not among `valid` (a legacy ID-only owner is kept
 // when any valid attachment has its container ID; a record naming nobody is released).

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 
@@ -31,9 +31,9 @@ Node parseNode(const nlohmann::json& obj, std::string_view where);
 
 // No answer from the API server (no route, refused, timeout, reset) or it is overloaded (429,
 // 5xx): a cached copy of the node may stand in. Code TryAgainLater.
-class ApiUnavailable : public cni::Error {
+class ApiUnavailable : public sys::Error {
  public:
-  explicit ApiUnavailable(std::string msg) : cni::Error(cni::Code::TryAgainLater, std::move(msg)) {}
+  explicit ApiUnavailable(std::string msg) : sys::Error(sys::Code::TryAgainLater, std::move(msg)) {}
 };
 
 struct NodeRequest {

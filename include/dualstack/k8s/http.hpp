@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
 
@@ -50,10 +50,10 @@ enum class HttpFailure {
   Cancelled,    // the stop token was triggered
 };
 
-class HttpError : public cni::Error {
+class HttpError : public sys::Error {
  public:
-  HttpError(HttpFailure failure, cni::Code code, std::string msg)
-      : cni::Error(code, std::move(msg)), failure_(failure) {}
+  HttpError(HttpFailure failure, sys::Code code, std::string msg)
+      : sys::Error(code, std::move(msg)), failure_(failure) {}
   HttpFailure failure() const noexcept { return failure_; }
 
  private:

@@ -26,10 +26,11 @@
 #include <string_view>
 #include <vector>
 
-#include "dualstack/cni/log.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/http.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::k8s {
 
@@ -43,7 +44,7 @@ struct InformerOptions {
   std::size_t maxPageBytes = 64U << 20;  // one list page (counted as it arrives, never held)
   // Where the informer's records go: errors (a failed request, a decode error), info (relists,
   // reconnects), debug (every request). Unset: logfmt lines on stderr, errors and info.
-  std::function<void(cni::LogLevel, const std::string&)> log;
+  std::function<void(sys::LogLevel, const std::string&)> log;
 };
 
 struct NodeEvent {
@@ -71,7 +72,7 @@ class ListWatchClient {
     std::chrono::milliseconds duration;  // the whole answer
   };
   virtual ~ListWatchClient() = default;
-  // GET pathQuery (e.g. "/api/v1/nodes?limit=500"): as httpStream(). Throws cni::Error when
+  // GET pathQuery (e.g. "/api/v1/nodes?limit=500"): as httpStream(). Throws sys::Error when
   // there is no answer (HttpError(Cancelled) once `stop` is triggered).
   virtual HttpStreamResult get(const std::string& pathQuery, const Limits& limits,
                                const std::function<bool(std::string_view)>& onData,
@@ -136,7 +137,7 @@ class NodeInformer {
   Listed list(std::stop_token stop);
   Watched watch(std::string& resourceVersion, std::stop_token stop,
                 const std::function<void(const NodeEvent&)>& onEvent);
-  void log(cni::LogLevel level, const std::string& msg) const;
+  void log(sys::LogLevel level, const std::string& msg) const;
   void synced();
 
   std::function<Kubeconfig()> config_;

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "dualstack/cni/env.hpp"
+#include "dualstack/sys/env.hpp"
 
 namespace dualstack::k8s {
 
@@ -51,7 +51,7 @@ inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.i
 // <dir>/token (re-read at every request, as kubelet rotates it). `env` defaults to the process
 // environment. Error(InvalidConfig) outside a pod (a variable unset or malformed), naming what
 // to do instead; Error(IoFailure) naming the file when the token or the CA cannot be read.
-Kubeconfig inClusterConfig(const cni::EnvLookup& env = {},
+Kubeconfig inClusterConfig(const sys::EnvLookup& env = {},
                            const std::string& dir = kServiceAccountDir);
 
 // The bearer token to send (tokenFile read now, trimmed), or "" for none. Error(IoFailure) when

@@ -23,9 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/cni/env.hpp"
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/cache.hpp"
+#include "dualstack/sys/env.hpp"
 
 namespace dualstack::k8s {
 
@@ -39,11 +39,11 @@ struct NodeApiConfig {
 
 // Whether a "node" config object selects the API (it has "kubeconfig").
 bool isNodeApiConfig(const nlohmann::json& node);
-// The process environment, as a cni::EnvLookup.
+// The process environment, as a sys::EnvLookup.
 std::optional<std::string> processEnv(const char* name);
 // Parses the object; `env` looks up K8S_NODE_NAME. Error(InvalidConfig) naming the field.
 NodeApiConfig parseNodeApiConfig(const nlohmann::json& node, std::string_view where,
-                                 const cni::EnvLookup& env = processEnv);
+                                 const sys::EnvLookup& env = processEnv);
 // A duration: a number of seconds, or Go's form ("1.5s", "500ms", "1m30s"). Error(InvalidConfig)
 // naming `field`.
 std::chrono::milliseconds parseDuration(const nlohmann::json& value, const std::string& field);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dualstack/netlink/socket.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::netlink {
 
@@ -29,7 +30,7 @@ struct Iface {
 // Longest interface name the kernel accepts (IFNAMSIZ - 1).
 inline constexpr std::size_t kMaxIfaceName = 15;
 
-// Throws cni::Error (Code::InvalidConfig) unless `name` is a valid interface name: 1-15 bytes, no
+// Throws sys::Error (Code::InvalidConfig) unless `name` is a valid interface name: 1-15 bytes, no
 // '/', ':' or whitespace, not "." or "..". `what` names it in the message ("container ifname").
 void validateIfaceName(std::string_view name, std::string_view what);
 

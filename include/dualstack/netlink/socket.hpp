@@ -3,7 +3,7 @@
 // Design (as containers/netavark): open one Socket in the host network namespace and one inside
 // the pod's namespace up front, then do everything through them without switching namespaces.
 // Every request is acknowledged; the kernel's errno and its extended-ack text come back as a
-// KernelStatus and are turned into an operator-readable cni::Error right where the request was
+// KernelStatus and are turned into an operator-readable sys::Error right where the request was
 // made, e.g. "add address fd00::5/64 to eth0 in pod netns: Permission denied: ipv6: IPv6 is
 // disabled on this device (is IPv6 disabled in the pod netns (net.ipv6.conf.eth0.disable_ipv6=1)?)"
 // (strerror, then the kernel's extended ack, then our hint).
@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 
 struct nl_msg;
 struct nlattr;
@@ -36,12 +36,12 @@ struct KernelStatus {
   bool ok() const { return err == 0; }
 };
 
-// A request the kernel refused: the cni::Error of Socket::error(), with the kernel's errno for
+// A request the kernel refused: the sys::Error of Socket::error(), with the kernel's errno for
 // callers that act on the reason (a route whose gateway is not reachable, say).
-class KernelError : public cni::Error {
+class KernelError : public sys::Error {
  public:
-  KernelError(cni::Code code, std::string msg, int err)
-      : cni::Error(code, std::move(msg)), err_(err) {}
+  KernelError(sys::Code code, std::string msg, int err)
+      : sys::Error(code, std::move(msg)), err_(err) {}
   int err() const noexcept { return err_; }
 
  private:
@@ -50,7 +50,7 @@ class KernelError : public cni::Error {
 
 // One rtnetlink request under construction. Owns its nl_msg. The fixed header (ifinfomsg,
 // ifaddrmsg, rtmsg) is appended first, then attributes. Putting fails only if the message
-// outgrows its buffer (a bug), reported as cni::Error Code::Internal.
+// outgrows its buffer (a bug), reported as sys::Error Code::Internal.
 class Message {
  public:
   Message(std::uint16_t type, std::uint16_t flags);
@@ -96,7 +96,7 @@ class Socket {
   // Opens a NETLINK_ROUTE socket (close-on-exec, extended acks on) in the network namespace of
   // the calling thread: create the pod's socket while holding a netns::ScopedSetns for it; the
   // socket stays bound to that namespace afterwards. `where` names the namespace in messages
-  // ("host netns", "pod netns"). Throws cni::Error (Code::IoFailure).
+  // ("host netns", "pod netns"). Throws sys::Error (Code::IoFailure).
   explicit Socket(std::string where);
   Socket(Socket&&) noexcept;
   Socket& operator=(Socket&&) noexcept;

@@ -15,6 +15,9 @@
 #include <string>
 #include <string_view>
 
+#include "dualstack/sys/error.hpp"
+#include "dualstack/sys/fd.hpp"
+
 namespace dualstack::netns {
 
 // An open file descriptor of a network namespace (nsfs file such as /run/netns/NAME or
@@ -25,7 +28,7 @@ class Netns {
   // whatever it names (a FIFO, a device node, a directory): it is looked at through an O_PATH
   // descriptor first. `label` names where the path came from (e.g. "CNI_NETNS") so messages
   // read "CNI_NETNS /x is a FIFO, not a network namespace".
-  // Throws cni::Error:
+  // Throws sys::Error:
   //   Code::UnknownContainer  the path does not exist (ENOENT/ENOTDIR),
   //   Code::InvalidEnv        the path is empty or is not a network namespace file,
   //   Code::IoFailure         any other open/fstat failure.
@@ -37,25 +40,25 @@ class Netns {
   // The network namespace of the calling thread (/proc/thread-self/ns/net).
   static Netns current();
 
-  Netns(Netns&& other) noexcept;
-  Netns& operator=(Netns&& other) noexcept;
+  Netns(Netns&& other) noexcept = default;
+  Netns& operator=(Netns&& other) noexcept = default;
   Netns(const Netns&) = delete;
   Netns& operator=(const Netns&) = delete;
-  ~Netns();
+  ~Netns() = default;
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   const std::string& path() const { return path_; }
 
   // True when both handles refer to the same namespace (same nsfs device and inode).
   bool sameAs(const Netns& other) const { return dev_ == other.dev_ && ino_ == other.ino_; }
 
  private:
-  Netns(int fd, std::string path, dev_t dev, ino_t ino)
-      : fd_(fd), path_(std::move(path)), dev_(dev), ino_(ino) {}
+  Netns(sys::Fd fd, std::string path, dev_t dev, ino_t ino)
+      : fd_(std::move(fd)), path_(std::move(path)), dev_(dev), ino_(ino) {}
   static std::optional<Netns> openImpl(const std::string& path, std::string_view label,
                                        bool missingIsError);
 
-  int fd_ = -1;
+  sys::Fd fd_;
   std::string path_;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
@@ -66,7 +69,7 @@ class Netns {
 // namespace the thread is already in is a no-op. Not copyable or movable: it is tied to a scope.
 class ScopedSetns {
  public:
-  // Throws cni::Error (Code::IoFailure) if setns fails; the thread is then unchanged.
+  // Throws sys::Error (Code::IoFailure) if setns fails; the thread is then unchanged.
   explicit ScopedSetns(const Netns& target);
   // If the original namespace cannot be restored the process aborts: carrying on in the wrong
   // namespace would apply host-side changes inside the pod (or the reverse).

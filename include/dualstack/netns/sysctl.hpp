@@ -8,13 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
 
 namespace dualstack::netns {
 
 // `key` is a path relative to /proc/sys ("net/ipv4/ip_forward") or an absolute path under
 // /proc/sys. Interface names go in verbatim ("net/ipv4/conf/eth0.100/forwarding").
-// All functions throw cni::Error (Code::IoFailure) whose message names the file and, for the
+// All functions throw sys::Error (Code::IoFailure) whose message names the file and, for the
 // common failures, the likely cause.
 
 // The value with trailing whitespace removed.

@@ -1,5 +1,5 @@
 // The one way into nftables: a libnftables context (the library is loaded with dlopen on first
-// use), its errors turned into cni::Error, and readers for the JSON it lists sets in.
+// use), its errors turned into sys::Error, and readers for the JSON it lists sets in.
 //
 // A Context works in the network namespace of the thread that created it: libnftables opens its
 // netlink socket in the constructor and keeps it for the Context's lifetime.
@@ -12,14 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/cni/error.hpp"
 #include "dualstack/ip/address.hpp"
+#include "dualstack/sys/error.hpp"
 
 namespace dualstack::nft {
 
 class Context {
  public:
-  // Throws cni::Error: IoFailure when libnftables cannot be loaded or the netfilter netlink
+  // Throws sys::Error: IoFailure when libnftables cannot be loaded or the netfilter netlink
   // socket cannot be opened, Internal when the context cannot be set up.
   Context();
   ~Context();
@@ -44,7 +44,7 @@ bool reports(const std::string& nftText, int err);
 
 // "<what>: nftables: <first line of nft's error> (<hint>)", the whole text as details.
 // Code IoFailure.
-cni::Error error(const std::string& what, const std::string& nftText);
+sys::Error error(const std::string& what, const std::string& nftText);
 
 // Runs a `list` command with JSON output and returns the "nftables" array of its output;
 // nullopt when the object does not exist (ENOENT). Throws error() for other failures, and

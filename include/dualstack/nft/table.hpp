@@ -23,12 +23,13 @@
 
 #include "dualstack/ip/address.hpp"
 #include "dualstack/nft/nftables.hpp"
+#include "dualstack/sys/error.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/lock.hpp"
 
 namespace dualstack::nft {
 
-// Throws cni::Error(InvalidConfig) unless `network` is a valid CNI network name
+// Throws sys::Error(InvalidConfig) unless `network` is a valid CNI network name
 // ([a-zA-Z0-9][a-zA-Z0-9_.-]*); `what` starts the message ("ipMasq").
 void checkNetwork(std::string_view network, std::string_view what);
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dualstack/cni/config.hpp"
+#include "dualstack/cni/error.hpp"
 #include "dualstack/ip/address.hpp"
 #include "dualstack/ipam/range.hpp"
 #include "dualstack/ipam/store.hpp"
@@ -59,7 +60,7 @@ std::vector<cni::Attachment> liveFromFile(const std::string& path);
 struct GcOutcome {
   std::vector<std::pair<ip::Address, std::optional<ipam::Owner>>> released;  // or would be
   std::size_t kept = 0;
-  std::vector<std::string> errors;
+  cni::ErrorList errors;
 };
 // Releases (with dryRun: only reports) every allocation of <dataDir>/<network> that no live
 // attachment holds, by the rule of CNI GC, and removes temp files of crashed ADDs.

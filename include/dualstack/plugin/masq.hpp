@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dualstack/cni/error.hpp"
 #include "dualstack/ip/address.hpp"
 
 namespace dualstack::plugin {

@@ -1,9 +1,9 @@
-#include "dualstack/cni/json.hpp"
+#include "dualstack/sys/json.hpp"
 
 #include <limits>
 #include <vector>
 
-namespace dualstack::cni {
+namespace dualstack::sys {
 
 std::string fieldPath(std::string_view where, std::string_view key) {
   if (where.empty()) return std::string(key);
@@ -239,4 +239,4 @@ const json* optObject(const json& obj, std::string_view key, std::string_view wh
   return m;
 }
 
-}  // namespace dualstack::cni
+}  // namespace dualstack::sys
