@@ -35,7 +35,8 @@ TEST(TestSupport, NamespacesOfDeadTestProcessesAreSweptAndLiveOnesKept) {
   const std::string live = dualstack::testing::runPrefix() + "-keptbysweep";
   ASSERT_EQ(dualstack::testing::shell("ip netns add " + dead), 0);
   ASSERT_EQ(dualstack::testing::shell("ip netns add " + live), 0);
-  EXPECT_GE(dualstack::testing::sweepStaleNetns(), 1);
+  // Another test binary starting in parallel may sweep it first: what counts is that it is gone.
+  dualstack::testing::sweepStaleNetns();
   EXPECT_FALSE(std::filesystem::exists("/run/netns/" + dead));
   EXPECT_TRUE(std::filesystem::exists("/run/netns/" + live));
   dualstack::testing::shell("ip netns del " + live);
