@@ -1,5 +1,5 @@
-// The error type and the typed JSON field helpers every config parser builds on.
-#include "dualstack/cni/json.hpp"
+// The typed JSON field helpers every config parser builds on, and the error type they throw.
+#include "dualstack/sys/json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,10 +9,10 @@
 #include <limits>
 #include <string>
 
-#include "dualstack/cni/error.hpp"
+#include "dualstack/sys/error.hpp"
 #include "support/support.hpp"
 
-namespace dualstack::cni {
+namespace dualstack::sys {
 namespace {
 
 using ::testing::HasSubstr;
@@ -269,4 +269,4 @@ TEST(Json, ArraysAndObjects) {
 }
 
 }  // namespace
-}  // namespace dualstack::cni
+}  // namespace dualstack::sys
