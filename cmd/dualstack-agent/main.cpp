@@ -4,7 +4,7 @@
 
 #include "dualstack/agent/daemon.hpp"
 #include "dualstack/agent/options.hpp"
-#include "dualstack/k8s/node_source.hpp"
+#include "dualstack/sys/env.hpp"
 #include "dualstack/sys/error.hpp"
 #include "dualstack/sys/version.hpp"
 
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   namespace agent = dualstack::agent;
   agent::Options options;
   try {
-    options = agent::parseOptions(argc, argv, dualstack::k8s::processEnv);
+    options = agent::parseOptions(argc, argv, dualstack::sys::processEnv);
   } catch (const std::exception& e) {
     std::cerr << "dualstack-agent: " << e.what() << "\n";
     return 2;

@@ -32,29 +32,28 @@ void addProblem(std::string& problems, const std::string& p) {
 
 NodeInfo summarize(const k8s::Node& node) {
   NodeInfo info;
-  for (const std::string& text : node.podCIDRs) {
-    const auto p = ip::Prefix::parse(text);
-    if (!p) {
-      addProblem(info.problem, "podCIDR \"" + text.substr(0, 64) + "\" is not a CIDR");
-      continue;
-    }
-    FamilyInfo& f = p->family() == ip::Family::V4 ? info.v4 : info.v6;
+  for (const k8s::Unusable& u : node.unusable) {
+    // An InternalIP or ExternalIP that is no address is simply no next hop.
+    if (u.kind != k8s::Unusable::Kind::PodCidr) continue;
+    addProblem(info.problem, "podCIDR \"" + u.text.substr(0, 64) + "\" is not a CIDR");
+  }
+  for (const k8s::PodCidr& c : node.podCIDRs) {
+    const ip::Prefix& p = c.prefix;
+    FamilyInfo& f = p.family() == ip::Family::V4 ? info.v4 : info.v6;
     if (f.podCIDR) {
       // Kubernetes allows one per family; the first one stands, as kube-proxy and kubelet read it.
-      addProblem(info.problem, "second IPv" + std::string(ip::familyName(p->family())) +
-                                   " podCIDR " + p->str() + " ignored");
+      addProblem(info.problem, "second IPv" + std::string(ip::familyName(p.family())) +
+                                   " podCIDR " + p.str() + " ignored");
       continue;
     }
-    f.podCIDR = p->network();
+    f.podCIDR = p.network();
   }
   for (const HopSource source : {HopSource::InternalIP, HopSource::ExternalIP}) {
     for (const k8s::NodeAddress& a : node.addresses) {
       if (a.type != hopSourceName(source)) continue;
-      const auto addr = ip::Address::parse(a.address);
-      if (!addr) continue;
-      FamilyInfo& f = addr->isV4() ? info.v4 : info.v6;
+      FamilyInfo& f = a.address.isV4() ? info.v4 : info.v6;
       if (f.nextHop) continue;
-      f.nextHop = *addr;
+      f.nextHop = a.address;
       f.source = source;
     }
   }

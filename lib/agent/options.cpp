@@ -6,7 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dualstack/k8s/node_source.hpp"
+#include "dualstack/k8s/duration.hpp"
+#include "dualstack/k8s/node.hpp"
 #include "dualstack/nft/table.hpp"
 #include "dualstack/sys/env.hpp"
 #include "dualstack/sys/error.hpp"

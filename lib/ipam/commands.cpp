@@ -132,13 +132,13 @@ void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
   const IpamConfig cfg = parseIpamConfig(conf, env, Scope::Allocate);
   std::vector<RangeSet> sets = cfg.ranges;
   if (cfg.node) {
-    NodeInfo node;
+    k8s::Node node;
     try {
       node = cfg.node->load();
     } catch (const Error& e) {
       throw Error(Code::NotAvailable, "no pod CIDR known: " + e.msg());
     }
-    sets = rangeSetsForNode(node);
+    sets = rangeSetsForNode(node, cfg.node->fieldPrefix());
   }
   auto store = DiskStore::open(cfg.dataDir, cfg.network, DiskStore::Mode::ReadOnly);
   if (!store) return;

@@ -1,14 +1,10 @@
 #include "dualstack/ipam/config.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
-#include "dualstack/sys/file.hpp"
 
 namespace dualstack::ipam {
 
@@ -139,165 +135,9 @@ std::vector<Requested> parseRequested(const cni::NetConf& conf, const cni::Env& 
   return out;
 }
 
-NodeAddress parseNodeAddress(const json& item, const std::string& where, bool* isIp) {
-  NodeAddress a;
-  a.type = cni::reqString(item, "type", where);
-  const auto text = cni::reqString(item, "address", where);
-  auto parsed = Address::parse(text);
-  *isIp = parsed.has_value();
-  if (parsed) {
-    a.address = *parsed;
-  } else if (a.type == "InternalIP" || a.type == "ExternalIP") {
-    throw Error(Code::InvalidConfig, where + ".address: " + shown(text) + " is not an IP address");
-  }
-  return a;
-}
-
-std::vector<NodeAddress> parseNodeAddresses(const json* list, const std::string& where) {
-  std::vector<NodeAddress> out;
-  if (list == nullptr) return out;
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    bool isIp = false;
-    auto a = parseNodeAddress((*list)[i], indexed(where, i), &isIp);
-    if (isIp) out.push_back(std::move(a));
-  }
-  return out;
-}
-
-std::vector<PodCidr> parsePodCidrs(const json* list, const std::string& where) {
-  std::vector<PodCidr> out;
-  if (list == nullptr) return out;
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    const std::string field = indexed(where, i);
-    if (!(*list)[i].is_string()) {
-      throw Error(Code::InvalidConfig,
-                  field + ": expected a string, got " + std::string(cni::typeName((*list)[i])));
-    }
-    out.push_back({parseCidr((*list)[i].get<std::string>(), field), field});
-  }
-  return out;
-}
-
-// Checked when the config is parsed, so that DEL and GC, which never load a node source, refuse
-// an inline node that ADD would refuse.
-class InlineNode final : public NodeSource {
- public:
-  explicit InlineNode(NodeInfo info) : info_(std::move(info)) {
-    if (info_.podCIDRs.empty()) {
-      throw Error(Code::InvalidConfig,
-                  "ipam.node.podCIDRs is missing or empty: give the node's pod CIDRs (at most "
-                  "one IPv4 and one IPv6), or use ipam.node.file");
-    }
-    (void)rangeSetsForNode(info_);
-  }
-  NodeInfo load() const override { return info_; }
-  std::string describe() const override { return "ipam.node"; }
-
- private:
-  NodeInfo info_;
-};
-
-class NodeFile final : public NodeSource {
- public:
-  explicit NodeFile(std::string path) : path_(std::move(path)) {}
-  NodeInfo load() const override {
-    std::string text;
-    const sys::FileProblem p =
-        sys::readRegularFileAt(AT_FDCWD, path_, 8U << 20, sys::Links::Follow, text);
-    if (p.err == EFBIG)
-      throw Error(Code::InvalidConfig, "node file " + path_ + " is larger than 8 MiB");
-    if (p.err != 0) {
-      // The daemon that writes the file may simply not have run yet.
-      throw cni::errnoError(p.err == ENOENT ? Code::TryAgainLater : Code::IoFailure,
-                            "read node file " + path_ + " (ipam.node.file)", p.err);
-    }
-    if (p) throw Error(Code::IoFailure, "node file " + path_ + " (ipam.node.file) " + p.describe());
-    const json node = cni::parseJson(text, "node file " + path_);
-    NodeInfo info = parseNodeObject(node, "node file " + path_);
-    if (info.podCIDRs.empty()) {
-      throw Error(Code::TryAgainLater, "node file " + path_ +
-                                           " has no spec.podCIDRs yet (they are assigned by "
-                                           "kube-controller-manager --allocate-node-cidrs)");
-    }
-    return info;
-  }
-  std::string describe() const override { return "node file " + path_; }
-
- private:
-  std::string path_;
-};
-
-class KubeNode final : public NodeSource {
- public:
-  KubeNode(k8s::NodeApiConfig cfg, const std::string& dataDir, k8s::Access access)
-      : source_(std::move(cfg), dataDir), access_(access) {}
-  NodeInfo load() const override {
-    const k8s::Node n = source_.read(access_);
-    json addresses = json::array();
-    for (const auto& a : n.addresses) {
-      addresses.push_back({{"type", a.type}, {"address", a.address}});
-    }
-    const json obj = {{"spec", {{"podCIDRs", n.podCIDRs}}}, {"status", {{"addresses", addresses}}}};
-    return parseNodeObject(obj, describe());
-  }
-  std::string describe() const override { return source_.describe(); }
-
- private:
-  k8s::ApiNodeSource source_;
-  k8s::Access access_;
-};
-
 }  // namespace
 
-NodeInfo parseNodeObject(const json& node, std::string_view where) {
-  const std::string w(where);
-  try {
-    NodeInfo info;
-    if (const json* spec = cni::optObject(node, "spec", "")) {
-      if (const json* list = cni::optArray(*spec, "podCIDRs", "spec")) {
-        info.podCIDRs = parsePodCidrs(list, "spec.podCIDRs");
-      } else if (auto one = cni::optString(*spec, "podCIDR", "spec")) {
-        info.podCIDRs.push_back({parseCidr(*one, "spec.podCIDR"), "spec.podCIDR"});
-      }
-    }
-    if (const json* status = cni::optObject(node, "status", "")) {
-      info.addresses =
-          parseNodeAddresses(cni::optArray(*status, "addresses", "status"), "status.addresses");
-    }
-    for (auto& c : info.podCIDRs) c.field = w + ": " + c.field;
-    return info;
-  } catch (Error& e) {
-    throw e.context(w);
-  }
-}
-
-std::unique_ptr<NodeSource> makeNodeSource(const json& node, std::string_view where,
-                                           const std::string& dataDir, k8s::Access access) {
-  const std::string w(where);
-  if (!node.is_object()) {
-    throw Error(Code::InvalidConfig,
-                w + ": expected an object, got " + std::string(cni::typeName(node)));
-  }
-  if (k8s::isNodeApiConfig(node)) {
-    return std::make_unique<KubeNode>(k8s::parseNodeApiConfig(node, w), dataDir, access);
-  }
-  const bool inlineForm = node.contains("podCIDRs") || node.contains("addresses");
-  if (auto file = cni::optString(node, "file", w)) {
-    if (inlineForm) {
-      throw Error(Code::InvalidConfig, w + ": give either file or podCIDRs/addresses, not both");
-    }
-    if (file->empty() || (*file)[0] != '/' || file->find('\0') != std::string::npos) {
-      throw Error(Code::InvalidConfig, w + ".file: " + shown(*file) + " is not an absolute path");
-    }
-    return std::make_unique<NodeFile>(*file);
-  }
-  NodeInfo info;
-  info.podCIDRs = parsePodCidrs(cni::optArray(node, "podCIDRs", w), w + ".podCIDRs");
-  info.addresses = parseNodeAddresses(cni::optArray(node, "addresses", w), w + ".addresses");
-  return std::make_unique<InlineNode>(std::move(info));
-}
-
-std::optional<ip::Family> preferredFamily(const std::vector<NodeAddress>& addresses) {
+std::optional<ip::Family> preferredFamily(const std::vector<k8s::NodeAddress>& addresses) {
   for (const char* type : {"InternalIP", "ExternalIP"}) {
     for (const auto& a : addresses) {
       if (a.type == type) return a.address.family();
@@ -307,21 +147,22 @@ std::optional<ip::Family> preferredFamily(const std::vector<NodeAddress>& addres
   return std::nullopt;
 }
 
-std::vector<RangeSet> rangeSetsForNode(const NodeInfo& node) {
+std::vector<RangeSet> rangeSetsForNode(const k8s::Node& node, std::string_view fieldPrefix) {
   std::vector<RangeSet> sets;
   for (std::size_t i = 0; i < node.podCIDRs.size(); ++i) {
     const auto& c = node.podCIDRs[i];
+    const std::string field = std::string(fieldPrefix) + c.field;
     for (std::size_t j = 0; j < i; ++j) {
       const auto& other = node.podCIDRs[j];
       if (other.prefix.family() == c.prefix.family()) {
-        throw Error(Code::InvalidConfig, c.field + ": " + c.prefix.str() + " is a second " +
+        throw Error(Code::InvalidConfig, field + ": " + c.prefix.str() + " is a second " +
                                              std::string(familyLabel(c.prefix.family())) +
                                              " pod CIDR after " + other.prefix.str() +
                                              "; a node has at most one per family");
       }
     }
     sets.push_back(
-        RangeSet{i, {makeRange(c.prefix, std::nullopt, std::nullopt, std::nullopt, c.field)}});
+        RangeSet{i, {makeRange(c.prefix, std::nullopt, std::nullopt, std::nullopt, field)}});
   }
   if (const auto first = preferredFamily(node.addresses)) {
     std::stable_partition(sets.begin(), sets.end(),
@@ -331,7 +172,7 @@ std::vector<RangeSet> rangeSetsForNode(const NodeInfo& node) {
 }
 
 std::vector<RangeSet> rangeSets(const IpamConfig& cfg) {
-  if (cfg.node) return rangeSetsForNode(cfg.node->load());
+  if (cfg.node) return rangeSetsForNode(cfg.node->load(), cfg.node->fieldPrefix());
   return cfg.ranges;
 }
 
@@ -386,7 +227,7 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
   }
   if (node != nullptr) {
     cfg.node = makeNodeSource(*node, "ipam.node", cfg.dataDir,
-                              scope == Scope::Allocate ? k8s::Access::Api : k8s::Access::CacheOnly);
+                              scope == Scope::Allocate ? Access::Api : Access::CacheOnly);
   } else if (cfg.ranges.empty()) {
     throw Error(Code::InvalidConfig,
                 "ipam: no address source: set ipam.node (podCIDRs or file) or host-local's "

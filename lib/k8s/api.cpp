@@ -135,51 +135,6 @@ void throwForStatus(long status, std::string_view body, const Kubeconfig& kc,
 
 }  // namespace detail
 
-Node parseNode(const json& obj, std::string_view where) {
-  const std::string w(where);
-  const Code code = Code::DecodeFailure;
-  if (!obj.is_object()) {
-    throw Error(code, w + ": expected a Node object, got " + std::string(sys::typeName(obj)));
-  }
-  Node node;
-  if (const json* meta = sys::optObject(obj, "metadata", w, code)) {
-    node.name = sys::optString(*meta, "name", w + ".metadata", code).value_or("");
-  }
-  if (const json* spec = sys::optObject(obj, "spec", w, code)) {
-    const std::string ws = w + ".spec";
-    if (const json* list = sys::optArray(*spec, "podCIDRs", ws, code)) {
-      for (std::size_t i = 0; i < list->size(); ++i) {
-        const json& item = (*list)[i];
-        if (!item.is_string()) {
-          throw Error(code, ws + ".podCIDRs[" + std::to_string(i) + "]: expected a string, got " +
-                                std::string(sys::typeName(item)));
-        }
-        node.podCIDRs.push_back(item.get<std::string>());
-      }
-    }
-    // Clusters older than dual-stack (and some tools) set only the singular field.
-    if (node.podCIDRs.empty()) {
-      if (auto one = sys::optString(*spec, "podCIDR", ws, code); one && !one->empty()) {
-        node.podCIDRs.push_back(*one);
-      }
-    }
-  }
-  if (const json* status = sys::optObject(obj, "status", w, code)) {
-    if (const json* list = sys::optArray(*status, "addresses", w + ".status", code)) {
-      for (std::size_t i = 0; i < list->size(); ++i) {
-        const std::string wi = w + ".status.addresses[" + std::to_string(i) + "]";
-        const json& item = (*list)[i];
-        if (!item.is_object()) {
-          throw Error(code, wi + ": expected an object, got " + std::string(sys::typeName(item)));
-        }
-        node.addresses.push_back(
-            {sys::reqString(item, "type", wi, code), sys::reqString(item, "address", wi, code)});
-      }
-    }
-  }
-  return node;
-}
-
 Node getNode(const Kubeconfig& kc, const NodeRequest& request) {
   const std::string server = detail::serverName(kc);
   const HttpRequest http =

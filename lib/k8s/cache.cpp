@@ -43,9 +43,11 @@ std::string cachePath(const std::string& dataDir, const std::string& nodeName) {
 }
 
 std::string formatCache(const CachedNode& c) {
+  json podCIDRs = json::array();
+  for (const auto& p : c.node.podCIDRs) podCIDRs.push_back(p.prefix.str());
   json addresses = json::array();
   for (const auto& a : c.node.addresses) {
-    addresses.push_back({{"type", a.type}, {"address", a.address}});
+    addresses.push_back({{"type", a.type}, {"address", a.address.str()}});
   }
   const json j = {
       {"version", kVersion},
@@ -56,7 +58,7 @@ std::string formatCache(const CachedNode& c) {
       {"fetchedAtMs",
        std::chrono::duration_cast<std::chrono::milliseconds>(c.fetchedAt.time_since_epoch())
            .count()},
-      {"podCIDRs", c.node.podCIDRs},
+      {"podCIDRs", podCIDRs},
       {"addresses", addresses},
   };
   return j.dump(2) + "\n";
@@ -87,10 +89,13 @@ CachedNode parseCache(std::string_view text, const std::string& path) {
   if (auto it = j.find("addresses"); it != j.end()) {
     shaped["status"]["addresses"] = std::move(*it);
   }
-  const Node parsed = parseNode(shaped, what);
-  c.node.podCIDRs = parsed.podCIDRs;
-  c.node.addresses = parsed.addresses;
-  if (c.node.podCIDRs.empty()) throw Error(code, what + ": podCIDRs is empty");
+  Node parsed = parseNode(shaped, what);
+  if (parsed.podCIDRs.empty() && parsed.unusable.empty()) {
+    throw Error(code, what + ": podCIDRs is empty");
+  }
+  c.node.podCIDRs = std::move(parsed.podCIDRs);
+  c.node.addresses = std::move(parsed.addresses);
+  c.node.unusable = std::move(parsed.unusable);
   return c;
 }
 

@@ -6,7 +6,7 @@
 
 #include "client.hpp"
 #include "dualstack/k8s/api.hpp"
-#include "dualstack/k8s/node_source.hpp"
+#include "dualstack/k8s/node.hpp"
 #include "dualstack/sys/error.hpp"
 #include "dualstack/sys/json.hpp"
 #include "pruned.hpp"

@@ -18,7 +18,7 @@
 #include "dualstack/agent/kernel.hpp"
 #include "dualstack/agent/log.hpp"
 #include "dualstack/agent/routes.hpp"
-#include "dualstack/k8s/api.hpp"
+#include "dualstack/k8s/node.hpp"
 #include "dualstack/netlink/route.hpp"
 #include "dualstack/sys/error.hpp"
 
@@ -36,13 +36,16 @@ inline ip::Address A(std::string_view text) {
   return *a;
 }
 
+// A Node as the API would state it, through the parse the informer uses.
 inline k8s::Node node(std::string name, std::vector<std::string> cidrs,
                       std::vector<std::pair<std::string, std::string>> addresses) {
-  k8s::Node n;
-  n.name = std::move(name);
-  n.podCIDRs = std::move(cidrs);
-  for (auto& [type, addr] : addresses) n.addresses.push_back({type, addr});
-  return n;
+  nlohmann::json obj = {{"metadata", {{"name", std::move(name)}}},
+                        {"spec", {{"podCIDRs", std::move(cidrs)}}},
+                        {"status", {{"addresses", nlohmann::json::array()}}}};
+  for (auto& [type, addr] : addresses) {
+    obj["status"]["addresses"].push_back({{"type", type}, {"address", addr}});
+  }
+  return k8s::parseNode(obj, "test node");
 }
 
 // A dual-stack node "nodeN": podCIDRs 10.244.N.0/24 and fd00:10:244:N::/64, InternalIPs

@@ -43,7 +43,8 @@ TEST_F(AgentKernelTest, AChangedAddressIsReplacedAndTheRouteNeverDisappears) {
   dualstack::testing::TempDir tmp;
   RouteMonitor monitor(node(1), tmp.file("monitor"));
   auto moved = k8sNode(2);
-  moved.addresses = {{"InternalIP", "192.168.77.12"}, {"InternalIP", "fd00:77::12"}};
+  moved.addresses = {{"InternalIP", agenttest::A("192.168.77.12")},
+                     {"InternalIP", agenttest::A("fd00:77::12")}};
   source_->change(moved);
   ASSERT_TRUE(eventually([&] {
     const std::string r = ownRoutes();
@@ -112,7 +113,7 @@ TEST_F(AgentKernelTest, ANextHopNotOnTheSharedNetworkIsReportedAndNotInstalled) 
   mustExec(node(1),
            "ip addr add 10.99.0.1/24 dev eth0 && ip addr add fd00:99::1/64 dev eth0 nodad");
   source_->change(k8sNode(1));  // an unrelated event makes no pass...
-  far.addresses.push_back({"Hostname", "node4"});
+  far.addresses.push_back({"Hostname", agenttest::A("192.0.2.4")});
   source_->change(far);   // ...nor this one (nothing routing needs changed)
   agent_->requestFull();  // SIGHUP: every route, every next hop again
   ASSERT_TRUE(eventually([&] { return ownRouteCount() == 6; })) << ownRoutes();

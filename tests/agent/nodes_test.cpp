@@ -57,7 +57,7 @@ TEST(NodeTable, UpsertReportsTouchedPodCIDRsAndNothingForAnUnchangedNode) {
   const auto gen = t.podCIDRGeneration();
   // kubelet's status heartbeats and label changes: nothing routing needs changed.
   auto same = dualNode(1);
-  same.addresses.push_back({"Hostname", "node1"});
+  same.addresses.push_back({"Hostname", A("10.0.0.1")});
   EXPECT_THAT(t.upsert(same), IsEmpty());
   EXPECT_THAT(t.upsert(dualNode(1)), IsEmpty());
   EXPECT_EQ(t.podCIDRGeneration(), gen);
@@ -69,7 +69,7 @@ TEST(NodeTable, AChangedAddressTouchesTheNodesPodCIDRsButNotTheGeneration) {
   t.upsert(dualNode(1));
   const auto gen = t.podCIDRGeneration();
   auto moved = dualNode(1);
-  moved.addresses[0].address = "192.168.1.99";
+  moved.addresses[0].address = A("192.168.1.99");
   EXPECT_THAT(t.upsert(moved), ElementsAre(P("10.244.1.0/24"), P("fd00:10:244:1::/64")));
   EXPECT_EQ(t.find("node1")->v4.nextHop, A("192.168.1.99"));
   EXPECT_EQ(t.podCIDRGeneration(), gen) << "the set of podCIDRs is the same";
@@ -80,7 +80,7 @@ TEST(NodeTable, AChangedPodCIDRTouchesOldAndNewAndMovesTheIndex) {
   t.upsert(dualNode(1));
   const auto gen = t.podCIDRGeneration();
   auto changed = dualNode(1);
-  changed.podCIDRs[0] = "10.244.77.0/24";
+  changed.podCIDRs[0].prefix = P("10.244.77.0/24");
   EXPECT_THAT(t.upsert(changed),
               ElementsAre(P("10.244.1.0/24"), P("10.244.77.0/24"), P("fd00:10:244:1::/64")));
   EXPECT_GT(t.podCIDRGeneration(), gen);
@@ -111,7 +111,7 @@ TEST(NodeTable, APodCIDRClaimedTwiceHasBothClaimants) {
   NodeTable t;
   t.upsert(dualNode(1));
   auto twin = dualNode(2);
-  twin.podCIDRs[0] = "10.244.1.0/24";
+  twin.podCIDRs[0].prefix = P("10.244.1.0/24");
   t.upsert(twin);
   EXPECT_THAT(t.claimants(P("10.244.1.0/24")), ElementsAre("node1", "node2"));
   t.erase("node1");
@@ -123,7 +123,7 @@ TEST(NodeTable, RepeatedEventsForTheSameNodesDoNotGrowIt) {
   for (int round = 0; round < 1000; ++round) {
     for (int n = 1; n <= 3; ++n) {
       auto nd = dualNode(n);
-      nd.addresses[0].address = "192.168.1." + std::to_string(n + (round % 2) * 100);
+      nd.addresses[0].address = A("192.168.1." + std::to_string(n + (round % 2) * 100));
       t.upsert(nd);
     }
   }

@@ -81,7 +81,7 @@ TEST_F(ReconcilerTest, APartialPassLooksUpOnlyItsDestinations) {
   full();
   kernel.clearOps();
   auto moved = dualNode(2);
-  moved.addresses[0].address = "192.168.1.22";
+  moved.addresses[0].address = A("192.168.1.22");
   const auto touched = table.upsert(moved);
   const PassResult r = partial(touched);
   EXPECT_EQ(r.replaced, 1u);
@@ -105,7 +105,7 @@ TEST_F(ReconcilerTest, ADeletedNodesRoutesGoInAPartialPass) {
 
 TEST_F(ReconcilerTest, AnUnreachableNextHopIsReportedAndLoggedOncePerChange) {
   auto far = dualNode(4);
-  far.addresses = {{"InternalIP", "10.20.0.4"}, {"InternalIP", "fd00:1::4"}};
+  far.addresses = {{"InternalIP", A("10.20.0.4")}, {"InternalIP", A("fd00:1::4")}};
   table.upsert(far);
   full();
   full();
@@ -137,7 +137,7 @@ TEST_F(ReconcilerTest, TheKernelsRefusalOfAGatewayIsAnUnreachableNextHopToo) {
   kernel.erase(P("192.168.1.0/24"));
   kernel.put(connected("192.168.1.0/25"));
   auto moved = dualNode(2);
-  moved.addresses[0].address = "192.168.1.200";
+  moved.addresses[0].address = A("192.168.1.200");
   const auto touched = table.upsert(moved);
   rec.partial(desiredRoutes(table, "node1", touched), touched, std::nullopt, true);
   EXPECT_TRUE(kernel.routesTo("10.244.2.0/24").empty());

@@ -64,7 +64,7 @@ TEST(DesiredRoutes, APodCIDROfTwoNodesIsRoutedToNeither) {
   NodeTable t;
   t.upsert(dualNode(1));
   auto twin = dualNode(2);
-  twin.podCIDRs[0] = "10.244.1.0/24";
+  twin.podCIDRs[0].prefix = P("10.244.1.0/24");
   t.upsert(twin);
   const Desired d = desiredRoutes(t, "node3");
   EXPECT_THAT(dsts(d.routes), ElementsAre("fd00:10:244:1::/64 via fd00:1::1 node1",

@@ -65,12 +65,14 @@ class Api : public ::testing::Test {
 TEST_F(Api, ReadsTheNodeWithATokenAndTheClusterCa) {
   const Node n = getNode(kubeconfig(withToken()), request());
   EXPECT_EQ(n.name, "worker-1");
-  EXPECT_EQ(n.podCIDRs, (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
-  ASSERT_EQ(n.addresses.size(), 3U);
+  EXPECT_EQ(testing::podCidrTexts(n),
+            (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
+  // The Hostname (the node's name, no IP address) is not part of the model.
+  ASSERT_EQ(n.addresses.size(), 2U);
   EXPECT_EQ(n.addresses[0].type, "InternalIP");
-  EXPECT_EQ(n.addresses[0].address, "192.168.10.5");
-  EXPECT_EQ(n.addresses[1].address, "fd00:192:168:10::5");
-  EXPECT_EQ(n.addresses[2].type, "Hostname");
+  EXPECT_EQ(n.addresses[0].address.str(), "192.168.10.5");
+  EXPECT_EQ(n.addresses[1].address.str(), "fd00:192:168:10::5");
+  EXPECT_TRUE(n.unusable.empty());
   EXPECT_EQ(server.requests(), 1);
 }
 
@@ -236,36 +238,6 @@ TEST_F(Api, SilentServerTimesOut) {
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, std::chrono::milliseconds(250));
   EXPECT_LT(took, std::chrono::milliseconds(2000));
-}
-
-TEST(ParseNode, FallsBackToPodCidrAndKeepsAddressOrder) {
-  const Node n = parseNode(nlohmann::json::parse(R"({
-    "metadata": {"name": "old"},
-    "spec": {"podCIDR": "10.244.7.0/24"},
-    "status": {"addresses": [{"type": "InternalIP", "address": "fd00::7"},
-                             {"type": "Hostname", "address": "old"}]}})"),
-                           "node");
-  EXPECT_EQ(n.name, "old");
-  EXPECT_EQ(n.podCIDRs, std::vector<std::string>{"10.244.7.0/24"});
-  ASSERT_EQ(n.addresses.size(), 2U);
-  EXPECT_EQ(n.addresses[0].address, "fd00::7");
-}
-
-TEST(ParseNode, WithoutPodCidrsIsEmptyNotAnError) {
-  const Node n =
-      parseNode(nlohmann::json::parse(R"({"metadata": {"name": "new"}, "spec": {}})"), "node");
-  EXPECT_TRUE(n.podCIDRs.empty());
-}
-
-TEST(ParseNode, WrongTypesAreNamed) {
-  try {
-    parseNode(nlohmann::json::parse(R"({"spec": {"podCIDRs": [1]}})"), "node \"a\"");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Code::DecodeFailure);
-    EXPECT_NE(e.msg().find("node \"a\".spec.podCIDRs[0]: expected a string"), std::string::npos)
-        << e.msg();
-  }
 }
 
 }  // namespace

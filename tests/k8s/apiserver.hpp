@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dualstack/k8s/node.hpp"
 #include "support/support.hpp"
 
 namespace dualstack::k8s::testing {
@@ -113,6 +114,13 @@ struct Pki {
 inline std::string pythonPath() {
   // Debian's python3 first: a python3 earlier on PATH may lack the ssl module.
   return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+// The podCIDRs of a parsed Node as text, for comparisons.
+inline std::vector<std::string> podCidrTexts(const Node& n) {
+  std::vector<std::string> out;
+  for (const auto& c : n.podCIDRs) out.push_back(c.prefix.str());
+  return out;
 }
 
 // A Node object shaped like `kubectl get node NAME -o json` prints it.

@@ -22,11 +22,11 @@ using sys::Error;
 
 CachedNode sample() {
   CachedNode c;
-  c.node = {"worker-1",
-            {"fd00:10:244:1::/64", "10.244.1.0/24"},
-            {{"InternalIP", "fd00:192:168:10::5"},
-             {"InternalIP", "192.168.10.5"},
-             {"Hostname", "worker-1"}}};
+  c.node = parseNode(testing::nodeObject("worker-1", {"fd00:10:244:1::/64", "10.244.1.0/24"},
+                                         {{"InternalIP", "fd00:192:168:10::5"},
+                                          {"InternalIP", "192.168.10.5"},
+                                          {"ExternalIP", "203.0.113.5"}}),
+                     "node \"worker-1\"");
   c.kubeconfig = "/etc/cni/net.d/dualstack.kubeconfig";
   c.server = "https://192.168.10.2:6443";
   c.fetchedAt = std::chrono::system_clock::time_point(std::chrono::milliseconds(1714557600123));
@@ -41,14 +41,17 @@ TEST(Cache, FormatIsDocumentedAndRoundTrips) {
   EXPECT_EQ(j["server"], "https://192.168.10.2:6443");
   EXPECT_EQ(j["fetchedAt"], "2024-05-01T10:00:00.123Z");
   EXPECT_EQ(j["fetchedAtMs"], 1714557600123);
-  EXPECT_EQ(j["podCIDRs"][0], "fd00:10:244:1::/64");
-  EXPECT_EQ(j["addresses"][2]["type"], "Hostname");
+  EXPECT_EQ(j["podCIDRs"], nlohmann::json({"fd00:10:244:1::/64", "10.244.1.0/24"}));
+  EXPECT_EQ(j["addresses"][2]["type"], "ExternalIP");
+  EXPECT_EQ(j["addresses"][2]["address"], "203.0.113.5");
+  EXPECT_EQ(j["addresses"].size(), 3U) << "the Hostname (no IP address) is not in the model";
 
   const CachedNode back = parseCache(text, "/c.json");
   EXPECT_EQ(back.node.name, "worker-1");
-  EXPECT_EQ(back.node.podCIDRs, sample().node.podCIDRs);
+  EXPECT_EQ(testing::podCidrTexts(back.node), testing::podCidrTexts(sample().node));
+  EXPECT_EQ(back.node.podCIDRs[1].field, "spec.podCIDRs[1]");
   ASSERT_EQ(back.node.addresses.size(), 3U);
-  EXPECT_EQ(back.node.addresses[1].address, "192.168.10.5");
+  EXPECT_EQ(back.node.addresses[1].address.str(), "192.168.10.5");
   EXPECT_EQ(back.kubeconfig, sample().kubeconfig);
   EXPECT_EQ(back.fetchedAt, sample().fetchedAt);
 }
@@ -67,15 +70,63 @@ TEST(Cache, WrittenAtomicallyPrivateAndReplaced) {
   EXPECT_EQ(st.st_mode & 07777, 0700U);
 
   CachedNode next = sample();
-  next.node.podCIDRs = {"10.244.9.0/24"};
+  next.node.podCIDRs = {{*ip::Prefix::parse("10.244.9.0/24"), "spec.podCIDRs[0]"}};
   writeCache(path, next);
-  EXPECT_EQ(readCache(path)->node.podCIDRs, std::vector<std::string>{"10.244.9.0/24"});
+  EXPECT_EQ(testing::podCidrTexts(readCache(path)->node),
+            std::vector<std::string>{"10.244.9.0/24"});
   // Only the cache itself is left: no temp files.
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(tmp.file("networks/.dualstack-k8s"))) {
     names.push_back(e.path().filename().string());
   }
   EXPECT_EQ(names, std::vector<std::string>{"worker-1.json"});
+}
+
+// Node caches live on nodes across upgrades: a file the previous version wrote (which kept the
+// Hostname, and whatever the API said) reads, and a file written now has every field, of the
+// type, that the previous version requires.
+TEST(Cache, ReadableAcrossVersions) {
+  const std::string old = R"({
+  "addresses": [{"address": "192.168.10.5", "type": "InternalIP"},
+                {"address": "worker-1", "type": "Hostname"}],
+  "fetchedAt": "2024-05-01T10:00:00.123Z", "fetchedAtMs": 1714557600123,
+  "kubeconfig": "/etc/cni/net.d/dualstack.kubeconfig", "node": "worker-1",
+  "podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"],
+  "server": "https://192.168.10.2:6443", "version": 1})";
+  const CachedNode c = parseCache(old, "/c.json");
+  EXPECT_EQ(c.node.name, "worker-1");
+  EXPECT_EQ(testing::podCidrTexts(c.node),
+            (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
+  ASSERT_EQ(c.node.addresses.size(), 1U);
+  EXPECT_EQ(c.node.addresses[0].address.str(), "192.168.10.5");
+  EXPECT_TRUE(c.node.unusable.empty());
+
+  // What the previous parser required: version 1, node, kubeconfig and fetchedAtMs, podCIDRs a
+  // non-empty array of strings, addresses objects with string type and address.
+  const auto j = nlohmann::json::parse(formatCache(c));
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_TRUE(j["node"].is_string());
+  EXPECT_TRUE(j["kubeconfig"].is_string());
+  EXPECT_TRUE(j["fetchedAtMs"].is_number_integer());
+  ASSERT_TRUE(j["podCIDRs"].is_array());
+  ASSERT_FALSE(j["podCIDRs"].empty());
+  for (const auto& p : j["podCIDRs"]) EXPECT_TRUE(p.is_string());
+  for (const auto& a : j["addresses"]) {
+    EXPECT_TRUE(a["type"].is_string());
+    EXPECT_TRUE(a["address"].is_string());
+  }
+  EXPECT_EQ(parseCache(formatCache(c), "/c.json").node.podCIDRs.size(), 2U);
+}
+
+// A podCIDR that is no CIDR is the reader's to judge (dualstack-ipam refuses it, naming it).
+TEST(Cache, AnUnusablePodCidrIsKeptForTheReader) {
+  const CachedNode c = parseCache(
+      R"({"version": 1, "node": "a", "kubeconfig": "/k", "fetchedAtMs": 1, "podCIDRs": ["x"]})",
+      "/c.json");
+  EXPECT_TRUE(c.node.podCIDRs.empty());
+  ASSERT_EQ(c.node.unusable.size(), 1U);
+  EXPECT_EQ(c.node.unusable[0].field, "spec.podCIDRs[0]");
+  EXPECT_EQ(c.node.unusable[0].text, "x");
 }
 
 TEST(Cache, MalformedContentIsAnErrorNamingTheFile) {

@@ -8,6 +8,7 @@
 
 #include "apiserver.hpp"
 #include "dualstack/k8s/informer.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::k8s {
 namespace {
@@ -72,7 +73,7 @@ class Running {
   bool waitForNode(const std::string& name, const std::string& v4 = "") {
     return waitFor([&](const auto& nodes) {
       const auto it = nodes.find(name);
-      return it != nodes.end() && (v4.empty() || it->second.addresses.at(0).address == v4);
+      return it != nodes.end() && (v4.empty() || it->second.addresses.at(0).address.str() == v4);
     });
   }
   int syncs() {

@@ -10,6 +10,7 @@
 
 #include "apiserver.hpp"
 #include "dualstack/sys/error.hpp"
+#include "dualstack/sys/logfmt.hpp"
 
 namespace dualstack::k8s {
 namespace {
@@ -211,7 +212,7 @@ TEST_F(Informer, ListsEveryPageThenWatchesFromTheListsResourceVersion) {
   ASSERT_EQ(seen.syncs[0].size(), 3U);
   EXPECT_EQ(seen.syncs[0][0].name, "worker-1");
   EXPECT_EQ(seen.syncs[0][2].name, "worker-3");
-  EXPECT_EQ(seen.syncs[0][2].podCIDRs, std::vector<std::string>{"10.244.3.0/24"});
+  EXPECT_EQ(testing::podCidrTexts(seen.syncs[0][2]), std::vector<std::string>{"10.244.3.0/24"});
   ASSERT_EQ(seen.events.size(), 1U);
   EXPECT_EQ(seen.events[0].type, NodeEvent::Type::Added);
   EXPECT_EQ(seen.events[0].node.name, "worker-4");

@@ -8,6 +8,7 @@
 
 #include "apiserver.hpp"
 #include "dualstack/k8s/api.hpp"
+#include "dualstack/sys/env.hpp"
 #include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {

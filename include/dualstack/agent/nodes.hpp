@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "dualstack/ip/address.hpp"
-#include "dualstack/k8s/api.hpp"
+#include "dualstack/k8s/node.hpp"
 
 namespace dualstack::agent {
 

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "dualstack/sys/env.hpp"
+
 namespace dualstack::cni {
 
 enum class Command { Add, Del, Check, Gc, Status, Version };
@@ -27,7 +29,8 @@ struct Env {
   std::optional<std::string> arg(std::string_view key) const;
 };
 
-using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+using sys::EnvLookup;
+using sys::processEnv;
 
 // Reads CNI_COMMAND and the variables that command requires; throws Error(InvalidEnv) naming the
 // variable that is missing or malformed. An unknown CNI_COMMAND is Code::InvalidEnv too.

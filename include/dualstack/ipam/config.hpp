@@ -8,8 +8,8 @@
 //          or {"file": "/etc/cni/node.json"}        (a Node object as `kubectl get node -o json`
 //                                                    prints it, read at every ADD/CHECK/STATUS)
 //          or {"kubeconfig": "/etc/cni/net.d/dualstack-cni.kubeconfig", "name": "worker-1",
-//              "timeout": "2s", "cacheTTL": "60s"}  (the Kubernetes API, cached under dataDir:
-//                                                    see dualstack/k8s/node_source.hpp)
+//              "timeout": "2s", "cacheTTL": "60s"}  (the Kubernetes API, cached under dataDir)
+//          (see dualstack/ipam/node_source.hpp)
 //     -- or, instead of node, host-local's syntax --
 //     "ranges": [[{"subnet": "10.244.1.0/24", "rangeStart": "10.244.1.10",
 //                  "rangeEnd": "10.244.1.99", "gateway": "10.244.1.1"}]],
@@ -39,46 +39,13 @@
 #include "dualstack/cni/result.hpp"
 #include "dualstack/ip/address.hpp"
 #include "dualstack/ipam/allocator.hpp"
+#include "dualstack/ipam/node_source.hpp"
 #include "dualstack/ipam/range.hpp"
-#include "dualstack/k8s/node_source.hpp"
+#include "dualstack/k8s/node.hpp"
 
 namespace dualstack::ipam {
 
 inline constexpr std::string_view kDefaultDataDir = "/var/lib/cni/networks";
-
-struct PodCidr {
-  ip::Prefix prefix;
-  std::string field;  // where it was read, for messages: "ipam.node.podCIDRs[1]"
-};
-
-struct NodeAddress {
-  std::string type;  // InternalIP, ExternalIP, Hostname, ...
-  ip::Address address;
-};
-
-struct NodeInfo {
-  std::vector<PodCidr> podCIDRs;
-  std::vector<NodeAddress> addresses;  // only the entries whose address is an IP address
-};
-
-// Where the node's podCIDRs and addresses come from: the inline config, a Node JSON file, or the
-// Kubernetes API (kubeconfig + node name), chosen by makeNodeSource(). DEL and GC never load it.
-class NodeSource {
- public:
-  virtual ~NodeSource() = default;
-  // Throws Error: InvalidConfig for bad content, and for a source that cannot answer yet (file
-  // missing, no podCIDRs assigned yet) TryAgainLater or IoFailure.
-  virtual NodeInfo load() const = 0;
-  virtual std::string describe() const = 0;
-};
-
-// From the config's "node" object; Error(InvalidConfig) naming the field. dataDir holds the
-// Kubernetes API source's cache; `access` says whether that source may ask the API server.
-std::unique_ptr<NodeSource> makeNodeSource(const nlohmann::json& node, std::string_view where,
-                                           const std::string& dataDir, k8s::Access access);
-// Parses a Node object (spec.podCIDRs, else spec.podCIDR; status.addresses). `where` prefixes
-// messages (the file name).
-NodeInfo parseNodeObject(const nlohmann::json& node, std::string_view where);
 
 struct IpamConfig {
   std::string network;  // the network name: the store is <dataDir>/<network>
@@ -105,9 +72,10 @@ IpamConfig parseIpamConfig(const cni::NetConf& conf, const cni::Env& env, Scope 
 // The range sets to allocate from, in result order (loads the node source when there is one).
 std::vector<RangeSet> rangeSets(const IpamConfig& cfg);
 // One set per podCIDR (set id = its index in podCIDRs), ordered by the node's address family
-// preference. Error(InvalidConfig) for host bits, a too-small CIDR, or two CIDRs of one family.
-std::vector<RangeSet> rangeSetsForNode(const NodeInfo& node);
+// preference. Error(InvalidConfig) for host bits, a too-small CIDR, or two CIDRs of one family,
+// naming the field after `fieldPrefix` (NodeSource::fieldPrefix()).
+std::vector<RangeSet> rangeSetsForNode(const k8s::Node& node, std::string_view fieldPrefix);
 // The node's preferred family (see the header comment), if its addresses tell.
-std::optional<ip::Family> preferredFamily(const std::vector<NodeAddress>& addresses);
+std::optional<ip::Family> preferredFamily(const std::vector<k8s::NodeAddress>& addresses);
 
 }  // namespace dualstack::ipam

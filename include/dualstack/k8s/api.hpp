@@ -6,28 +6,11 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/k8s/node.hpp"
 #include "dualstack/sys/error.hpp"
 
 namespace dualstack::k8s {
-
-struct NodeAddress {
-  std::string type;  // InternalIP, ExternalIP, Hostname, ...
-  std::string address;
-};
-
-// What dualstack-ipam needs of a Node, as the API states it (validated by the ipam layer).
-struct Node {
-  std::string name;
-  std::vector<std::string> podCIDRs;   // spec.podCIDRs, else [spec.podCIDR]; may be empty
-  std::vector<NodeAddress> addresses;  // status.addresses, in the API's order
-};
-
-// From a Node object as the API (or `kubectl get node -o json`) gives it. Error(DecodeFailure)
-// naming the field when it has the wrong type; `where` prefixes messages.
-Node parseNode(const nlohmann::json& obj, std::string_view where);
 
 // No answer from the API server (no route, refused, timeout, reset) or it is overloaded (429,
 // 5xx): a cached copy of the node may stand in. Code TryAgainLater.

@@ -11,7 +11,9 @@
 // a file inside <dataDir>/<network>/ would change that directory's times and make the ipam
 // store rebuild its index. No network can be named ".dualstack-k8s" (names start with [a-zA-Z0-9]).
 // Replaced atomically (temp file, fsync, rename); fetchedAtMs decides freshness, fetchedAt is
-// for people.
+// for people. podCIDRs and addresses are those of the Node model (addresses that are IP
+// addresses); files of older versions, which also kept the Hostname, read the same, and older
+// versions read these.
 #pragma once
 
 #include <chrono>

@@ -11,4 +11,7 @@ namespace dualstack::sys {
 // The value of the variable `name`, or nullopt when it is unset.
 using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 
+// The process environment, as an EnvLookup.
+std::optional<std::string> processEnv(const char* name);
+
 }  // namespace dualstack::sys

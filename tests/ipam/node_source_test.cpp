@@ -1,56 +1,33 @@
-// The node source's config, and its cache policy against the test API server.
-#include "dualstack/k8s/node_source.hpp"
+// The ipam.node schema of the Kubernetes API source, and its cache policy against the test API
+// server.
+#include "dualstack/ipam/node_source.hpp"
 
 #include <gtest/gtest.h>
 
-#include "apiserver.hpp"
-#include "dualstack/sys/error.hpp"
+#include "dualstack/cni/error.hpp"
+#include "k8s/apiserver.hpp"
 
-namespace dualstack::k8s {
+namespace dualstack::ipam {
 namespace {
 
+using cni::Code;
+using cni::Error;
+using k8s::CachedNode;
+using k8s::Node;
+using k8s::readCache;
+using k8s::writeCache;
 using nlohmann::json;
 using std::chrono::milliseconds;
-using sys::Code;
-using sys::Error;
+namespace testing = k8s::testing;
 using testing::nodeObject;
 using testing::Pki;
 using testing::TestApiServer;
 
-sys::EnvLookup env(std::optional<std::string> nodeName) {
+cni::EnvLookup env(std::optional<std::string> nodeName) {
   return [nodeName](const char* name) -> std::optional<std::string> {
     if (std::string(name) == "K8S_NODE_NAME") return nodeName;
     return std::nullopt;
   };
-}
-
-TEST(Duration, GoFormsAndSeconds) {
-  EXPECT_EQ(parseDuration(json("2s"), "f"), milliseconds(2000));
-  EXPECT_EQ(parseDuration(json("500ms"), "f"), milliseconds(500));
-  EXPECT_EQ(parseDuration(json("1m30s"), "f"), milliseconds(90000));
-  EXPECT_EQ(parseDuration(json("1.5s"), "f"), milliseconds(1500));
-  EXPECT_EQ(parseDuration(json("2h"), "f"), milliseconds(7200000));
-  EXPECT_EQ(parseDuration(json("0"), "f"), milliseconds(0));
-  EXPECT_EQ(parseDuration(json(3), "f"), milliseconds(3000));
-  EXPECT_EQ(parseDuration(json(0.25), "f"), milliseconds(250));
-  for (const json& bad : {json("2"), json("s"), json("-1s"), json("1.2.3s"), json("2 s"),
-                          json("2d"), json(-1), json(true), json(1e12)}) {
-    try {
-      parseDuration(bad, "ipam.node.timeout");
-      ADD_FAILURE() << "accepted " << bad.dump();
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), Code::InvalidConfig);
-      EXPECT_EQ(e.msg().rfind("ipam.node.timeout: ", 0), 0U) << e.msg();
-    }
-  }
-}
-
-TEST(NodeName, Validation) {
-  EXPECT_TRUE(validNodeName("worker-1"));
-  EXPECT_TRUE(validNodeName("ip-10-0-1-5.eu-west-1.compute.internal"));
-  for (const char* bad : {"", "Worker-1", "-a", "a-", "a..b", "../x", "a/b", "a_b", ".a"}) {
-    EXPECT_FALSE(validNodeName(bad)) << bad;
-  }
 }
 
 TEST(NodeApiConfig, NameFromConfigThenEnvThenHostName) {
@@ -71,7 +48,7 @@ TEST(NodeApiConfig, NameFromConfigThenEnvThenHostName) {
   ::gethostname(host, sizeof host - 1);
   std::string lower = host;
   for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (validNodeName(lower)) {
+  if (k8s::validNodeName(lower)) {
     c = parseNodeApiConfig(base, "ipam.node", env(std::nullopt));
     EXPECT_EQ(c.name, lower);
     EXPECT_EQ(c.nameSource, "the host name");
@@ -165,9 +142,9 @@ TEST_F(Policy, ExpiredCacheIsRefreshed) {
   src.read(Access::Api);
   server.setNode(nodeObject("worker-1", {"10.244.1.0/24", "fd00:10:244:1::/64"},
                             {{"InternalIP", "fd00:192:168:10::5"}}));
-  EXPECT_EQ(src.read(Access::Api).addresses[0].address, "fd00:192:168:10::5");
+  EXPECT_EQ(src.read(Access::Api).addresses[0].address.str(), "fd00:192:168:10::5");
   EXPECT_EQ(server.requests(), 2);
-  EXPECT_EQ(readCache(src.cacheFile())->node.addresses[0].address, "fd00:192:168:10::5");
+  EXPECT_EQ(readCache(src.cacheFile())->node.addresses[0].address.str(), "fd00:192:168:10::5");
 }
 
 TEST_F(Policy, StaleCacheStandsInWhileTheServerIsDown) {
@@ -239,7 +216,10 @@ TEST_F(Policy, CacheOnlyNeverAsks) {
 
 TEST_F(Policy, CacheOfAnotherKubeconfigOrCorruptIsIgnored) {
   auto src = source("1h");
-  CachedNode other{{"worker-1", {"10.99.0.0/24"}, {}}, "/other.kubeconfig", "https://x", {}};
+  CachedNode other{{"worker-1", {{*ip::Prefix::parse("10.99.0.0/24"), "spec.podCIDRs[0]"}}, {}, {}},
+                   "/other.kubeconfig",
+                   "https://x",
+                   {}};
   other.fetchedAt = std::chrono::system_clock::now();
   writeCache(src.cacheFile(), other);
   EXPECT_EQ(src.read(Access::Api).podCIDRs.size(), 2U);
@@ -268,5 +248,47 @@ TEST_F(Policy, CacheFromBeyondTheClockIsIgnored) {
   EXPECT_NE(warnings[0].find("fetchedAtMs"), std::string::npos) << warnings[0];
 }
 
+// A Node whose podCIDR is no CIDR is refused naming it, and not cached: the next ADD asks again.
+TEST_F(Policy, UnusableNodeIsInvalidConfigAndNotCached) {
+  server.setNode(nodeObject("worker-1", {"10.244.1.0/24", "fd00:10:244:1::/6400"},
+                            {{"InternalIP", "192.168.10.5"}}));
+  auto src = source("1h");
+  try {
+    src.read(Access::Api);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::InvalidConfig);
+    EXPECT_EQ(e.msg(), "node \"worker-1\" from the Kubernetes API (kubeconfig " + kubeconfig +
+                           "): spec.podCIDRs[1]: \"fd00:10:244:1::/6400\" is not an address in "
+                           "CIDR form (like 10.244.1.0/24)");
+  }
+  EXPECT_EQ(readCache(src.cacheFile()), std::nullopt);
+}
+
+// A cache an older version wrote holds what the API said, usable or not.
+TEST_F(Policy, UnusableCacheIsInvalidConfig) {
+  auto src = source("1h");
+  testing::writeText(src.cacheFile(),
+                     R"({"version": 1, "node": "worker-1", "kubeconfig": ")" + kubeconfig +
+                         R"(", "fetchedAtMs": )" +
+                         std::to_string(std::chrono::duration_cast<milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count()) +
+                         R"(, "podCIDRs": ["10.244.1.0/24"], "addresses": )" +
+                         R"([{"type": "InternalIP", "address": "192.168.10.300"}]})");
+  for (const Access access : {Access::Api, Access::CacheOnly}) {
+    try {
+      src.read(access);
+      ADD_FAILURE();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::InvalidConfig);
+      EXPECT_EQ(e.msg(), "node \"worker-1\" from the Kubernetes API (kubeconfig " + kubeconfig +
+                             "): status.addresses[0].address: \"192.168.10.300\" is not an IP "
+                             "address");
+    }
+  }
+  EXPECT_EQ(server.requests(), 0);
+}
+
 }  // namespace
-}  // namespace dualstack::k8s
+}  // namespace dualstack::ipam
