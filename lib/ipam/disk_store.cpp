@@ -27,10 +27,11 @@ using sys::Fd;
 
 namespace {
 
-constexpr const char* kIndexDir = ".dualstack";
-constexpr const char* kStateFile = "state";
-constexpr const char* kLockFile = "lock";
-constexpr std::string_view kTempPrefix = ".tmp-";
+using disk::kIndexDir;
+using disk::kLockFile;
+using disk::kStateFile;
+using disk::kTempPrefix;
+
 constexpr std::string_view kEntryMagic = "# dualstack-ipam index entry v1";
 constexpr std::string_view kStateMagic = "# dualstack-ipam index state v2";
 constexpr std::string_view kComplete = "complete yes\n";
@@ -50,6 +51,10 @@ std::string keyOf(const std::string& containerId, const std::string& ifname) {
 }
 std::string keyOf(const cni::Attachment& a) { return keyOf(a.containerId, a.ifname); }
 std::string keyOf(const Owner& o) { return keyOf(o.containerId, o.ifname); }
+Owner ownerOfKey(const std::string& key) {
+  const auto at = key.find('@');
+  return Owner{key.substr(0, at), key.substr(at + 1)};
+}
 
 std::string hashedName(const std::string& key, int n) {
   char buf[40];
@@ -154,12 +159,50 @@ const std::string& bootId() {
   return id;
 }
 
-struct ParsedEntry {
-  std::string key;
-  std::vector<Address> addresses;
-};
+// Addresses in address order, whatever order they came in: an ADD and a later rebuild of the
+// index write the same bytes, so a GC that releases nothing rewrites nothing.
+std::string formatEntry(const std::string& key, std::vector<Address> addrs) {
+  std::sort(addrs.begin(), addrs.end());
+  const auto at = key.find('@');
+  std::string s(kEntryMagic);
+  s += "\ncontainerID " + key.substr(0, at) + "\n";
+  if (at + 1 < key.size()) s += "ifname " + key.substr(at + 1) + "\n";
+  for (const auto& a : addrs) s += "address " + a.str() + "\n";
+  return s;
+}
 
-std::optional<ParsedEntry> parseEntry(std::string_view text) {
+// The directory fd for dataDir, creating missing components (0700) when asked.
+int openDataDir(const std::string& dataDir, bool create) {
+  int fd = ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT || !create) return fd;
+  if (const int err = sys::makeDirs(dataDir, 0700); err != 0) {
+    errno = err;
+    return -1;
+  }
+  return ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+}  // namespace
+
+// ---- the layout ----
+
+namespace disk {
+
+bool isLastReservedName(std::string_view name) {
+  constexpr std::string_view prefix = "last_reserved_ip.";
+  if (name.substr(0, prefix.size()) != prefix || name.size() == prefix.size()) return false;
+  return name.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos;
+}
+
+std::optional<Address> parseLastReserved(std::string_view text) {
+  return Address::parse(trim(text));
+}
+
+bool isHashedEntryName(std::string_view name) { return !name.empty() && name.front() == '~'; }
+
+std::string entryKey(const Owner& owner) { return keyOf(owner); }
+
+std::optional<IndexEntry> parseIndexEntry(std::string_view text) {
   std::string containerId, ifname;
   std::vector<Address> addrs;
   bool first = true;
@@ -190,33 +233,10 @@ std::optional<ParsedEntry> parseEntry(std::string_view text) {
     }
   }
   if (first || containerId.empty()) return std::nullopt;
-  return ParsedEntry{keyOf(containerId, ifname), std::move(addrs)};
+  return IndexEntry{Owner{std::move(containerId), std::move(ifname)}, std::move(addrs)};
 }
 
-// Addresses in address order, whatever order they came in: an ADD and a later rebuild of the
-// index write the same bytes, so a GC that releases nothing rewrites nothing.
-std::string formatEntry(const std::string& key, std::vector<Address> addrs) {
-  std::sort(addrs.begin(), addrs.end());
-  const auto at = key.find('@');
-  std::string s(kEntryMagic);
-  s += "\ncontainerID " + key.substr(0, at) + "\n";
-  if (at + 1 < key.size()) s += "ifname " + key.substr(at + 1) + "\n";
-  for (const auto& a : addrs) s += "address " + a.str() + "\n";
-  return s;
-}
-
-// The directory fd for dataDir, creating missing components (0700) when asked.
-int openDataDir(const std::string& dataDir, bool create) {
-  int fd = ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0 || errno != ENOENT || !create) return fd;
-  if (const int err = sys::makeDirs(dataDir, 0700); err != 0) {
-    errno = err;
-    return -1;
-  }
-  return ::open(dataDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-}
-
-}  // namespace
+}  // namespace disk
 
 // ---- opening and locking ----
 
@@ -430,8 +450,8 @@ std::optional<std::vector<Address>> DiskStore::readEntry(const std::string& key,
   if (key.size() <= kMaxEntryName) {
     const auto text = readSmall(index_.get(), key, dirPath);
     if (!text) return std::nullopt;
-    auto parsed = parseEntry(*text);
-    if (!parsed || parsed->key != key) {
+    auto parsed = disk::parseIndexEntry(*text);
+    if (!parsed || keyOf(parsed->owner) != key) {
       *consistent = false;
       return std::nullopt;
     }
@@ -440,12 +460,12 @@ std::optional<std::vector<Address>> DiskStore::readEntry(const std::string& key,
   for (int n = 0;; ++n) {
     const auto text = readSmall(index_.get(), hashedName(key, n), dirPath);
     if (!text) return std::nullopt;
-    auto parsed = parseEntry(*text);
+    auto parsed = disk::parseIndexEntry(*text);
     if (!parsed) {
       *consistent = false;
       return std::nullopt;
     }
-    if (parsed->key == key) return std::move(parsed->addresses);
+    if (keyOf(parsed->owner) == key) return std::move(parsed->addresses);
   }
 }
 
@@ -455,8 +475,7 @@ std::vector<Address>& DiskStore::entry(const std::string& key) {
   auto addrs = readEntry(key, &consistent);
   if (consistent && addrs) {
     // The entry must agree with the per-IP files it names.
-    const auto at = key.find('@');
-    const Owner expected{key.substr(0, at), key.substr(at + 1)};
+    const Owner expected = ownerOfKey(key);
     for (const auto& a : *addrs) {
       if (ownerOf(a) != expected) {
         consistent = false;
@@ -484,8 +503,8 @@ void DiskStore::writeEntry(const std::string& key, const std::vector<Address>& a
   for (int n = 0;; ++n) {
     const std::string name = hashedName(key, n);
     const auto text = readSmall(index_.get(), name, dirPath);
-    const auto parsed = text ? parseEntry(*text) : std::nullopt;
-    if (!text || !parsed || parsed->key == key) {
+    const auto parsed = text ? disk::parseIndexEntry(*text) : std::nullopt;
+    if (!text || !parsed || keyOf(parsed->owner) == key) {
       writeSmall(index_.get(), name, formatEntry(key, addrs), dirPath);
       return;
     }
@@ -507,8 +526,8 @@ void DiskStore::removeEntry(const std::string& key) {
     const auto text = readSmall(index_.get(), hashedName(key, n), dirPath);
     if (!text) break;
     last = n;
-    const auto parsed = parseEntry(*text);
-    if (found < 0 && parsed && parsed->key == key) found = n;
+    const auto parsed = disk::parseIndexEntry(*text);
+    if (found < 0 && parsed && keyOf(parsed->owner) == key) found = n;
   }
   if (found < 0) return;
   const std::string hole = hashedName(key, found);
@@ -610,7 +629,7 @@ std::optional<Address> DiskStore::lastReserved(std::size_t rangeSetId) {
   requireLocked("lastReserved");
   const auto text = readSmall(dir_.get(), "last_reserved_ip." + std::to_string(rangeSetId), path_);
   if (!text) return std::nullopt;
-  return Address::parse(trim(*text));
+  return disk::parseLastReserved(*text);
 }
 
 bool DiskStore::reserve(const Address& addr, const cni::Attachment& a) {
@@ -717,150 +736,40 @@ std::size_t DiskStore::removeStaleTemps(std::chrono::seconds age) {
   return removed;
 }
 
-// ---- audit ----
+// ---- read-only access for the audit ----
 
-namespace {
+std::string DiskStore::pathOf(Dir dir) const {
+  return dir == Dir::Network ? path_ : join(path_, kIndexDir);
+}
 
-struct DirEntry {
-  std::string name;
-  mode_t type;  // S_IFREG, S_IFDIR, S_IFLNK, ...
-  std::time_t mtime;
-};
-
-std::vector<DirEntry> readDirectory(int dirFd, const std::string& path) {
-  std::vector<sys::DirEntry> listed;
-  if (const int err = sys::listDirAt(dirFd, listed); err != 0) {
-    throw ioError("read directory", path, err);
+int DiskStore::indexForReading() {
+  if (!index_) {
+    index_ = Fd(::openat(dir_.get(), kIndexDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!index_) throw ioError("open", pathOf(Dir::Index), errno);
   }
-  std::vector<DirEntry> out;
+  return index_.get();
+}
+
+std::vector<DiskStore::File> DiskStore::files(Dir dir) {
+  requireLocked("files");
+  const int fd = dir == Dir::Network ? dir_.get() : indexForReading();
+  std::vector<sys::DirEntry> listed;
+  if (const int err = sys::listDirAt(fd, listed); err != 0) {
+    throw ioError("read directory", pathOf(dir), err);
+  }
+  std::vector<File> out;
   for (const auto& e : listed) {
     struct stat st {};
-    if (::fstatat(dirFd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
-    out.push_back({e.name, st.st_mode & S_IFMT, st.st_mtime});
+    if (::fstatat(fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    out.push_back({e.name, st.st_mode & S_IFMT, static_cast<std::int64_t>(st.st_mtime)});
   }
   return out;
 }
 
-std::string_view kindOf(mode_t type) {
-  switch (type) {
-    case S_IFDIR:
-      return "directory";
-    case S_IFLNK:
-      return "symlink";
-    case S_IFREG:
-      return "file";
-    default:
-      return "special file";
-  }
-}
-
-bool isLastReservedName(std::string_view name) {
-  constexpr std::string_view prefix = "last_reserved_ip.";
-  if (name.substr(0, prefix.size()) != prefix || name.size() == prefix.size()) return false;
-  return name.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos;
-}
-
-}  // namespace
-
-std::vector<std::string> DiskStore::audit(std::chrono::seconds tempAge) {
-  requireLocked("audit");
-  std::vector<std::string> problems;
-  const auto problem = [&](const std::string& path, const std::string& what) {
-    problems.push_back(path + ": " + what);
-  };
-
-  // The network directory: per-IP files, last_reserved_ip.N, lock, .dualstack, nothing else.
-  std::map<Address, Owner> owners;
-  bool hasIndex = false;
-  for (const auto& e : readDirectory(dir_.get(), path_)) {
-    const std::string file = join(path_, e.name);
-    if (e.name == kIndexDir) {
-      if (e.type == S_IFDIR) {
-        hasIndex = true;
-      } else {
-        problem(file, "is a " + std::string(kindOf(e.type)) + ", expected the index directory");
-      }
-      continue;
-    }
-    if (e.name == kLockFile) {
-      if (e.type != S_IFREG) problem(file, "the lock is a " + std::string(kindOf(e.type)));
-      continue;
-    }
-    if (isLastReservedName(e.name)) {
-      const auto text = e.type == S_IFREG ? readSmall(dir_.get(), e.name, path_) : std::nullopt;
-      if (!text || !Address::parse(trim(*text))) problem(file, "does not hold an address");
-      continue;
-    }
-    const auto a = Address::parse(e.name);
-    if (!a || e.type != S_IFREG) {
-      problem(file, "not an allocation (stray " + std::string(kindOf(e.type)) + ")");
-      continue;
-    }
-    if (a->str() != e.name) {
-      problem(file, "not an allocation: the address is not in canonical form (" + a->str() +
-                        "), so no plugin ever looks it up");
-      continue;
-    }
-    const auto content = readSmall(dir_.get(), e.name, path_);
-    if (!content) continue;
-    const auto owner = parseOwnerFile(*content);
-    if (!owner) {
-      problem(file, "names no owner (the address is held by nobody; gc releases it)");
-      continue;
-    }
-    owners.emplace(*a, *owner);
-  }
-  if (!hasIndex) return problems;
-
-  // The index: every entry parses, lists only files its attachment holds, and every per-IP file
-  // is listed by its attachment's entry.
-  const std::string indexPath = join(path_, kIndexDir);
-  Fd index(::openat(dir_.get(), kIndexDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!index) throw ioError("open", indexPath, errno);
-  std::map<std::string, std::set<Address>> indexed;
-  const auto now = std::time(nullptr);
-  for (const auto& e : readDirectory(index.get(), indexPath)) {
-    const std::string file = join(indexPath, e.name);
-    if (e.name == kStateFile) continue;
-    if (e.name.compare(0, kTempPrefix.size(), kTempPrefix) == 0) {
-      if (now - e.mtime >= tempAge.count()) {
-        problem(file, "temp file of an ADD that did not finish (gc removes it)");
-      }
-      continue;
-    }
-    if (e.type != S_IFREG) {
-      problem(file, "not an index entry (stray " + std::string(kindOf(e.type)) + ")");
-      continue;
-    }
-    const auto text = readSmall(index.get(), e.name, indexPath);
-    const auto parsed = text ? parseEntry(*text) : std::nullopt;
-    const bool hashed = e.name.front() == '~';
-    if (!parsed || (!hashed && parsed->key != e.name)) {
-      problem(file, "not a valid index entry");
-      continue;
-    }
-    const auto at = parsed->key.find('@');
-    const Owner expected{parsed->key.substr(0, at), parsed->key.substr(at + 1)};
-    for (const auto& a : parsed->addresses) {
-      indexed[parsed->key].insert(a);
-      const auto it = owners.find(a);
-      if (it == owners.end()) {
-        problem(file, "lists " + a.str() + " for " + expected.str() + ", but " +
-                          join(path_, a.str()) + " does not hold an allocation");
-      } else if (!(it->second == expected)) {
-        problem(file, "lists " + a.str() + " for " + expected.str() +
-                          ", but the address belongs to " + it->second.str());
-      }
-    }
-  }
-  for (const auto& [a, owner] : owners) {
-    const auto it = indexed.find(keyOf(owner));
-    if (it == indexed.end() || it->second.count(a) == 0) {
-      problem(join(path_, a.str()),
-              "held by " + owner.str() + " but missing from the index (a GC rewrites the index)");
-    }
-  }
-  return problems;
+std::optional<std::string> DiskStore::readFile(Dir dir, const std::string& name) {
+  requireLocked("readFile");
+  const int fd = dir == Dir::Network ? dir_.get() : indexForReading();
+  return readSmall(fd, name, pathOf(dir));
 }
 
 std::optional<std::int64_t> DiskStore::allocatedAt(const Address& a) {

@@ -16,6 +16,7 @@
 #include "dualstack/ipam/allocator.hpp"
 #include "dualstack/ipam/config.hpp"
 #include "dualstack/ipam/disk_store.hpp"
+#include "dualstack/ops/store_audit.hpp"
 #include "dualstack/sys/fd.hpp"
 #include "dualstack/sys/file.hpp"
 #include "dualstack/sys/io.hpp"
@@ -166,47 +167,57 @@ std::vector<Listed> listAllocations(const std::string& dataDir, const std::strin
   return out;
 }
 
+namespace {
+
+// The range set and range of `config` that hold addr, if any.
+std::pair<const ipam::RangeSet*, const ipam::Range*> rangeOf(const ConfigView& config,
+                                                             const ip::Address& addr) {
+  for (const auto& set : config.ranges) {
+    if (const ipam::Range* range = set.rangeFor(addr)) return {&set, range};
+  }
+  return {nullptr, nullptr};
+}
+
+// What the store holds against what `config` allows: addresses outside its ranges, reserved
+// addresses, and attachments holding more than one address of a range set.
+void configProblems(DiskStore& store, const ConfigView& config,
+                    std::vector<std::string>& problems) {
+  std::string ranges;
+  for (const auto& set : config.ranges) ranges += (ranges.empty() ? "" : ", ") + set.str();
+  std::map<std::pair<std::string, std::size_t>, std::vector<ip::Address>> perSet;
+  for (const auto& [addr, owner] : store.list()) {
+    const std::string file = store.path() + "/" + addr.str();
+    const std::string who = owner ? "held by " + owner->str() : "held by nobody";
+    const auto [set, range] = rangeOf(config, addr);
+    if (range == nullptr) {
+      problems.push_back(file + ": " + who + ", outside the ranges of " + config.path + " (" +
+                         ranges + ")");
+      continue;
+    }
+    if (range->isReserved(addr)) {
+      problems.push_back(file + ": " + who + ", but " + addr.str() +
+                         " is the network, gateway or broadcast address of " + range->str());
+    }
+    if (owner) perSet[{owner->str(), set->id}].push_back(addr);
+  }
+  for (const auto& [key, addrs] : perSet) {
+    if (addrs.size() < 2) continue;
+    std::string list;
+    for (const auto& a : addrs) list += (list.empty() ? "" : ", ") + a.str();
+    problems.push_back(store.path() + ": " + key.first + " holds " + std::to_string(addrs.size()) +
+                       " addresses of one range set (" + list + "); one is leaked");
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> verifyStore(const std::string& dataDir, const std::string& network,
                                      const ConfigView* config) {
   auto store = openStore(dataDir, network, DiskStore::Mode::ReadOnly);
   if (!store) throw Error(Code::IoFailure, "no address store at " + storePath(dataDir, network));
   store->lock();
-  std::vector<std::string> problems = store->audit(kStaleTemp);
-  if (config != nullptr) {
-    std::string ranges;
-    for (const auto& set : config->ranges) ranges += (ranges.empty() ? "" : ", ") + set.str();
-    std::map<std::pair<std::string, std::size_t>, std::vector<ip::Address>> perSet;
-    for (const auto& [addr, owner] : store->list()) {
-      const std::string file = store->path() + "/" + addr.str();
-      const std::string who = owner ? "held by " + owner->str() : "held by nobody";
-      const ipam::RangeSet* set = nullptr;
-      const ipam::Range* range = nullptr;
-      for (const auto& s : config->ranges) {
-        if ((range = s.rangeFor(addr)) != nullptr) {
-          set = &s;
-          break;
-        }
-      }
-      if (range == nullptr) {
-        problems.push_back(file + ": " + who + ", outside the ranges of " + config->path + " (" +
-                           ranges + ")");
-        continue;
-      }
-      if (range->isReserved(addr)) {
-        problems.push_back(file + ": " + who + ", but " + addr.str() +
-                           " is the network, gateway or broadcast address of " + range->str());
-      }
-      if (owner) perSet[{owner->str(), set->id}].push_back(addr);
-    }
-    for (const auto& [key, addrs] : perSet) {
-      if (addrs.size() < 2) continue;
-      std::string list;
-      for (const auto& a : addrs) list += (list.empty() ? "" : ", ") + a.str();
-      problems.push_back(store->path() + ": " + key.first + " holds " +
-                         std::to_string(addrs.size()) + " addresses of one range set (" + list +
-                         "); one is leaked");
-    }
-  }
+  std::vector<std::string> problems = auditStore(*store, kStaleTemp);
+  if (config != nullptr) configProblems(*store, *config, problems);
   store->commit();
   return problems;
 }

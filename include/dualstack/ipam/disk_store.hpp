@@ -65,6 +65,8 @@
 //   as missing.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -72,6 +74,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dualstack/ipam/store.hpp"
@@ -81,6 +84,33 @@
 struct stat;
 
 namespace dualstack::ipam {
+
+// The names of the layout above and the format of its index entries, shared by DiskStore and
+// the operators' audit (ops::auditStore).
+namespace disk {
+inline constexpr const char* kIndexDir = ".dualstack";
+inline constexpr const char* kStateFile = "state";
+inline constexpr const char* kLockFile = "lock";
+inline constexpr std::string_view kTempPrefix = ".tmp-";
+
+// "last_reserved_ip.<N>"
+bool isLastReservedName(std::string_view name);
+// The address such a file holds (surrounding whitespace ignored), if any.
+std::optional<ip::Address> parseLastReserved(std::string_view text);
+// Index entries whose "<containerID>@<ifname>" is too long for a file name: "~<fnv64 hex>.<n>".
+bool isHashedEntryName(std::string_view name);
+// The name of an owner's index entry (unless hashed): "<containerID>@<ifname>", or
+// "<containerID>@" for a legacy ID-only owner.
+std::string entryKey(const Owner& owner);
+
+struct IndexEntry {
+  Owner owner;
+  std::vector<ip::Address> addresses;
+};
+// nullopt for anything but a whole entry (torn, foreign, or naming no container).
+std::optional<IndexEntry> parseIndexEntry(std::string_view text);
+
+}  // namespace disk
 
 class DiskStore final : public Store {
  public:
@@ -120,11 +150,21 @@ class DiskStore final : public Store {
   // GC: removes temp files of crashed ADDs older than `age`; returns how many.
   std::size_t removeStaleTemps(std::chrono::seconds age);
 
-  // Operators (dualstack-ipam verify): every disagreement between the per-IP files and the index,
-  // files that are not part of the store, unreadable records and temp files older than
-  // `tempAge`, one line each naming the file. Reads only; needs the lock. A store without an
-  // index (only host-local has used it) is checked for stray files only.
-  std::vector<std::string> audit(std::chrono::seconds tempAge);
+  // Read-only access to the files of the layout above, for the operators' audit
+  // (ops::auditStore). Needs the lock; creates nothing.
+  enum class Dir { Network, Index };
+  struct File {
+    std::string name;
+    mode_t type;  // S_IFREG, S_IFDIR, S_IFLNK, ...
+    std::int64_t mtime;
+  };
+  // The entries of the directory, types and times as they were when it was read (without
+  // following links); Error(IoFailure) naming it when it cannot be read or does not exist.
+  std::vector<File> files(Dir dir);
+  // The content of a file of the directory (nullopt when it does not exist; empty past 64 KiB),
+  // or Error(IoFailure) naming it when it is not a regular file or cannot be read.
+  std::optional<std::string> readFile(Dir dir, const std::string& name);
+  std::string pathOf(Dir dir) const;
   // When the per-IP file of `a` was last written (seconds since the epoch), if it exists.
   std::optional<std::int64_t> allocatedAt(const ip::Address& a);
   // Tests: use the named temp files of filesystems without O_TMPFILE.
@@ -136,6 +176,7 @@ class DiskStore final : public Store {
  private:
   DiskStore(std::string path, int dirFd, Mode mode);
   void openIndexDir();
+  int indexForReading();
   void ensureIndex();
   void rebuild();
   std::vector<std::pair<ip::Address, std::optional<Owner>>> walk();

@@ -43,7 +43,7 @@ struct Listed {
 // Every allocation of <dataDir>/<network>, by address; empty when the store does not exist.
 std::vector<Listed> listAllocations(const std::string& dataDir, const std::string& network);
 
-// Problems of <dataDir>/<network>, one line each: DiskStore::audit(), and with `config` the
+// Problems of <dataDir>/<network>, one line each: auditStore(), and with `config` the
 // addresses outside its ranges, reserved addresses (network, gateway, broadcast) and attachments
 // holding more than one address of a range set. Error(IoFailure) when the store does not exist.
 std::vector<std::string> verifyStore(const std::string& dataDir, const std::string& network,
