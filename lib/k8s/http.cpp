@@ -11,32 +11,25 @@
 #include <new>
 #include <stop_token>
 
+#include "dualstack/sys/library.hpp"
+
 namespace dualstack::k8s {
 
 using sys::Code;
 
 namespace {
 
-constexpr const char* kLibcurl = "libcurl.so.4";
-
 // The few libcurl functions we use, resolved from a dlopen'ed libcurl.so.4.
 class LibCurl {
  public:
   static const LibCurl& instance() {
     static const LibCurl lib;
-    if (lib.handle_ == nullptr) {
+    if (!lib.lib_.loaded()) {
       throw HttpError(HttpFailure::Setup, Code::IoFailure,
-                      std::string("cannot load ") + kLibcurl + " (" + lib.loadError_ +
-                          "): install libcurl4 to use node.kubeconfig");
+                      lib.lib_.error() + " to use node.kubeconfig");
     }
     return lib;
   }
-
-  ~LibCurl() {
-    if (handle_ != nullptr) ::dlclose(handle_);
-  }
-  LibCurl(const LibCurl&) = delete;
-  LibCurl& operator=(const LibCurl&) = delete;
 
   decltype(&::curl_easy_init) easyInit = nullptr;
   decltype(&::curl_easy_setopt) easySetopt = nullptr;
@@ -58,44 +51,27 @@ class LibCurl {
 
  private:
   LibCurl() {
-    // RTLD_NODELETE: OpenSSL, loaded with libcurl, registers exit handlers that must stay mapped.
-    handle_ = ::dlopen(kLibcurl, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (handle_ == nullptr) {
-      const char* e = ::dlerror();
-      loadError_ = e != nullptr ? e : "not found";
-      return;
-    }
-    const bool ok =
-        resolve(easyInit, "curl_easy_init") && resolve(easySetopt, "curl_easy_setopt") &&
-        resolve(easyGetinfo, "curl_easy_getinfo") && resolve(easyPause, "curl_easy_pause") &&
-        resolve(easyCleanup, "curl_easy_cleanup") && resolve(easyStrerror, "curl_easy_strerror") &&
-        resolve(slistAppend, "curl_slist_append") && resolve(slistFreeAll, "curl_slist_free_all") &&
-        resolve(multiInit, "curl_multi_init") && resolve(multiAddHandle, "curl_multi_add_handle") &&
-        resolve(multiRemoveHandle, "curl_multi_remove_handle") &&
-        resolve(multiPerform, "curl_multi_perform") && resolve(multiPoll, "curl_multi_poll") &&
-        resolve(multiWakeup, "curl_multi_wakeup") &&
-        resolve(multiInfoRead, "curl_multi_info_read") &&
-        resolve(multiCleanup, "curl_multi_cleanup") &&
-        resolve(multiStrerror, "curl_multi_strerror");
-    if (!ok) {
-      ::dlclose(handle_);
-      handle_ = nullptr;
-    }
+    lib_.resolve(easyInit, "curl_easy_init");
+    lib_.resolve(easySetopt, "curl_easy_setopt");
+    lib_.resolve(easyGetinfo, "curl_easy_getinfo");
+    lib_.resolve(easyPause, "curl_easy_pause");
+    lib_.resolve(easyCleanup, "curl_easy_cleanup");
+    lib_.resolve(easyStrerror, "curl_easy_strerror");
+    lib_.resolve(slistAppend, "curl_slist_append");
+    lib_.resolve(slistFreeAll, "curl_slist_free_all");
+    lib_.resolve(multiInit, "curl_multi_init");
+    lib_.resolve(multiAddHandle, "curl_multi_add_handle");
+    lib_.resolve(multiRemoveHandle, "curl_multi_remove_handle");
+    lib_.resolve(multiPerform, "curl_multi_perform");
+    lib_.resolve(multiPoll, "curl_multi_poll");
+    lib_.resolve(multiWakeup, "curl_multi_wakeup");
+    lib_.resolve(multiInfoRead, "curl_multi_info_read");
+    lib_.resolve(multiCleanup, "curl_multi_cleanup");
+    lib_.resolve(multiStrerror, "curl_multi_strerror");
   }
 
-  template <typename F>
-  bool resolve(F& fn, const char* name) {
-    void* sym = ::dlsym(handle_, name);
-    if (sym == nullptr) {
-      loadError_ = std::string("it has no ") + name;
-      return false;
-    }
-    fn = reinterpret_cast<F>(sym);
-    return true;
-  }
-
-  void* handle_ = nullptr;
-  std::string loadError_;
+  // RTLD_NODELETE: OpenSSL, loaded with libcurl, registers exit handlers that must stay mapped.
+  sys::Library lib_{"libcurl.so.4", "libcurl4", RTLD_NODELETE};
 };
 
 class Headers {

@@ -9,7 +9,7 @@
 
 #include <nftables/libnftables.h>
 
-#include <string>
+#include "dualstack/sys/library.hpp"
 
 #include "dualstack/sys/error.hpp"
 
@@ -23,10 +23,6 @@ class NftablesLib {
   // a function; the failure is remembered and thrown again on every call.
   static const NftablesLib& get();
 
-  ~NftablesLib();
-  NftablesLib(const NftablesLib&) = delete;
-  NftablesLib& operator=(const NftablesLib&) = delete;
-
   decltype(&::nft_ctx_new) ctxNew = nullptr;
   decltype(&::nft_ctx_free) ctxFree = nullptr;
   decltype(&::nft_ctx_buffer_output) ctxBufferOutput = nullptr;
@@ -38,11 +34,8 @@ class NftablesLib {
 
  private:
   NftablesLib();
-  template <typename F>
-  bool resolve(F& fn, const char* name);
 
-  void* handle_ = nullptr;
-  std::string loadError_;  // dlerror() of the failed dlopen or dlsym, when handle_ is null
+  sys::Library lib_{"libnftables.so.1", "libnftables1"};
 };
 
 }  // namespace dualstack::nft
