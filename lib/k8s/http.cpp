@@ -285,13 +285,64 @@ void setup(Easy& easy, Headers& headers, const HttpRequest& request, Transfer& t
   easy.set(CURLOPT_HEADERDATA, static_cast<void*>(&t), "CURLOPT_HEADERDATA");
 }
 
+// One request: its handles and the state its callbacks share, with the options every request
+// has set.
+struct Call {
+  Call(const HttpRequest& request, std::size_t max, std::size_t pauseAt)
+      : lib(LibCurl::instance()),
+        what(request.method + " " + request.url),
+        easy(lib, request.url),
+        headers(lib) {
+    t.lib = &lib;
+    t.max = max;
+    t.pauseAt = pauseAt;
+    setup(easy, headers, request, t);
+  }
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  const LibCurl& lib;
+  const std::string what;  // "GET <url>", for messages
+  Easy easy;
+  Headers headers;
+  Transfer t;
+};
+
+// How long a stream may wait for its next data, at most a second: until the first of its
+// deadlines (request.timeout for the headers, idleTimeout between data, maxDuration in all).
+// Error(TryAgainLater) naming the deadline once one has passed.
+milliseconds streamWait(const Call& c, const HttpRequest& request, Clock::time_point start) {
+  const Clock::time_point now = Clock::now();
+  milliseconds wait{1000};
+  const auto until = [&](Clock::time_point deadline, milliseconds limit, const char* what) {
+    if (now >= deadline) {
+      throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
+                      c.what + ": " + what + " " + seconds(limit));
+    }
+    wait =
+        std::min(wait, std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
+  };
+  if (!c.t.headersDone) {
+    until(start + request.timeout, request.timeout, "no answer within");
+  } else if (request.idleTimeout.count() > 0) {
+    until(c.t.lastByte + request.idleTimeout, request.idleTimeout, "no data for");
+  }
+  if (request.maxDuration.count() > 0) {
+    until(start + request.maxDuration, request.maxDuration, "still going after");
+  }
+  return wait;
+}
+
 // Runs the transfer to its end. After every step `drain` sees what arrived; returning false ends
 // the transfer (drive then returns CURLE_OK). With `stream`, request.timeout bounds the wait for
 // the response headers and idleTimeout / maxDuration apply; otherwise libcurl's own
 // CURLOPT_TIMEOUT_MS bounds the whole request.
-CURLcode drive(const LibCurl& lib, Easy& easy, Transfer& t, const HttpRequest& request, bool stream,
-               std::stop_token stop, const std::function<bool()>& drain, const std::string& what) {
-  const Multi multi(lib, easy);
+CURLcode drive(Call& c, const HttpRequest& request, bool stream, std::stop_token stop,
+               const std::function<bool()>& drain) {
+  const LibCurl& lib = c.lib;
+  Transfer& t = c.t;
+  const std::string& what = c.what;
+  const Multi multi(lib, c.easy);
   const std::stop_callback wake(stop, [&multi] { multi.wakeup(); });
   const Clock::time_point start = Clock::now();
   t.lastByte = start;
@@ -309,39 +360,12 @@ CURLcode drive(const LibCurl& lib, Easy& easy, Transfer& t, const HttpRequest& r
     // Unpausing hands on what libcurl held back, which may fill `received` and pause again.
     while (t.paused) {
       t.paused = false;
-      lib.easyPause(easy.handle(), CURLPAUSE_CONT);
+      lib.easyPause(c.easy.handle(), CURLPAUSE_CONT);
       if (!drain()) return CURLE_OK;
     }
     if (running == 0) break;
 
-    const Clock::time_point now = Clock::now();
-    milliseconds wait{1000};
-    auto until = [&](Clock::time_point deadline) {
-      wait = std::min(wait,
-                      std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
-    };
-    if (stream) {
-      if (!t.headersDone) {
-        if (now - start >= request.timeout) {
-          throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
-                          what + ": no answer within " + seconds(request.timeout));
-        }
-        until(start + request.timeout);
-      } else if (request.idleTimeout.count() > 0) {
-        if (now - t.lastByte >= request.idleTimeout) {
-          throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
-                          what + ": no data for " + seconds(request.idleTimeout));
-        }
-        until(t.lastByte + request.idleTimeout);
-      }
-      if (request.maxDuration.count() > 0) {
-        if (now - start >= request.maxDuration) {
-          throw HttpError(HttpFailure::Unreachable, Code::TryAgainLater,
-                          what + ": still going after " + seconds(request.maxDuration));
-        }
-        until(start + request.maxDuration);
-      }
-    }
+    const milliseconds wait = stream ? streamWait(c, request, start) : milliseconds{1000};
     lib.multiPoll(multi.get(), nullptr, 0, static_cast<int>(std::max<long>(wait.count(), 1)),
                   nullptr);
   }
@@ -352,35 +376,49 @@ CURLcode drive(const LibCurl& lib, Easy& easy, Transfer& t, const HttpRequest& r
   return CURLE_OK;
 }
 
-[[noreturn]] void fail(CURLcode rc, const Easy& easy, const Transfer& t, const std::string& what,
-                       std::size_t max) {
-  if (t.overflow) {
+[[noreturn]] void fail(CURLcode rc, const Call& c) {
+  if (c.t.overflow) {
     throw HttpError(HttpFailure::Setup, Code::IoFailure,
-                    what + ": the answer is larger than " + std::to_string(max) + " bytes");
+                    c.what + ": the answer is larger than " + std::to_string(c.t.max) + " bytes");
   }
   const HttpFailure failure = classify(rc);
   throw HttpError(failure,
                   failure == HttpFailure::Unreachable ? Code::TryAgainLater : Code::IoFailure,
-                  what + ": " + easy.describe(rc));
+                  c.what + ": " + c.easy.describe(rc));
+}
+
+// Hands what a stream received on to onData once the headers are in (false: onData wants no
+// more). An error answer's start is kept in result.body for the message, the rest dropped.
+bool handOn(Call& c, const HttpRequest& request,
+            const std::function<bool(std::string_view)>& onData, HttpStreamResult& result) {
+  Transfer& t = c.t;
+  if (!t.headersDone || t.received.empty()) return true;
+  if (result.status == 0) result.status = c.easy.responseCode();
+  if (result.status < 200 || result.status > 299) {
+    if (result.body.size() < request.maxBody) {
+      result.body.append(t.received, 0,
+                         std::min(t.received.size(), request.maxBody - result.body.size()));
+    }
+    t.received.clear();
+    return true;
+  }
+  const std::string chunk = std::move(t.received);
+  t.received.clear();
+  if (!onData(chunk)) {
+    result.stopped = true;
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
 
 HttpResponse httpRequest(const HttpRequest& request, std::stop_token stop) {
-  const LibCurl& lib = LibCurl::instance();
-  const std::string what = request.method + " " + request.url;
-  Easy easy(lib, request.url);
-  Headers headers(lib);
-  Transfer t;
-  t.lib = &lib;
-  t.max = request.maxBody;
-  setup(easy, headers, request, t);
-  easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()), "CURLOPT_TIMEOUT_MS");
-
-  const CURLcode rc = drive(
-      lib, easy, t, request, false, stop, [] { return true; }, what);
-  if (rc != CURLE_OK) fail(rc, easy, t, what, request.maxBody);
-  return {easy.responseCode(), std::move(t.received)};
+  Call c(request, request.maxBody, 0);
+  c.easy.set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()), "CURLOPT_TIMEOUT_MS");
+  const CURLcode rc = drive(c, request, false, stop, [] { return true; });
+  if (rc != CURLE_OK) fail(rc, c);
+  return {c.easy.responseCode(), std::move(c.t.received)};
 }
 
 HttpStreamResult httpStream(const HttpRequest& request,
@@ -388,45 +426,15 @@ HttpStreamResult httpStream(const HttpRequest& request,
                             std::stop_token stop) {
   constexpr std::size_t kPauseAt = 64U << 10;
   constexpr std::size_t kMaxPending = 1U << 20;
-  const LibCurl& lib = LibCurl::instance();
-  const std::string what = request.method + " " + request.url;
-  Easy easy(lib, request.url);
-  Headers headers(lib);
-  Transfer t;
-  t.lib = &lib;
-  t.max = kMaxPending;
-  t.pauseAt = kPauseAt;
-  setup(easy, headers, request, t);
+  Call c(request, kMaxPending, kPauseAt);
   // A peer that vanished without a FIN or RST is noticed by the idle timeout; keepalives make
   // the kernel notice it too.
-  easy.set(CURLOPT_TCP_KEEPALIVE, 1L, "CURLOPT_TCP_KEEPALIVE");
-
+  c.easy.set(CURLOPT_TCP_KEEPALIVE, 1L, "CURLOPT_TCP_KEEPALIVE");
   HttpStreamResult result;
-  const CURLcode rc = drive(
-      lib, easy, t, request, true, stop,
-      [&] {
-        if (!t.headersDone || t.received.empty()) return true;
-        if (result.status == 0) result.status = easy.responseCode();
-        if (result.status < 200 || result.status > 299) {
-          // An error answer: keep its start for the message, drop the rest.
-          if (result.body.size() < request.maxBody) {
-            result.body.append(t.received, 0,
-                               std::min(t.received.size(), request.maxBody - result.body.size()));
-          }
-          t.received.clear();
-          return true;
-        }
-        const std::string chunk = std::move(t.received);
-        t.received.clear();
-        if (!onData(chunk)) {
-          result.stopped = true;
-          return false;
-        }
-        return true;
-      },
-      what);
-  if (rc != CURLE_OK) fail(rc, easy, t, what, kMaxPending);
-  if (result.status == 0) result.status = easy.responseCode();
+  const CURLcode rc =
+      drive(c, request, true, stop, [&] { return handOn(c, request, onData, result); });
+  if (rc != CURLE_OK) fail(rc, c);
+  if (result.status == 0) result.status = c.easy.responseCode();
   return result;
 }
 
