@@ -52,23 +52,18 @@ void Agent::onList(std::vector<k8s::Node> nodes) {
 }
 
 void Agent::onChange(const k8s::Node& node) {
-  bool wake = false;
-  {
-    const std::lock_guard lock(mu_);
-    const auto touched = table_.upsert(node);
-    if (!touched.empty()) {
-      dirty_.insert(touched.begin(), touched.end());
-      wake = true;
-    }
-  }
-  if (wake) cv_.notify_all();
+  changeTable([&] { return table_.upsert(node); });
 }
 
 void Agent::onDelete(const std::string& name) {
+  changeTable([&] { return table_.erase(name); });
+}
+
+void Agent::changeTable(const std::function<std::vector<ip::Prefix>()>& change) {
   bool wake = false;
   {
     const std::lock_guard lock(mu_);
-    const auto touched = table_.erase(name);
+    const auto touched = change();
     if (!touched.empty()) {
       dirty_.insert(touched.begin(), touched.end());
       wake = true;

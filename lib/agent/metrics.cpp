@@ -106,11 +106,7 @@ std::string span(std::int64_t secondsLeft) {
   return neg ? "-" + out : out;
 }
 
-}  // namespace
-
-std::string renderMetrics(const AgentSnapshot& s) {
-  Exposition e;
-  const std::string p = "dualstack_agent_";
+void infoMetrics(Exposition& e, const std::string& p, const AgentSnapshot& s) {
   e.family(p + "info", "gauge", "The agent's version, node and route protocol number.");
   e.sample(p + "info", 1,
            "version=\"" + labelValue(s.version) + "\",node=\"" + labelValue(s.node) +
@@ -118,25 +114,31 @@ std::string renderMetrics(const AgentSnapshot& s) {
   e.one(p + "synced", "gauge", "1 once a complete list of Nodes has arrived from the API server.",
         s.synced ? 1 : 0);
   e.one(p + "nodes", "gauge", "Nodes known from the API server.", static_cast<double>(s.nodes));
+}
+
+void routeMetrics(Exposition& e, const std::string& p, const RouteReport& r) {
   e.family(p + "routes_wanted", "gauge", "Routes to other nodes' podCIDRs the Nodes ask for.");
-  e.sample(p + "routes_wanted", static_cast<double>(s.routes.wanted4), kFam4);
-  e.sample(p + "routes_wanted", static_cast<double>(s.routes.wanted6), kFam6);
+  e.sample(p + "routes_wanted", static_cast<double>(r.wanted4), kFam4);
+  e.sample(p + "routes_wanted", static_cast<double>(r.wanted6), kFam6);
   e.family(p + "routes_installed", "gauge", "Wanted routes that are in the kernel as wanted.");
-  e.sample(p + "routes_installed", static_cast<double>(s.routes.installed4), kFam4);
-  e.sample(p + "routes_installed", static_cast<double>(s.routes.installed6), kFam6);
+  e.sample(p + "routes_installed", static_cast<double>(r.installed4), kFam4);
+  e.sample(p + "routes_installed", static_cast<double>(r.installed6), kFam6);
   e.one(p + "unreachable_next_hops", "gauge",
         "podCIDRs not routed because their node's address is not directly reachable.",
-        static_cast<double>(s.routes.unreachable.size()));
+        static_cast<double>(r.unreachable.size()));
   e.one(p + "route_conflicts", "gauge",
         "podCIDRs left alone because a route of another protocol covers them.",
-        static_cast<double>(s.routes.conflicts.size()));
+        static_cast<double>(r.conflicts.size()));
   e.one(p + "podcidrs_not_routed", "gauge",
         "podCIDRs without a route: node without an address of the family, or claimed twice.",
-        static_cast<double>(s.routes.notRouted.size()));
+        static_cast<double>(r.notRouted.size()));
   e.family(p + "cluster_set_prefixes", "gauge",
            "podCIDRs in the masquerade table's cluster sets (never masqueraded).");
-  e.sample(p + "cluster_set_prefixes", static_cast<double>(s.routes.cluster4), kFam4);
-  e.sample(p + "cluster_set_prefixes", static_cast<double>(s.routes.cluster6), kFam6);
+  e.sample(p + "cluster_set_prefixes", static_cast<double>(r.cluster4), kFam4);
+  e.sample(p + "cluster_set_prefixes", static_cast<double>(r.cluster6), kFam6);
+}
+
+void reconcileMetrics(Exposition& e, const std::string& p, const AgentSnapshot& s) {
   e.family(p + "reconciles_total", "counter",
            "Reconciles: full (periodic, every route) and partial (after Node events).");
   e.sample(p + "reconciles_total", static_cast<double>(s.reconcilesFull), "kind=\"full\"");
@@ -155,34 +157,58 @@ std::string renderMetrics(const AgentSnapshot& s) {
   e.sample(h + "_count", static_cast<double>(s.reconcileDuration.count));
   e.one(p + "last_reconcile_timestamp_seconds", "gauge", "When the last reconcile ended.",
         seconds(s.lastReconcileUnixMs));
-  e.one(p + "watch_lists_total", "counter", "Complete lists of Nodes read.",
-        static_cast<double>(s.watch.lists));
-  e.one(p + "watch_requests_total", "counter", "Watch requests made.",
-        static_cast<double>(s.watch.watches));
-  e.one(p + "watch_restarts_total", "counter", "Watches that ended and were made again.",
-        static_cast<double>(s.watch.watchRestarts));
-  e.one(p + "watch_relists_total", "counter",
-        "Lists made again because the watch's resourceVersion was gone (410).",
-        static_cast<double>(s.watch.relists410));
-  e.one(p + "watch_events_total", "counter", "Node events received.",
-        static_cast<double>(s.watch.events));
-  e.one(p + "watch_errors_total", "counter", "Failed requests to the API server, bad answers.",
-        static_cast<double>(s.watch.errors));
+}
+
+struct WatchCounter {
+  const char* name;
+  const char* help;
+  std::uint64_t WatchCounters::*value;
+};
+constexpr WatchCounter kWatchCounters[] = {
+    {"watch_lists_total", "Complete lists of Nodes read.", &WatchCounters::lists},
+    {"watch_requests_total", "Watch requests made.", &WatchCounters::watches},
+    {"watch_restarts_total", "Watches that ended and were made again.",
+     &WatchCounters::watchRestarts},
+    {"watch_relists_total", "Lists made again because the watch's resourceVersion was gone (410).",
+     &WatchCounters::relists410},
+    {"watch_events_total", "Node events received.", &WatchCounters::events},
+    {"watch_errors_total", "Failed requests to the API server, bad answers.",
+     &WatchCounters::errors},
+};
+
+void watchMetrics(Exposition& e, const std::string& p, const AgentSnapshot& s) {
+  for (const auto& c : kWatchCounters) {
+    e.one(p + c.name, "counter", c.help, static_cast<double>(s.watch.*c.value));
+  }
   e.one(p + "last_sync_timestamp_seconds", "gauge",
         "When the API server last sent a list, an event or a bookmark (0: never).",
         seconds(s.watch.lastSyncUnixMs));
   e.one(p + "seconds_since_last_sync", "gauge",
         "Seconds since the API server last sent a list, an event or a bookmark (-1: never).",
         s.watch.lastSyncUnixMs > 0 ? seconds(s.nowUnixMs - s.watch.lastSyncUnixMs) : -1);
-  if (s.token.enabled) {
-    e.one(p + "token_expiry_timestamp_seconds", "gauge",
-          "When the token in the plugin's kubeconfig expires (0: none written yet).",
-          static_cast<double>(s.token.expiresUnix));
-    e.one(p + "token_renewals_total", "counter", "Tokens requested and written.",
-          static_cast<double>(s.token.renewals));
-    e.one(p + "token_renewal_errors_total", "counter", "Failed token requests or writes.",
-          static_cast<double>(s.token.failures));
-  }
+}
+
+void tokenMetrics(Exposition& e, const std::string& p, const TokenState& t) {
+  if (!t.enabled) return;
+  e.one(p + "token_expiry_timestamp_seconds", "gauge",
+        "When the token in the plugin's kubeconfig expires (0: none written yet).",
+        static_cast<double>(t.expiresUnix));
+  e.one(p + "token_renewals_total", "counter", "Tokens requested and written.",
+        static_cast<double>(t.renewals));
+  e.one(p + "token_renewal_errors_total", "counter", "Failed token requests or writes.",
+        static_cast<double>(t.failures));
+}
+
+}  // namespace
+
+std::string renderMetrics(const AgentSnapshot& s) {
+  Exposition e;
+  const std::string p = "dualstack_agent_";
+  infoMetrics(e, p, s);
+  routeMetrics(e, p, s.routes);
+  reconcileMetrics(e, p, s);
+  watchMetrics(e, p, s);
+  tokenMetrics(e, p, s.token);
   return e.take();
 }
 

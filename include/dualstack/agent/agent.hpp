@@ -88,6 +88,9 @@ class Agent {
   void onList(std::vector<k8s::Node> nodes);
   void onChange(const k8s::Node& node);
   void onDelete(const std::string& name);
+  // Applies one Node event to the table under the lock; the podCIDRs it touched (returned by
+  // `change`) are reconciled next.
+  void changeTable(const std::function<std::vector<ip::Prefix>()>& change);
   void loop(std::stop_token stop);
 
   AgentConfig config_;
