@@ -149,13 +149,7 @@ void cmdStatus(const cni::Env& env, const cni::NetConf& conf) {
 }
 
 cni::Handlers handlers() {
-  cni::Handlers h;
-  h.add = cmdAdd;
-  h.del = cmdDel;
-  h.check = cmdCheck;
-  h.gc = cmdGc;
-  h.status = cmdStatus;
-  return h;
+  return {.add = cmdAdd, .del = cmdDel, .check = cmdCheck, .gc = cmdGc, .status = cmdStatus};
 }
 
 }  // namespace dualstack::ipam

@@ -24,7 +24,7 @@ struct Handlers {
   std::function<void(const Env&, const NetConf&)> status;
   // Called when the program runs without CNI_COMMAND (a person at a terminal). Returns the exit
   // status. When unset, a short description is printed.
-  std::function<int(int argc, char** argv)> interactive;
+  std::function<int(int argc, char** argv)> interactive = nullptr;
 };
 
 // `usage` is printed for --help (exit 0) and when run without CNI_COMMAND and no handler for
