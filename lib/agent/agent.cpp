@@ -105,86 +105,108 @@ void Agent::run(std::stop_token stop) {
   if (sourceError) std::rethrow_exception(sourceError);
 }
 
+// What one pass reconciles, taken from the table under the lock.
+struct Agent::Pass {
+  bool full = false;
+  bool synced = false;
+  std::uint64_t generation = 0;  // of the podCIDRs the cluster sets were built from
+  Desired desired;
+  ClusterPrefixes cluster;                        // full pass
+  std::vector<ip::Prefix> dsts;                   // partial pass: the podCIDRs touched
+  std::optional<ClusterPrefixes> partialCluster;  // partial pass, when the sets are stale
+};
+
 void Agent::loop(std::stop_token stop) {
-  auto nextFull = Clock::now() + config_.interval;
+  Clock::time_point nextFull = Clock::now() + config_.interval;
   milliseconds retry = config_.retryInitial;
   while (!stop.stop_requested()) {
-    bool full = false;
-    Desired desired;
-    ClusterPrefixes cluster;
-    std::optional<ClusterPrefixes> partialCluster;
-    std::vector<ip::Prefix> dsts;
-    bool synced = false;
-    std::uint64_t generation = 0;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait_until(lock, stop, nextFull,
-                     [&] { return fullPending_ || (synced_ && !dirty_.empty()); });
-      lastLoopNs_ = Clock::now().time_since_epoch().count();
-      if (stop.stop_requested()) break;
-      if (!synced_) {
-        // Nothing is known yet: nothing is touched. The next full pass follows the first list.
-        fullPending_ = false;
-        nextFull = Clock::now() + config_.interval;
-        continue;
-      }
-      full = fullPending_ || Clock::now() >= nextFull;
-      if (!full && config_.coalesce.count() > 0) {
-        // The first event after a quiet spell is handled at once; while events keep coming,
-        // passes are at least `coalesce` apart and each takes everything that arrived meanwhile.
-        const auto until = lastPassEnd_ + config_.coalesce;
-        if (Clock::now() < until) {
-          cv_.wait_until(lock, stop, until, [&] { return fullPending_; });
-          if (stop.stop_requested()) break;
-          full = fullPending_;
-        }
-      }
-      synced = synced_;
-      generation = table_.podCIDRGeneration();
-      if (full) {
-        desired = desiredRoutes(table_, config_.self);
-        cluster = clusterPrefixes(table_);
-        fullPending_ = false;
-        dirty_.clear();
-      } else {
-        dsts.assign(dirty_.begin(), dirty_.end());
-        dirty_.clear();
-        desired = desiredRoutes(table_, config_.self, dsts);
-        if (!setsWritten_ || generation != setsGeneration_)
-          partialCluster = clusterPrefixes(table_);
-      }
-    }
+    const std::optional<Pass> pass = nextPass(stop, nextFull);
+    if (!pass) break;
+    const PassResult result = reconcile(*pass);
+    afterPass(*pass, result, nextFull, retry);
+  }
+}
 
-    const auto start = Clock::now();
-    const PassResult result = full ? reconciler_.full(desired, cluster, synced)
-                                   : reconciler_.partial(desired, dsts, partialCluster, synced);
-    lastPassEnd_ = Clock::now();
-    const auto took = lastPassEnd_ - start;
-    duration_.observe(std::chrono::duration<double>(took).count());
-    lastPassMicros_ = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
-    lastPassUnixMs_ = unixMs();
-    (full ? full_ : partial_)++;
+std::optional<Agent::Pass> Agent::nextPass(std::stop_token stop, Clock::time_point& nextFull) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait_until(lock, stop, nextFull,
+                   [&] { return fullPending_ || (synced_ && !dirty_.empty()); });
+    lastLoopNs_ = Clock::now().time_since_epoch().count();
+    if (stop.stop_requested()) return std::nullopt;
+    if (synced_) break;
+    // Nothing is known yet: nothing is touched. The next full pass follows the first list.
+    fullPending_ = false;
+    nextFull = Clock::now() + config_.interval;
+  }
+  bool full = fullPending_ || Clock::now() >= nextFull;
+  if (!full && config_.coalesce.count() > 0) {
+    // The first event after a quiet spell is handled at once; while events keep coming,
+    // passes are at least `coalesce` apart and each takes everything that arrived meanwhile.
+    const auto until = lastPassEnd_ + config_.coalesce;
+    if (Clock::now() < until) {
+      cv_.wait_until(lock, stop, until, [&] { return fullPending_; });
+      if (stop.stop_requested()) return std::nullopt;
+      full = fullPending_;
+    }
+  }
+  return takePass(full);
+}
 
-    const bool setsSynced = full || partialCluster.has_value();
-    {
-      const std::lock_guard lock(mu_);
-      if (setsSynced && result.failed == 0) {
-        setsGeneration_ = generation;
-        setsWritten_ = true;
-      }
-      if (result.needFull) fullPending_ = true;
+Agent::Pass Agent::takePass(bool full) {
+  Pass p;
+  p.full = full;
+  p.synced = synced_;
+  p.generation = table_.podCIDRGeneration();
+  if (full) {
+    p.desired = desiredRoutes(table_, config_.self);
+    p.cluster = clusterPrefixes(table_);
+    fullPending_ = false;
+  } else {
+    p.dsts.assign(dirty_.begin(), dirty_.end());
+    p.desired = desiredRoutes(table_, config_.self, p.dsts);
+    if (!setsWritten_ || p.generation != setsGeneration_)
+      p.partialCluster = clusterPrefixes(table_);
+  }
+  dirty_.clear();
+  return p;
+}
+
+PassResult Agent::reconcile(const Pass& p) {
+  const auto start = Clock::now();
+  const PassResult result =
+      p.full ? reconciler_.full(p.desired, p.cluster, p.synced)
+             : reconciler_.partial(p.desired, p.dsts, p.partialCluster, p.synced);
+  lastPassEnd_ = Clock::now();
+  const auto took = lastPassEnd_ - start;
+  duration_.observe(std::chrono::duration<double>(took).count());
+  lastPassMicros_ = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+  lastPassUnixMs_ = unixMs();
+  (p.full ? full_ : partial_)++;
+  return result;
+}
+
+void Agent::afterPass(const Pass& p, const PassResult& result, Clock::time_point& nextFull,
+                      milliseconds& retry) {
+  const bool setsSynced = p.full || p.partialCluster.has_value();
+  {
+    const std::lock_guard lock(mu_);
+    if (setsSynced && result.failed == 0) {
+      setsGeneration_ = p.generation;
+      setsWritten_ = true;
     }
-    if (result.failed > 0) {
-      ++errors_;
-      // Sooner than the interval, backing off while it keeps failing.
-      const milliseconds wait = std::min<milliseconds>(retry, config_.interval);
-      nextFull = Clock::now() + wait;
-      retry = std::min<milliseconds>(retry * 2, config_.interval);
-      log_.warn("reconcile failed; a full one follows", {{"in_ms", std::to_string(wait.count())}});
-    } else if (full) {
-      nextFull = Clock::now() + config_.interval;
-      retry = config_.retryInitial;
-    }
+    if (result.needFull) fullPending_ = true;
+  }
+  if (result.failed > 0) {
+    ++errors_;
+    // Sooner than the interval, backing off while it keeps failing.
+    const milliseconds wait = std::min<milliseconds>(retry, config_.interval);
+    nextFull = Clock::now() + wait;
+    retry = std::min<milliseconds>(retry * 2, config_.interval);
+    log_.warn("reconcile failed; a full one follows", {{"in_ms", std::to_string(wait.count())}});
+  } else if (p.full) {
+    nextFull = Clock::now() + config_.interval;
+    retry = config_.retryInitial;
   }
 }
 

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -91,7 +92,16 @@ class Agent {
   // Applies one Node event to the table under the lock; the podCIDRs it touched (returned by
   // `change`) are reconciled next.
   void changeTable(const std::function<std::vector<ip::Prefix>()>& change);
+  struct Pass;
   void loop(std::stop_token stop);
+  // Waits for work or the next full pass and takes it from the table; nullopt once stopped.
+  std::optional<Pass> nextPass(std::stop_token stop,
+                               std::chrono::steady_clock::time_point& nextFull);
+  Pass takePass(bool full);  // mu_ held
+  PassResult reconcile(const Pass& pass);
+  // Records what the pass wrote and schedules the next full pass (sooner after a failure).
+  void afterPass(const Pass& pass, const PassResult& result,
+                 std::chrono::steady_clock::time_point& nextFull, std::chrono::milliseconds& retry);
 
   AgentConfig config_;
   NodeSource& source_;
