@@ -292,6 +292,48 @@ void listProblems(std::string& out, const json& j, const char* key, const char* 
   if (count > shown) out += "  ... and " + std::to_string(count - shown) + " more\n";
 }
 
+void routesText(std::string& out, const json& j) {
+  if (!j.value("routing", true)) {
+    out += "Routes: off (--no-routes)\n";
+    return;
+  }
+  const json& r = sub(j, "routes");
+  for (const char* fam : {"ipv4", "ipv6"}) {
+    const json& f = sub(r, fam);
+    const std::int64_t wanted = i64(f, "wanted"), installed = i64(f, "installed");
+    out += std::string("Routes ") + (fam[3] == '4' ? "IPv4" : "IPv6") + ": " +
+           std::to_string(wanted) + " wanted, " + std::to_string(installed) + " installed" +
+           (installed < wanted ? " (see below)" : "") + "\n";
+  }
+  listProblems(out, j, "unreachable", "Next hops not directly reachable (no route installed)");
+  listProblems(out, j, "conflicts", "podCIDRs covered by another route (left alone)");
+}
+
+void reconcilesText(std::string& out, const json& rec, const std::string& last) {
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f ms",
+                rec.contains("lastSeconds") && rec["lastSeconds"].is_number()
+                    ? rec["lastSeconds"].get<double>() * 1000
+                    : 0.0);
+  out += "Reconciles: " + std::to_string(i64(rec, "full")) + " full, " +
+         std::to_string(i64(rec, "partial")) + " after events, " +
+         std::to_string(i64(rec, "errors")) + " with errors; last " + last + ", took " + took +
+         "\n";
+}
+
+void tokenText(std::string& out, const json& t, std::int64_t nowMs) {
+  const std::int64_t exp = i64(t, "expiresUnix");
+  out += "Plugin kubeconfig " + str(t, "file") + ": ";
+  if (exp > 0) {
+    out += "token expires " + isoTime(exp) + " (in " + span(exp - nowMs / 1000) + ")";
+  } else {
+    out += "no token written yet";
+  }
+  out += ", " + std::to_string(i64(t, "renewals")) + " renewals, " +
+         std::to_string(i64(t, "failures")) + " failures\n";
+  if (!str(t, "lastError").empty()) out += "  last error: " + str(t, "lastError") + "\n";
+}
+
 }  // namespace
 
 std::string formatStatus(const json& j) {
@@ -306,52 +348,19 @@ std::string formatStatus(const json& j) {
   out += "Nodes: " + std::to_string(i64(j, "nodes")) + " seen; " +
          (synced ? "synced with the API server" : "WAITING for the first complete list") +
          ", last heard from it " + ago(i64(watch, "lastSyncUnixMs")) + "\n";
-  if (!j.value("routing", true)) {
-    out += "Routes: off (--no-routes)\n";
-  } else {
-    const json& r = sub(j, "routes");
-    for (const char* fam : {"ipv4", "ipv6"}) {
-      const json& f = sub(r, fam);
-      const std::int64_t wanted = i64(f, "wanted"), installed = i64(f, "installed");
-      out += std::string("Routes ") + (fam[3] == '4' ? "IPv4" : "IPv6") + ": " +
-             std::to_string(wanted) + " wanted, " + std::to_string(installed) + " installed" +
-             (installed < wanted ? " (see below)" : "") + "\n";
-    }
-    listProblems(out, j, "unreachable", "Next hops not directly reachable (no route installed)");
-    listProblems(out, j, "conflicts", "podCIDRs covered by another route (left alone)");
-  }
+  routesText(out, j);
   listProblems(out, j, "notRouted", "podCIDRs without a route");
   const json& sets = sub(j, "clusterSets");
   out += "Cluster sets (never masqueraded): " + std::to_string(i64(sets, "ipv4")) + " IPv4, " +
          std::to_string(i64(sets, "ipv6")) + " IPv6 podCIDRs\n";
   const json& rec = sub(j, "reconciles");
-  char took[32];
-  std::snprintf(took, sizeof took, "%.1f ms",
-                rec.contains("lastSeconds") && rec["lastSeconds"].is_number()
-                    ? rec["lastSeconds"].get<double>() * 1000
-                    : 0.0);
-  out += "Reconciles: " + std::to_string(i64(rec, "full")) + " full, " +
-         std::to_string(i64(rec, "partial")) + " after events, " +
-         std::to_string(i64(rec, "errors")) + " with errors; last " + ago(i64(rec, "lastUnixMs")) +
-         ", took " + took + "\n";
+  reconcilesText(out, rec, ago(i64(rec, "lastUnixMs")));
   out += "Watch: " + std::to_string(i64(watch, "lists")) + " lists, " +
          std::to_string(i64(watch, "restarts")) + " restarts, " +
          std::to_string(i64(watch, "relists")) + " relists after 410, " +
          std::to_string(i64(watch, "events")) + " events, " + std::to_string(i64(watch, "errors")) +
          " errors\n";
-  if (j.contains("token")) {
-    const json& t = sub(j, "token");
-    const std::int64_t exp = i64(t, "expiresUnix");
-    out += "Plugin kubeconfig " + str(t, "file") + ": ";
-    if (exp > 0) {
-      out += "token expires " + isoTime(exp) + " (in " + span(exp - now / 1000) + ")";
-    } else {
-      out += "no token written yet";
-    }
-    out += ", " + std::to_string(i64(t, "renewals")) + " renewals, " +
-           std::to_string(i64(t, "failures")) + " failures\n";
-    if (!str(t, "lastError").empty()) out += "  last error: " + str(t, "lastError") + "\n";
-  }
+  if (j.contains("token")) tokenText(out, sub(j, "token"), now);
   return out;
 }
 
