@@ -7,28 +7,7 @@
 bats_require_minimum_version 1.5.0
 load helpers
 
-setup_file() {
-  e2e_sweep_stale
-  e2e_build_cnitool
-}
-
-setup() {
-  e2e_setup
-  e2e_require_ours
-  e2e_node_addresses
-}
-
-teardown() {
-  e2e_teardown
-}
-
-# add NET POD [env...]: libcni ADD; the result (stdout only) in $output.
-add() {
-  local net=$1 pod=$2
-  shift 2
-  run --separate-stderr e2e_cnitool add "$net" "$pod" "$@"
-  [[ $status -eq 0 ]] || fail "cnitool add $net $pod failed ($status): $stderr $output"
-}
+e2e_libcni_hooks
 
 # No allocation, no node-side veth, no cached result left for NET.
 assert_all_released() {
@@ -60,11 +39,11 @@ check_example() {
   pod1=$(e2e_pod 1)
   pod2=$(e2e_pod 2)
 
-  add "$net" "$pod1"
+  e2e_cnitool_add "$net" "$pod1"
   r1=$output
   # What kubelet's runtimes send along; unknown keys must be tolerated.
   CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod2;K8S_POD_INFRA_CONTAINER_ID=$pod2;K8S_POD_UID=4f1d6a8e-0000-4000-8000-000000000002" \
-    add "$net" "$pod2"
+    e2e_cnitool_add "$net" "$pod2"
   r2=$output
   e2e_assert_result "$r1" "$pod1" "$@"
   e2e_assert_result "$r2" "$pod2" "$@"
@@ -150,7 +129,7 @@ check_example() {
   local net pod r
   net=$(e2e_conflist "$E2E_REPO/conf/50-dualstack-portmap.conflist" "$E2E_TMP/net")
   pod=$(e2e_pod 1)
-  add "$net" "$pod" \
+  e2e_cnitool_add "$net" "$pod" \
     CAP_ARGS='{"portMappings": [{"hostPort": 18080, "containerPort": 8080, "protocol": "tcp"}]}'
   r=$output
   e2e_assert_result "$r" "$pod" 4 6
@@ -243,7 +222,7 @@ stop_apiserver() {
   pod1=$(e2e_pod 1)
   pod2=$(e2e_pod 2)
 
-  add "$net" "$pod1"
+  e2e_cnitool_add "$net" "$pod1"
   r1=$output
   e2e_assert_result "$r1" "$pod1" 6 4
   [[ "$(e2e_ip_of "$r1" 4)" == 10.248.7.* ]] || fail "IPv4 not from the node's podCIDR: $r1"
@@ -256,7 +235,7 @@ stop_apiserver() {
 
   # The API server goes away: ADD goes on from the cache, CHECK and DEL never need it.
   stop_apiserver
-  add "$net" "$pod2"
+  e2e_cnitool_add "$net" "$pod2"
   r2=$output
   e2e_assert_result "$r2" "$pod2" 6 4
   for f in 4 6; do e2e_ping "$pod1" "$(e2e_ip_of "$r2" "$f")"; done
@@ -292,7 +271,7 @@ stop_apiserver() {
   caps='{"portMappings": [{"hostPort": 18081, "containerPort": 8080, "protocol": "tcp"}],
          "bandwidth": {"ingressRate": 8000000, "ingressBurst": 100000,
                        "egressRate": 8000000, "egressBurst": 100000}}'
-  add "$net" "$pod" CAP_ARGS="$caps"
+  e2e_cnitool_add "$net" "$pod" CAP_ARGS="$caps"
   r=$output
   e2e_assert_result "$r" "$pod" 4 6
 
@@ -330,7 +309,7 @@ stop_apiserver() {
   local net pod r gw4
   net=$(e2e_conflist "$E2E_REPO/conf/10-dualstack.conflist" "$E2E_TMP/net")
   pod=$(e2e_pod 1)
-  add "$net" "$pod"
+  e2e_cnitool_add "$net" "$pod"
   r=$output
   run e2e_cnitool check "$net" "$pod"
   assert_success
@@ -365,10 +344,10 @@ stop_apiserver() {
   pod2=$(e2e_pod 2)
   pod3=$(e2e_pod 3)
   pod4=$(e2e_pod 4)
-  add "$net" "$pod1"
-  add "$net" "$pod2"
-  add "$net" "$pod3"
-  add "$net" "$pod4"
+  e2e_cnitool_add "$net" "$pod1"
+  e2e_cnitool_add "$net" "$pod2"
+  e2e_cnitool_add "$net" "$pod3"
+  e2e_cnitool_add "$net" "$pod4"
 
   # Repeated DEL: the second one has no cached result any more (no prevResult).
   run e2e_cnitool del "$net" "$pod1"
@@ -406,7 +385,7 @@ stop_apiserver() {
       "$E2E_REPO/conf/10-dualstack.conflist" >"$E2E_TMP/v.conflist"
     net=$(e2e_conflist "$E2E_TMP/v.conflist" "$E2E_TMP/net")
     pod=$(e2e_pod "v$n")
-    add "$net" "$pod"
+    e2e_cnitool_add "$net" "$pod"
     r=$output
     assert_equal "$(jq -r .cniVersion <<<"$r")" "$v"
     e2e_assert_result "$r" "$pod" 4 6

@@ -8,27 +8,12 @@
 bats_require_minimum_version 1.5.0
 load helpers
 
-setup_file() {
-  e2e_sweep_stale
-  e2e_build_cnitool
-}
-
-setup() {
-  e2e_setup
-  e2e_require_ours
-  e2e_node_addresses
-}
+e2e_libcni_hooks
 
 teardown() {
   e2e_teardown
   # The masquerade lock of this test's own network (the plugin never removes lock files).
   rm -f "/run/dualstack-cni/masq-$E2E_NAME-gc.lock"
-}
-
-# add NET POD: libcni ADD; the result in $output.
-add() {
-  run --separate-stderr e2e_cnitool add "$1" "$2"
-  [[ $status -eq 0 ]] || fail "cnitool add $1 $2 failed ($status): $stderr $output"
 }
 
 # gc_config NET PLUGIN-INDEX [LIST]: the config libcni 1.2's GCNetworkList sends to one plugin of
@@ -85,9 +70,9 @@ masq_table() {
   pod1=$(e2e_pod 1)
   pod2=$(e2e_pod 2)
   pod3=$(e2e_pod 3)
-  add "$net" "$pod1"
-  add "$net" "$pod2"
-  add "$net" "$pod3"
+  e2e_cnitool_add "$net" "$pod1"
+  e2e_cnitool_add "$net" "$pod2"
+  e2e_cnitool_add "$net" "$pod3"
   # A runtime that lost part of its cache: pod3 is known to the plugins only.
   rm "$E2E_TMP/cache/results/$net-$pod3-eth0"
   assert_equal "$(e2e_store_allocations "$net" | wc -l)" 6
@@ -124,9 +109,9 @@ masq_table() {
   masq_network "$net"
   pod1=$(e2e_pod 1)
   pod2=$(e2e_pod 2)
-  add "$net" "$pod1"
+  e2e_cnitool_add "$net" "$pod1"
   r1=$output
-  add "$net" "$pod2"
+  e2e_cnitool_add "$net" "$pod2"
 
   # GCNetworkList(ctx, list, {ValidAttachments: [pod1]}) would DEL the cached pod2 first; here the
   # GC alone must do it (a runtime that lost pod2 from its cache).
@@ -161,7 +146,7 @@ masq_table() {
   local net="$E2E_NAME-gc" pod1 before list
   masq_network "$net"
   pod1=$(e2e_pod 1)
-  add "$net" "$pod1"
+  e2e_cnitool_add "$net" "$pod1"
   before=$(e2e_store_allocations "$net")
   list=$(jq -cn --arg id "$pod1" '[{containerID: $id, ifname: "eth0"}]')
   gc_config "$net" 0 | jq -c --argjson l "$list" '. + {"cni.dev/valid-attachment": $l}' \

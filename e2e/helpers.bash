@@ -158,6 +158,35 @@ e2e_cnitool() {
     "$CNITOOL" "$verb" "$net" "$netns"
 }
 
+# e2e_cnitool_add NET POD [extra env...]: libcni ADD that must succeed; the result (stdout only)
+# in $output.
+e2e_cnitool_add() {
+  local net=$1 pod=$2
+  shift 2
+  run --separate-stderr e2e_cnitool add "$net" "$pod" "$@"
+  [[ $status -eq 0 ]] || fail "cnitool add $net $pod failed ($status): $stderr $output"
+}
+
+# e2e_libcni_hooks: the hooks of a file that drives the plugins through libcni. setup_file
+# removes what killed runs left and builds e2e/cnitool; setup makes the test's namespaces, skips
+# without our binaries and gives the node its addresses; teardown removes it all. Called at the
+# top level of the file, after `load helpers`; a hook the file defines after the call replaces
+# the one given here.
+e2e_libcni_hooks() {
+  setup_file() {
+    e2e_sweep_stale
+    e2e_build_cnitool
+  }
+  setup() {
+    e2e_setup
+    e2e_require_ours
+    e2e_node_addresses
+  }
+  teardown() {
+    e2e_teardown
+  }
+}
+
 # --- inspecting results and namespaces ------------------------------------------------------
 
 # e2e_result_ips RESULT: the addresses (without prefix length) of a result, in result order.

@@ -7,19 +7,12 @@
 bats_require_minimum_version 1.5.0
 load helpers
 
-setup_file() {
-  e2e_sweep_stale
-  e2e_build_cnitool
-}
+e2e_libcni_hooks
 
 setup() {
   e2e_setup
   e2e_require_ours
   mkdir -p "$E2E_TMP/net" "$E2E_TMP/store"
-}
-
-teardown() {
-  e2e_teardown
 }
 
 # conflist DIR NAME PLUGIN-JSON...: writes DIR/NAME.conflist (cniVersion 1.0.0, what the
@@ -34,12 +27,17 @@ conflist() {
     >"$dir/$name.conflist"
 }
 
-# add NET POD [env...]: libcni ADD; the result (stdout only) in $output.
-add() {
-  local net=$1 pod=$2
-  shift 2
-  run --separate-stderr e2e_cnitool add "$net" "$pod" "$@"
-  [[ $status -eq 0 ]] || fail "cnitool add $net $pod failed ($status): $stderr $output"
+# add_two_pods NET FAMILY FAMILY: pods 1 and 2 attached to NET, each result holding one address
+# of each family in that order; sets the caller's pod1, pod2 and their results r1, r2.
+add_two_pods() {
+  pod1=$(e2e_pod 1)
+  pod2=$(e2e_pod 2)
+  e2e_cnitool_add "$1" "$pod1"
+  r1=$output
+  e2e_cnitool_add "$1" "$pod2"
+  r2=$output
+  e2e_assert_result "$r1" "$pod1" "$2" "$3"
+  e2e_assert_result "$r2" "$pod2" "$2" "$3"
 }
 
 @test "interop: dualstack with the reference host-local as IPAM (IPv6 range first)" {
@@ -47,15 +45,8 @@ add() {
   conflist "$E2E_TMP/net" hl '{"type": "dualstack", "ipam": {"type": "host-local",
       "ranges": [[{"subnet": "fd00:10:244:7::/64"}], [{"subnet": "10.244.7.0/24"}]]}}'
   local pod1 pod2 r1 r2 f
-  pod1=$(e2e_pod 1)
-  pod2=$(e2e_pod 2)
-  add hl "$pod1"
-  r1=$output
-  add hl "$pod2"
-  r2=$output
   # dualstack keeps the IPAM's order: host-local's is its ranges' order.
-  e2e_assert_result "$r1" "$pod1" 6 4
-  e2e_assert_result "$r2" "$pod2" 6 4
+  add_two_pods hl 6 4
   assert_equal "$(e2e_result_ips "$r1")" "$(printf '%s\n' fd00:10:244:7::2 10.244.7.2)"
   for f in 4 6; do
     assert_equal "$(e2e_pod_addrs "$pod1" "$f")" "$(e2e_ip_of "$r1" "$f")"
@@ -81,14 +72,7 @@ add() {
         "addresses": [{"type": "InternalIP", "address": "fd00:192:168:10::8"},
                       {"type": "InternalIP", "address": "192.168.10.8"}]}}}'
   local pod1 pod2 r1 r2 f
-  pod1=$(e2e_pod 1)
-  pod2=$(e2e_pod 2)
-  add br "$pod1"
-  r1=$output
-  add br "$pod2"
-  r2=$output
-  e2e_assert_result "$r1" "$pod1" 6 4
-  e2e_assert_result "$r2" "$pod2" 6 4
+  add_two_pods br 6 4
   assert_equal "$(e2e_result_ips "$r1")" "$(printf '%s\n' fd00:10:244:8::2 10.244.8.2)"
   for f in 4 6; do
     assert_equal "$(e2e_pod_addrs "$pod2" "$f")" "$(e2e_ip_of "$r2" "$f")"
@@ -113,14 +97,7 @@ add() {
         "podCIDRs": ["10.244.9.0/24", "fd00:10:244:9::/64"],
         "addresses": [{"type": "InternalIP", "address": "192.168.10.9"}]}}}'
   local pod1 pod2 r1 r2 f
-  pod1=$(e2e_pod 1)
-  pod2=$(e2e_pod 2)
-  add pt "$pod1"
-  r1=$output
-  add pt "$pod2"
-  r2=$output
-  e2e_assert_result "$r1" "$pod1" 4 6
-  e2e_assert_result "$r2" "$pod2" 4 6
+  add_two_pods pt 4 6
   for f in 4 6; do
     assert_equal "$(e2e_pod_addrs "$pod1" "$f")" "$(e2e_ip_of "$r1" "$f")"
     e2e_ping_retry "$pod1" "$(e2e_ip_of "$r2" "$f")" 3
@@ -151,7 +128,7 @@ add() {
   for i in 1 2 3 4 5 6; do
     ((i % 2)) && ipam=host-local || ipam=dualstack-ipam
     pod=$(e2e_pod "$i")
-    E2E_NETCONF="$E2E_TMP/net-$ipam" add turns "$pod"
+    E2E_NETCONF="$E2E_TMP/net-$ipam" e2e_cnitool_add turns "$pod"
     r=$output
     e2e_assert_result "$r" "$pod" 4 6
     pods+=("$pod")
