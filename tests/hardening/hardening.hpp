@@ -1,24 +1,19 @@
-// Shared by the kill, storm and hostile-store tests: plugin processes that can be killed at any
-// moment, and a reader of the on-disk store that does not go through the plugin's own code.
+// Shared by the kill, storm and hostile-store tests: the reaping of orphaned plugin processes, and
+// a reader of the on-disk store that does not go through the plugin's own code. The plugin
+// processes themselves (testing::PluginProcess) come from tests/support.
 #pragma once
 
-#include <fcntl.h>
-#include <sched.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,88 +33,7 @@ inline int envInt(const char* name, int fallback) {
   return n > 0 ? n : fallback;
 }
 
-// One plugin invocation running in the background. Its output goes to a temp file (not a pipe),
-// so a child never blocks on a full pipe and a kill never leaves a reader hanging. The process is
-// reaped by wait() or, at the latest, killed and reaped by the destructor.
-class PluginProcess {
- public:
-  PluginProcess(const std::string& binary, const testing::EnvMap& env, const std::string& input,
-                const std::optional<std::string>& netnsPath) {
-    char inName[] = "/tmp/dshard-in-XXXXXX";
-    char outName[] = "/tmp/dshard-out-XXXXXX";
-    const int in = ::mkstemp(inName);
-    const int out = ::mkstemp(outName);
-    if (in < 0 || out < 0) throw std::runtime_error("mkstemp failed");
-    ::unlink(inName);
-    ::unlink(outName);
-    if (::write(in, input.data(), input.size()) != static_cast<ssize_t>(input.size())) {
-      throw std::runtime_error("write of plugin input failed");
-    }
-    ::lseek(in, 0, SEEK_SET);
-    out_ = out;
-    testing::ExecEnv childEnv(env);
-    std::string arg0 = binary;
-    char* argv[] = {arg0.data(), nullptr};
-    int nsFd = -1;
-    if (netnsPath) {
-      nsFd = ::open(netnsPath->c_str(), O_RDONLY | O_CLOEXEC);
-      if (nsFd < 0) throw std::runtime_error("open " + *netnsPath + ": " + std::strerror(errno));
-    }
-    const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(devnull, 2);
-      if (nsFd >= 0 && ::setns(nsFd, CLONE_NEWNET) != 0) _exit(126);
-      ::execve(binary.c_str(), argv, childEnv.envp());
-      _exit(127);
-    }
-    ::close(in);
-    ::close(devnull);
-    if (nsFd >= 0) ::close(nsFd);
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-  }
-  ~PluginProcess() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-    if (out_ >= 0) ::close(out_);
-  }
-  PluginProcess(const PluginProcess&) = delete;
-  PluginProcess& operator=(const PluginProcess&) = delete;
-
-  // Safe at any time before wait(): an exited child stays a zombie until then, so the pid cannot
-  // have been reused.
-  void kill() const { ::kill(pid_, SIGKILL); }
-
-  struct Outcome {
-    bool killed = false;  // died of SIGKILL
-    int exitCode = -1;
-    std::string out;
-  };
-  Outcome wait() {
-    int st = 0;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-    }
-    reaped_ = true;
-    Outcome o;
-    o.killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-    o.exitCode = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    char buf[8192];
-    ssize_t n;
-    ::lseek(out_, 0, SEEK_SET);
-    while ((n = ::read(out_, buf, sizeof buf)) > 0) o.out.append(buf, static_cast<std::size_t>(n));
-    return o;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  bool reaped_ = false;
-};
+using testing::PluginProcess;
 
 // Makes this process the reaper of orphans (the IPAM child of a killed `dualstack` keeps running)
 // and waits until every descendant has exited, so a round's leftovers never overlap the next.

@@ -8,6 +8,7 @@
 #include <utime.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <iostream>
 

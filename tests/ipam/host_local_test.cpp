@@ -50,21 +50,9 @@ class HostLocalInterop : public ::testing::Test {
   }
 
   static std::vector<std::string> addresses(const RunResult& r) {
-    std::vector<std::string> out;
-    const json j = r.json();
-    if (!j.is_object() || !j.contains("ips")) return out;
-    for (const auto& ipc : j["ips"]) out.push_back(ipc["address"].get<std::string>());
-    return out;
+    return dualstack::testing::resultCidrs(r);
   }
-
-  std::set<std::string> ipFiles() const {
-    std::set<std::string> out;
-    for (const auto& e : fs::directory_iterator(store)) {
-      const auto n = e.path().filename().string();
-      if (e.is_regular_file() && n != "lock" && n.rfind("last_reserved_ip.", 0) != 0) out.insert(n);
-    }
-    return out;
-  }
+  std::set<std::string> ipFiles() const { return dualstack::testing::allocationFiles(store); }
 
   std::vector<std::string> indexFiles() const {
     std::vector<std::string> out;

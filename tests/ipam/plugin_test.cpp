@@ -51,22 +51,13 @@ class IpamBinary : public ::testing::Test {
   }
 
   std::vector<std::string> addresses(const RunResult& r) const {
-    std::vector<std::string> out;
-    const json j = r.json();
-    if (!j.is_object() || !j.contains("ips")) return out;
-    for (const auto& ipc : j["ips"]) out.push_back(ipc["address"].get<std::string>());
-    return out;
+    return dualstack::testing::resultCidrs(r);
   }
 
   // Per-IP files in the store.
   std::set<std::string> ipFiles() const {
-    std::set<std::string> out;
-    if (!fs::exists(store)) return out;
-    for (const auto& e : fs::directory_iterator(store)) {
-      const auto n = e.path().filename().string();
-      if (e.is_regular_file() && n != "lock" && n.rfind("last_reserved_ip.", 0) != 0) out.insert(n);
-    }
-    return out;
+    if (!fs::exists(store)) return {};
+    return dualstack::testing::allocationFiles(store);
   }
 };
 

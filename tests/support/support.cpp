@@ -163,13 +163,8 @@ ExecEnv::ExecEnv(const EnvMap& env) {
 
 constexpr std::size_t kMaxOutput = std::size_t{64} << 20;
 
-RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
-                    const std::optional<std::string>& netnsPath,
-                    std::chrono::milliseconds timeout) {
-  int inPipe[2], outPipe[2], errPipe[2];
-  if (::pipe2(inPipe, O_CLOEXEC) || ::pipe2(outPipe, O_CLOEXEC) || ::pipe2(errPipe, O_CLOEXEC)) {
-    throw std::runtime_error("pipe failed");
-  }
+pid_t startPlugin(const std::string& binary, const EnvMap& env, StdFds fds,
+                  const std::optional<std::string>& netnsPath, const sigset_t* childMask) {
   ExecEnv childEnv(env);
   std::string arg0 = binary;
   char* argv[] = {arg0.data(), nullptr};
@@ -178,24 +173,37 @@ RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::str
     nsFd = ::open(netnsPath->c_str(), O_RDONLY | O_CLOEXEC);
     if (nsFd < 0) throw std::runtime_error("open " + *netnsPath + ": " + std::strerror(errno));
   }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    if (childMask != nullptr) ::pthread_sigmask(SIG_SETMASK, childMask, nullptr);
+    ::dup2(fds.in, 0);
+    ::dup2(fds.out, 1);
+    ::dup2(fds.err, 2);
+    if (nsFd >= 0 && ::setns(nsFd, CLONE_NEWNET) != 0) _exit(126);
+    ::execve(binary.c_str(), argv, childEnv.envp());
+    _exit(127);
+  }
+  if (nsFd >= 0) ::close(nsFd);
+  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  return pid;
+}
+
+RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::string& input,
+                    const std::optional<std::string>& netnsPath,
+                    std::chrono::milliseconds timeout) {
+  int inPipe[2], outPipe[2], errPipe[2];
+  if (::pipe2(inPipe, O_CLOEXEC) || ::pipe2(outPipe, O_CLOEXEC) || ::pipe2(errPipe, O_CLOEXEC)) {
+    throw std::runtime_error("pipe failed");
+  }
   // A child that exits without reading all of its stdin must not kill the test with SIGPIPE.
   sigset_t pipeSet, oldMask;
   ::sigemptyset(&pipeSet);
   ::sigaddset(&pipeSet, SIGPIPE);
   ::pthread_sigmask(SIG_BLOCK, &pipeSet, &oldMask);
 
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::pthread_sigmask(SIG_SETMASK, &oldMask, nullptr);
-    ::dup2(inPipe[0], 0);
-    ::dup2(outPipe[1], 1);
-    ::dup2(errPipe[1], 2);
-    if (nsFd >= 0 && ::setns(nsFd, CLONE_NEWNET) != 0) _exit(126);
-    ::execve(binary.c_str(), argv, childEnv.envp());
-    _exit(127);
-  }
-  if (nsFd >= 0) ::close(nsFd);
+  const pid_t pid =
+      startPlugin(binary, env, {inPipe[0], outPipe[1], errPipe[1]}, netnsPath, &oldMask);
   ::close(inPipe[0]);
   ::close(outPipe[1]);
   ::close(errPipe[1]);
@@ -278,6 +286,60 @@ RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::str
   return r;
 }
 
+PluginProcess::PluginProcess(const std::string& binary, const EnvMap& env, const std::string& input,
+                             const std::optional<std::string>& netnsPath) {
+  char inName[] = "/tmp/dshard-in-XXXXXX";
+  char outName[] = "/tmp/dshard-out-XXXXXX";
+  const int in = ::mkstemp(inName);
+  out_ = ::mkstemp(outName);
+  if (in >= 0) ::unlink(inName);
+  if (out_ >= 0) ::unlink(outName);
+  if (in < 0 || out_ < 0) {
+    if (in >= 0) ::close(in);
+    throw std::runtime_error("mkstemp failed");
+  }
+  const bool written =
+      ::write(in, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+  const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  try {
+    if (!written) throw std::runtime_error("write of plugin input failed");
+    ::lseek(in, 0, SEEK_SET);
+    pid_ = startPlugin(binary, env, {in, out_, devnull}, netnsPath);
+  } catch (...) {
+    ::close(in);
+    ::close(devnull);
+    throw;
+  }
+  ::close(in);
+  ::close(devnull);
+}
+
+PluginProcess::~PluginProcess() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (out_ >= 0) ::close(out_);
+}
+
+void PluginProcess::kill() const { ::kill(pid_, SIGKILL); }
+
+PluginProcess::Outcome PluginProcess::wait() {
+  int st = 0;
+  while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+  Outcome o;
+  o.killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+  o.exitCode = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  char buf[8192];
+  ssize_t n;
+  ::lseek(out_, 0, SEEK_SET);
+  while ((n = ::read(out_, buf, sizeof buf)) > 0) o.out.append(buf, static_cast<std::size_t>(n));
+  return o;
+}
+
 LockHolder::LockHolder(const std::string& path) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
@@ -325,6 +387,23 @@ EnvMap cniEnv(std::string_view command, std::string_view containerId, std::strin
              {"CNI_PATH", cniPath()}};
   if (!args.empty()) env["CNI_ARGS"] = std::string(args);
   return env;
+}
+
+std::vector<std::string> resultCidrs(const RunResult& r) {
+  std::vector<std::string> out;
+  const nlohmann::json j = r.json();
+  if (!j.is_object() || !j.contains("ips")) return out;
+  for (const auto& ipc : j["ips"]) out.push_back(ipc["address"].get<std::string>());
+  return out;
+}
+
+std::set<std::string> allocationFiles(const std::string& networkDir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(networkDir)) {
+    const auto n = e.path().filename().string();
+    if (e.is_regular_file() && n != "lock" && n.rfind("last_reserved_ip.", 0) != 0) out.insert(n);
+  }
+  return out;
 }
 
 std::string nestedJson(std::size_t depth, bool objects, std::string_view inner) {

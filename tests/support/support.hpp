@@ -2,13 +2,16 @@
 // plugin binary the way a runtime does (env + stdin, stdout captured).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -122,6 +125,49 @@ RunResult runPlugin(const std::string& binary, const EnvMap& env, const std::str
                     const std::optional<std::string>& netnsPath = std::nullopt,
                     std::chrono::milliseconds timeout = kRunTimeout);
 
+// The descriptors a plugin child gets as its stdin, stdout and stderr.
+struct StdFds {
+  int in = -1;
+  int out = -1;
+  int err = -1;
+};
+
+// Starts `binary` with exactly `env` (plus PATH) and `fds` as its standard descriptors, in a
+// process group of its own; when `netnsPath` is set the child enters that namespace first. The
+// child starts with `childMask` as its signal mask when one is given, else with the caller's.
+// Returns its pid; the caller reaps it. Both runners below start their plugins here.
+pid_t startPlugin(const std::string& binary, const EnvMap& env, StdFds fds,
+                  const std::optional<std::string>& netnsPath, const sigset_t* childMask = nullptr);
+
+// One plugin invocation running in the background, for tests that kill plugins at any moment.
+// Its stdout goes to a temp file (not a pipe), so a child never blocks on a full pipe and a kill
+// never leaves a reader hanging; stderr goes to /dev/null. The process is reaped by wait() or,
+// at the latest, killed and reaped by the destructor.
+class PluginProcess {
+ public:
+  PluginProcess(const std::string& binary, const EnvMap& env, const std::string& input,
+                const std::optional<std::string>& netnsPath);
+  ~PluginProcess();
+  PluginProcess(const PluginProcess&) = delete;
+  PluginProcess& operator=(const PluginProcess&) = delete;
+
+  // Safe at any time before wait(): an exited child stays a zombie until then, so the pid cannot
+  // have been reused.
+  void kill() const;
+
+  struct Outcome {
+    bool killed = false;  // died of SIGKILL
+    int exitCode = -1;
+    std::string out;
+  };
+  Outcome wait();
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  bool reaped_ = false;
+};
+
 // A process holding an exclusive flock on `path` (created if missing) until it is destroyed:
 // the process is killed and reaped then. pid() is what /proc/locks shows as the holder.
 class LockHolder {
@@ -139,12 +185,31 @@ class LockHolder {
 // Whether process `pid` is gone or a zombie: nothing of it runs any more.
 bool processGone(pid_t pid);
 
+// Polls `pred` until it holds or `limit` passes (a bound for a loaded machine, not a timing
+// assertion: the wait ends as soon as the condition holds). Returns whether it held.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 // Runs a shell command, returns exit status and stdout.
 int shell(const std::string& command, std::string* out = nullptr);
 
 // Standard CNI env for one attachment.
 EnvMap cniEnv(std::string_view command, std::string_view containerId, std::string_view netns,
               std::string_view ifname = "eth0", std::string_view args = "");
+
+// The `address` (CIDR form) of each entry of a result's `ips`, in order; none when stdout holds
+// no result.
+std::vector<std::string> resultCidrs(const RunResult& r);
+// The names of the per-IP files in a host-local network directory (e.g. "10.244.1.3"): every
+// regular file but the lock and last_reserved_ip.N. Throws when the directory cannot be read.
+std::set<std::string> allocationFiles(const std::string& networkDir);
 
 // JSON text with `depth` levels of nesting around `inner`: arrays ("[[[0]]]"), or objects whose
 // only key is "a" ({"a":{"a":0}}); for tests of the nesting limit.
