@@ -10,34 +10,14 @@
 
 #include "agent/fakes.hpp"
 #include "dualstack/sys/error.hpp"
+#include "support/support.hpp"
 
 namespace dualstack::agent {
 namespace {
 
-using agenttest::A;
-using agenttest::connected;
-using agenttest::dualNode;
-using agenttest::FakeClusterSets;
-using agenttest::FakeRouteTable;
-using agenttest::FakeSource;
-using agenttest::LogCapture;
-using agenttest::P;
-using agenttest::via;
+using namespace agenttest;
+using dualstack::testing::eventually;
 using namespace std::chrono_literals;
-
-constexpr std::uint8_t kOwn = 77;
-
-// Polls `pred` until it holds or `limit` passes (a bound for a loaded machine, not a timing
-// assertion: every wait here ends as soon as the condition holds).
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 class AgentTest : public ::testing::Test {
  protected:

@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,9 +25,8 @@
 #include "dualstack/agent/kernel.hpp"
 #include "dualstack/netns/netns.hpp"
 #include "dualstack/nft/table.hpp"
+#include "support/child.hpp"
 #include "support/support.hpp"
-
-extern char** environ;
 
 namespace dualstack::agenttest {
 
@@ -43,56 +41,33 @@ inline std::string mustExec(const TestNetns& ns, const std::string& command) {
   return out;
 }
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using dualstack::testing::eventually;
 
 // A background `ip monitor route` in a namespace, ended by PID.
 class RouteMonitor {
  public:
-  RouteMonitor(const TestNetns& ns, const std::string& file) : file_(file) {
-    std::vector<std::string> argv = {"ip", "-n", ns.name(), "monitor", "route"};
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    if (posix_spawnp(&pid_, "ip", &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
+  RouteMonitor(const TestNetns& ns, const std::string& file)
+      : file_(file),
+        monitor_({"ip", "-n", ns.name(), "monitor", "route"},
+                 {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+                 dualstack::testing::Child::Output{file, "/dev/null"}) {
     // `ip monitor` subscribes right after it starts; give it that moment.
     std::this_thread::sleep_for(200ms);
   }
-  ~RouteMonitor() { stop(); }
   // Everything it printed; stops it first.
   std::string output() {
-    stop();
+    monitor_.signal(SIGTERM);
+    monitor_.wait(10s);
     return dualstack::testing::readFile(file_);
   }
 
  private:
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
   std::string file_;
-  pid_t pid_ = -1;
+  dualstack::testing::Child monitor_;
 };
 
 class ClusterTest : public ::testing::Test {
  public:
-  static constexpr std::uint8_t kOwn = 77;
-
   // Node N as the API shows it: podCIDRs 10.244.N.0/24 and fd00:10:244:N::/64, its eth0
   // addresses as InternalIPs.
   static k8s::Node k8sNode(int n) {

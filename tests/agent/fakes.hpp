@@ -21,20 +21,15 @@
 #include "dualstack/k8s/node.hpp"
 #include "dualstack/netlink/route.hpp"
 #include "dualstack/sys/error.hpp"
+#include "support/ip.hpp"
 
 namespace dualstack::agenttest {
 
-inline ip::Prefix P(std::string_view text) {
-  auto p = ip::Prefix::parse(text);
-  if (!p) throw std::invalid_argument("bad prefix in test: " + std::string(text));
-  return *p;
-}
+using testing::A;
+using testing::P;
 
-inline ip::Address A(std::string_view text) {
-  auto a = ip::Address::parse(text);
-  if (!a) throw std::invalid_argument("bad address in test: " + std::string(text));
-  return *a;
-}
+// The routing protocol number the agent under test marks its routes with.
+inline constexpr std::uint8_t kOwn = 77;
 
 // A Node as the API would state it, through the parse the informer uses.
 inline k8s::Node node(std::string name, std::vector<std::string> cidrs,

@@ -8,10 +8,7 @@
 namespace dualstack::agent {
 namespace {
 
-using agenttest::A;
-using agenttest::dualNode;
-using agenttest::node;
-using agenttest::P;
+using namespace agenttest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;

@@ -9,19 +9,10 @@
 namespace dualstack::agent {
 namespace {
 
-using agenttest::A;
-using agenttest::connected;
-using agenttest::dualNode;
-using agenttest::FakeClusterSets;
-using agenttest::FakeRouteTable;
-using agenttest::LogCapture;
-using agenttest::P;
-using agenttest::via;
+using namespace agenttest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-constexpr std::uint8_t kOwn = 77;
 
 class ReconcilerTest : public ::testing::Test {
  protected:

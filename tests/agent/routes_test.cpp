@@ -11,17 +11,10 @@
 namespace dualstack::agent {
 namespace {
 
-using agenttest::A;
-using agenttest::connected;
-using agenttest::dualNode;
-using agenttest::node;
-using agenttest::P;
-using agenttest::via;
+using namespace agenttest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-constexpr std::uint8_t kOwn = 77;
 
 // What the diff helper below prints for the removal of the agent's own route to `dst`.
 std::string deleteOwn(const char* dst) {

@@ -28,6 +28,7 @@
 #include "dualstack/netlink/socket.hpp"
 #include "dualstack/netns/netns.hpp"
 #include "dualstack/sys/error.hpp"
+#include "support/ip.hpp"
 
 extern char** environ;
 
@@ -38,17 +39,8 @@ inline constexpr const char* kLinkPrefix = "dst";
 
 inline bool isRoot() { return ::geteuid() == 0; }
 
-inline ip::Prefix P(std::string_view text) {
-  auto p = ip::Prefix::parse(text);
-  if (!p) throw std::invalid_argument("bad prefix in test: " + std::string(text));
-  return *p;
-}
-
-inline ip::Address A(std::string_view text) {
-  auto a = ip::Address::parse(text);
-  if (!a) throw std::invalid_argument("bad address in test: " + std::string(text));
-  return *a;
-}
+using testing::A;
+using testing::P;
 
 // The sys::Error thrown by f (a failed expectation if none).
 template <class F>

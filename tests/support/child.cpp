@@ -11,7 +11,11 @@
 namespace dualstack::testing {
 
 Child::Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
-             const std::string& errFile) {
+             const std::string& errFile)
+    : Child(args, env, Output{"/dev/null", errFile}) {}
+
+Child::Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
+             const Output& output) {
   std::vector<char*> argv, envp;
   std::vector<std::string> a = args, e = env;
   for (auto& s : a) argv.push_back(s.data());
@@ -20,8 +24,8 @@ Child::Child(const std::vector<std::string>& args, const std::vector<std::string
   envp.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, output.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, output.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   // The test binary may run with signals blocked by gtest's threads: start with a clean mask.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -29,7 +33,7 @@ Child::Child(const std::vector<std::string>& args, const std::vector<std::string
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  const int rc = ::posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
+  const int rc = ::posix_spawnp(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) pid_ = -1;
@@ -47,6 +51,7 @@ void Child::signal(int sig) const {
 }
 
 int Child::wait(std::chrono::milliseconds limit) {
+  if (pid_ <= 0) return -1;  // never started, or reaped already
   int status = 0;
   const auto end = std::chrono::steady_clock::now() + limit;
   for (;;) {

@@ -1,6 +1,6 @@
-// A background child process for tests (an installer, an agent): started with exactly the given
-// arguments and environment and a clean signal mask, stderr to a file; killed (by its PID) and
-// reaped when the object goes, also when the test fails.
+// A background child process for tests (an installer, an agent, `ip monitor`): started with
+// exactly the given arguments and environment and a clean signal mask, its output to files;
+// killed (by its PID) and reaped when the object goes, also when the test fails.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +13,15 @@ namespace dualstack::testing {
 
 class Child {
  public:
+  // Where the child's stdout and stderr go: files, created or truncated.
+  struct Output {
+    std::string out = "/dev/null";
+    std::string err = "/dev/null";
+  };
+  // args[0] is found on the PATH when it has no slash.
+  Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
+        const Output& output);
+  // stdout to /dev/null, stderr to `errFile`.
   Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
         const std::string& errFile);
   ~Child();
