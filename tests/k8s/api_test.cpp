@@ -12,12 +12,7 @@
 namespace dualstack::k8s {
 namespace {
 
-using sys::Code;
-using sys::Error;
-using testing::KubeconfigSpec;
-using testing::nodeObject;
-using testing::Pki;
-using testing::TestApiServer;
+using namespace testing;
 
 constexpr const char* kToken = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl";
 

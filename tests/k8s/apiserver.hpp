@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -27,11 +28,16 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/k8s/node.hpp"
+#include "dualstack/sys/error.hpp"
 #include "support/support.hpp"
 
 namespace dualstack::k8s::testing {
 
+// What the k8s tests name most, for their `using namespace testing;`.
 using nlohmann::json;
+using std::chrono::milliseconds;
+using sys::Code;
+using sys::Error;
 
 inline void writeText(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());

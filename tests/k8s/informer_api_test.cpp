@@ -13,12 +13,7 @@
 namespace dualstack::k8s {
 namespace {
 
-using nlohmann::json;
-using std::chrono::milliseconds;
-using testing::KubeconfigSpec;
-using testing::nodeObject;
-using testing::Pki;
-using testing::TestApiServer;
+using namespace testing;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kToken = "informer-token-1";

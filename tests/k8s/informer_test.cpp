@@ -15,10 +15,7 @@
 namespace dualstack::k8s {
 namespace {
 
-using nlohmann::json;
-using std::chrono::milliseconds;
-using sys::Code;
-using sys::Error;
+using namespace testing;
 using Clock = std::chrono::steady_clock;
 
 json node(int i, const std::string& rv) {

@@ -14,12 +14,7 @@
 namespace dualstack::k8s {
 namespace {
 
-using sys::Code;
-using sys::Error;
-using testing::KubeconfigSpec;
-using testing::nodeObject;
-using testing::Pki;
-using testing::TestApiServer;
+using namespace testing;
 
 constexpr const char* kAdmin = "token-admin-secret";
 
