@@ -128,6 +128,14 @@ const char* kConfig = R"({"cniVersion":"1.0.0","name":"net1","type":"fake"})";
 
 // ---- findPlugin
 
+// The error of a delegate named `fake` whose shell script is `body`, asked `command` on kConfig
+// (a failed expectation if it succeeds).
+Error fakeDelegateError(const std::string& body, Command command = Command::Add) {
+  TempDir dir;
+  writePlugin(dir.file("fake"), body);
+  return delegateError("fake", command, envWithPath(dir.path()), kConfig);
+}
+
 TEST(FindPlugin, TypeWithSlashIsInvalidConfig) {
   TempDir dir;
   writePlugin(dir.file("fake"), "exit 0");
@@ -201,9 +209,7 @@ TEST(Delegate, EmptyStdoutIsNull) {
 }
 
 TEST(Delegate, NonJsonOutputOnSuccessIsDecodeFailure) {
-  TempDir dir;
-  writePlugin(dir.file("fake"), "cat >/dev/null\necho 'all good!'");
-  const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+  const Error e = fakeDelegateError("cat >/dev/null\necho 'all good!'");
   EXPECT_EQ(e.code(), Code::DecodeFailure);
   EXPECT_THAT(e.msg(), HasSubstr("plugin fake"));
   EXPECT_THAT(e.msg(), HasSubstr("not valid JSON"));
@@ -317,23 +323,18 @@ TEST(Delegate, PluginThatIgnoresLargeStdinAndSucceeds) {
 }
 
 TEST(Delegate, FailurePropagatesCodeMessageAndDetails) {
-  TempDir dir;
-  writePlugin(dir.file("fake"), R"(cat >/dev/null
+  const Error e = fakeDelegateError(R"(cat >/dev/null
 echo '{"cniVersion":"1.0.0","code":11,"msg":"store is locked","details":"pid 42 holds it"}'
 echo 'some log line' >&2
 exit 1)");
-  const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
   EXPECT_EQ(e.code(), Code::TryAgainLater);
   EXPECT_EQ(e.msg(), "plugin fake: store is locked");
   EXPECT_EQ(e.details(), "pid 42 holds it");
 }
 
 TEST(Delegate, PluginSpecificCodesPassThrough) {
-  TempDir dir;
-  writePlugin(
-      dir.file("fake"),
+  const Error e = fakeDelegateError(
       R"(cat >/dev/null; echo '{"code":101,"msg":"range 10.0.0.0/30 is exhausted"}'; exit 2)");
-  const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
   EXPECT_EQ(static_cast<int>(e.code()), 101);
   EXPECT_THAT(e.msg(), HasSubstr("plugin fake: "));
   EXPECT_THAT(e.msg(), HasSubstr("range 10.0.0.0/30 is exhausted"));
@@ -341,28 +342,22 @@ TEST(Delegate, PluginSpecificCodesPassThrough) {
 }
 
 TEST(Delegate, NonJsonFailureIsIoFailure) {
-  TempDir dir;
-  writePlugin(dir.file("fake"), "cat >/dev/null\necho 'panic: runtime error'\nexit 3");
-  const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+  const Error e = fakeDelegateError("cat >/dev/null\necho 'panic: runtime error'\nexit 3");
   EXPECT_EQ(e.code(), Code::IoFailure);
   EXPECT_THAT(e.msg(), HasSubstr("plugin fake"));
   EXPECT_THAT(e.msg(), HasSubstr("exit status 3"));
 }
 
 TEST(Delegate, FailureWithoutOutputIsIoFailure) {
-  TempDir dir;
-  writePlugin(dir.file("fake"), "cat >/dev/null\nexit 4");
-  const Error e = delegateError("fake", Command::Del, envWithPath(dir.path()), kConfig);
+  const Error e = fakeDelegateError("cat >/dev/null\nexit 4", Command::Del);
   EXPECT_EQ(e.code(), Code::IoFailure);
   EXPECT_THAT(e.msg(), HasSubstr("exit status 4"));
 }
 
 TEST(Delegate, FailureJsonWithoutCodeIsIoFailure) {
-  TempDir dir;
   for (const char* out : {R"({"msg":"no code"})", R"({"code":"7","msg":"code is a string"})",
                           R"({"code":7})", R"([7,"msg"])"}) {
-    writePlugin(dir.file("fake"), std::string("cat >/dev/null; echo '") + out + "'; exit 1");
-    const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+    const Error e = fakeDelegateError(std::string("cat >/dev/null; echo '") + out + "'; exit 1");
     EXPECT_EQ(e.code(), Code::IoFailure) << out;
     EXPECT_THAT(e.msg(), HasSubstr("exit status 1")) << out;
   }
@@ -388,27 +383,21 @@ TEST(Delegate, DeeplyNestedOutputIsDecodeFailure) {
 }
 
 TEST(Delegate, ErrorCodeOutOfRangeIsIoFailure) {
-  TempDir dir;
   for (const char* code : {"0", "-1", "-7", "2147483648", "4294967303", "18446744073709551615"}) {
-    writePlugin(dir.file("fake"), std::string("cat >/dev/null; echo '{\"code\":") + code +
+    const Error e = fakeDelegateError(std::string("cat >/dev/null; echo '{\"code\":") + code +
                                       R"(,"msg":"odd"}'; exit 1)");
-    const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
     EXPECT_EQ(e.code(), Code::IoFailure) << code;
     EXPECT_THAT(e.msg(), HasSubstr(std::string("error code ") + code + ", which is out of range"))
         << code;
     EXPECT_THAT(e.msg(), HasSubstr("odd")) << code;
   }
-  writePlugin(dir.file("fake"),
-              R"(cat >/dev/null; echo '{"code":2147483647,"msg":"big"}'; exit 1)");
-  EXPECT_EQ(static_cast<int>(
-                delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig).code()),
-            2147483647);
+  const Error big =
+      fakeDelegateError(R"(cat >/dev/null; echo '{"code":2147483647,"msg":"big"}'; exit 1)");
+  EXPECT_EQ(static_cast<int>(big.code()), 2147483647);
 }
 
 TEST(Delegate, KilledBySignalIsAnError) {
-  TempDir dir;
-  writePlugin(dir.file("fake"), "cat >/dev/null\nkill -KILL $$");
-  const Error e = delegateError("fake", Command::Add, envWithPath(dir.path()), kConfig);
+  const Error e = fakeDelegateError("cat >/dev/null\nkill -KILL $$");
   EXPECT_EQ(e.code(), Code::IoFailure);
   EXPECT_THAT(e.msg(), HasSubstr("plugin fake"));
   EXPECT_THAT(e.msg(), HasSubstr("signal 9"));
