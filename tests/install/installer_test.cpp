@@ -75,14 +75,7 @@ std::string jwt(std::int64_t iat, std::int64_t exp,
 
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return cond();
-}
+using dualstack::testing::eventually;
 
 using dualstack::testing::Child;
 
@@ -133,6 +126,26 @@ class Installer : public ::testing::Test {
     return c.wait(30s);
   }
   std::string err() const { return readFile(errFile); }
+
+  // The installer's loop, started with `extra`, once it has installed (wrap the call in
+  // ASSERT_NO_FATAL_FAILURE); stopLoop() sends it SIGTERM and returns its exit status.
+  std::unique_ptr<Child> installer;
+  void startLoop(const std::vector<std::string>& extra) {
+    installer = std::make_unique<Child>(args(extra), env(), errFile);
+    ASSERT_TRUE(installer->started());
+    ASSERT_TRUE(eventually([&] { return fs::exists(conflist); }, 30s)) << err();
+  }
+  int stopLoop() {
+    installer->signal(SIGTERM);
+    return installer->wait(10s);
+  }
+  // Whether, within `limit`, the kubeconfig carries `token` / the installer's log holds `text`.
+  bool kubeconfigCarries(const std::string& token, std::chrono::milliseconds limit) const {
+    return eventually([&] { return readFile(kubeconfig).find(token) != std::string::npos; }, limit);
+  }
+  bool logs(const std::string& text, std::chrono::milliseconds limit) const {
+    return eventually([&] { return err().find(text) != std::string::npos; }, limit);
+  }
 
   std::vector<std::string> filesUnder(const std::string& dir) const {
     std::vector<std::string> out;
@@ -395,21 +408,16 @@ TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {
 }
 
 TEST_F(Installer, RewritesTheKubeconfigWhenTheTokenRotatesAndLeavesFilesOnSigterm) {
-  Child c(args({"--interval", "200ms"}), env(), errFile);
-  ASSERT_TRUE(c.started());
-  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  ASSERT_NO_FATAL_FAILURE(startLoop({"--interval", "200ms"}));
   const std::string fresh = jwt(now(), now() + 7200, "rotated");
   rotate(sa + "/token", fresh);
-  ASSERT_TRUE(waitFor([&] { return readFile(kubeconfig).find(fresh) != std::string::npos; }, 10s))
-      << err();
+  ASSERT_TRUE(kubeconfigCarries(fresh, 10s)) << err();
   EXPECT_EQ(modeOf(kubeconfig), 0600u);
   EXPECT_EQ(k8s::loadKubeconfig(kubeconfig).token, fresh);
   // (The log line follows the rename.)
-  EXPECT_TRUE(waitFor([&] { return err().find("rewrote " + kubeconfig) != std::string::npos; }, 5s))
-      << err();
+  EXPECT_TRUE(logs("rewrote " + kubeconfig, 5s)) << err();
 
-  c.signal(SIGTERM);
-  EXPECT_EQ(c.wait(10s), 0) << err();
+  EXPECT_EQ(stopLoop(), 0) << err();
   for (const auto& f : {binDir + "/dualstack", binDir + "/dualstack-ipam", kubeconfig, conflist}) {
     EXPECT_TRUE(fs::exists(f)) << f;
   }
@@ -420,15 +428,11 @@ TEST_F(Installer, ReadsTheTokenAgainBeforeItExpires) {
   // The interval is long; only the token's own lifetime (3 s, re-read at 80%) brings the check
   // forward.
   writeAll(sa + "/token", jwt(now(), now() + 3));
-  Child c(args({"--interval", "10m"}), env(), errFile);
-  ASSERT_TRUE(c.started());
-  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  ASSERT_NO_FATAL_FAILURE(startLoop({"--interval", "10m"}));
   const std::string fresh = jwt(now(), now() + 3600, "next");
   rotate(sa + "/token", fresh);
-  EXPECT_TRUE(waitFor([&] { return readFile(kubeconfig).find(fresh) != std::string::npos; }, 8s))
-      << err();
-  c.signal(SIGTERM);
-  EXPECT_EQ(c.wait(10s), 0) << err();
+  EXPECT_TRUE(kubeconfigCarries(fresh, 8s)) << err();
+  EXPECT_EQ(stopLoop(), 0) << err();
 }
 
 TEST_F(Installer, UninstallOnExitRemovesWhatItInstalledOnly) {
@@ -436,11 +440,8 @@ TEST_F(Installer, UninstallOnExitRemovesWhatItInstalledOnly) {
   fs::create_directories(confDir);
   writeAll(binDir + "/loopback", "#!/bin/sh\n");
   writeAll(confDir + "/99-other.conflist", "{}");
-  Child c(args({"--uninstall-on-exit", "--interval", "1s"}), env(), errFile);
-  ASSERT_TRUE(c.started());
-  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
-  c.signal(SIGTERM);
-  EXPECT_EQ(c.wait(10s), 0) << err();
+  ASSERT_NO_FATAL_FAILURE(startLoop({"--uninstall-on-exit", "--interval", "1s"}));
+  EXPECT_EQ(stopLoop(), 0) << err();
   EXPECT_EQ(filesUnder(host),
             (std::vector<std::string>{"etc/cni/net.d/99-other.conflist", "opt/cni/bin/loopback"}));
   EXPECT_THAT(err(), HasSubstr("removed " + conflist));
@@ -449,14 +450,11 @@ TEST_F(Installer, UninstallOnExitRemovesWhatItInstalledOnly) {
 // With a DaemonSet's maxSurge, the next version's installer starts before this one stops: what
 // it wrote in the meantime is not ours to remove. Nor is a file an operator replaced.
 TEST_F(Installer, UninstallLeavesFilesReplacedSinceInPlace) {
-  Child c(args({"--uninstall-on-exit", "--interval", "10m"}), env(), errFile);
-  ASSERT_TRUE(c.started());
-  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  ASSERT_NO_FATAL_FAILURE(startLoop({"--uninstall-on-exit", "--interval", "10m"}));
   const std::string newer = R"({"name": "dualstack", "plugins": [{"type": "newer"}]})";
   rotate(conflist, newer);
   rotate(binDir + "/dualstack-ipam", "#!/bin/sh\necho newer\n");
-  c.signal(SIGTERM);
-  EXPECT_EQ(c.wait(10s), 0) << err();
+  EXPECT_EQ(stopLoop(), 0) << err();
   EXPECT_EQ(filesUnder(host), (std::vector<std::string>{"etc/cni/net.d/10-dualstack.conflist",
                                                         "opt/cni/bin/dualstack-ipam"}));
   EXPECT_EQ(readFile(conflist), newer);
@@ -469,17 +467,12 @@ TEST_F(Installer, UninstallLeavesFilesReplacedSinceInPlace) {
 
 // The kubeconfig it rewrote after a token rotation is still its own.
 TEST_F(Installer, UninstallRemovesTheKubeconfigItRewrote) {
-  Child c(args({"--uninstall-on-exit", "--interval", "200ms"}), env(), errFile);
-  ASSERT_TRUE(c.started());
-  ASSERT_TRUE(waitFor([&] { return fs::exists(conflist); }, 30s)) << err();
+  ASSERT_NO_FATAL_FAILURE(startLoop({"--uninstall-on-exit", "--interval", "200ms"}));
   const std::string fresh = jwt(now(), now() + 7200, "rotated");
   rotate(sa + "/token", fresh);
-  ASSERT_TRUE(waitFor([&] { return readFile(kubeconfig).find(fresh) != std::string::npos; }, 10s))
-      << err();
-  ASSERT_TRUE(waitFor([&] { return err().find("rewrote " + kubeconfig) != std::string::npos; }, 5s))
-      << err();
-  c.signal(SIGTERM);
-  EXPECT_EQ(c.wait(10s), 0) << err();
+  ASSERT_TRUE(kubeconfigCarries(fresh, 10s)) << err();
+  ASSERT_TRUE(logs("rewrote " + kubeconfig, 5s)) << err();
+  EXPECT_EQ(stopLoop(), 0) << err();
   EXPECT_EQ(filesUnder(host), std::vector<std::string>{}) << err();
 }
 
