@@ -641,37 +641,62 @@ void hostLocalAllocates(const std::string& netDir, const std::string& addr, cons
   ::close(lock);
 }
 
-// host-local allocates for an attachment within the timestamp of our last change: the directory
-// looks unchanged, yet DEL of that attachment must release its address.
-TEST_F(DiskStoreTest, DelFindsWhatHostLocalAddedWithinTheTimestampOfOurLastChange) {
-  DUALSTACK_REQUIRE_ROOT();
-  const std::string failure = onCoarseTimestamps(tmp.path(), [](const std::string& mnt) {
+// On a file system with one-second timestamps: `ours` reserves 10.0.0.2 and commits at the start
+// of a second, then `change` alters the store behind that session's back. When all of it stayed
+// within that second (else a fresh store tries again, five times at most), a DEL of `deleted` must
+// release exactly `expected`, and `verify` (if any) must hold. Returns what went wrong; "" if
+// nothing did.
+std::string delWithinTheTimestampOfOurLastChange(
+    const std::string& work, const cni::Attachment& ours,
+    const std::function<std::string(const std::string& data)>& change,
+    const cni::Attachment& deleted, const std::vector<std::string>& expected,
+    const std::function<std::string(const std::string& data)>& verify = nullptr) {
+  return onCoarseTimestamps(work, [&](const std::string& mnt) {
     for (int attempt = 0; attempt < 5; ++attempt) {
       const std::string data = mnt + "/data" + std::to_string(attempt);
       const std::time_t second = atTheStartOfASecond();
       {
         auto s = DiskStore::open(data, "net", DiskStore::Mode::Create);
         s->lock();
-        if (!s->reserve(A("10.0.0.2"), {"ours", "eth0"})) return std::string("reserve failed");
+        if (!s->reserve(A("10.0.0.2"), ours)) return std::string("reserve failed");
         s->commit();
       }
-      hostLocalAllocates(data + "/net", "10.0.0.3", "theirs");
+      if (std::string failed = change(data); !failed.empty()) return failed;
       struct stat st {};
       ::stat((data + "/net").c_str(), &st);
       if (std::time(nullptr) != second || st.st_ctime != second) continue;  // crossed a second
       auto s = DiskStore::open(data, "net", DiskStore::Mode::Existing);
       s->lock();
-      const auto released = strs(release({"theirs", "eth0"}, *s));
+      const auto released = strs(release(deleted, *s));
       s->commit();
-      if (released != std::vector<std::string>{"10.0.0.3"}) {
-        return std::string("DEL released ") + std::to_string(released.size()) +
-               " addresses, not 10.0.0.3 that host-local gave the attachment";
+      if (released != expected) {
+        std::string text = "DEL of " + deleted.containerId + " released";
+        for (const auto& r : released) text += " " + r;
+        text += " instead of";
+        for (const auto& e : expected) text += " " + e;
+        return text;
       }
-      if (fs::exists(data + "/net/10.0.0.3")) return std::string("10.0.0.3 is still allocated");
-      return std::string();
+      return verify ? verify(data) : std::string();
     }
     return std::string("every attempt crossed a second");
   });
+}
+
+// host-local allocates for an attachment within the timestamp of our last change: the directory
+// looks unchanged, yet DEL of that attachment must release its address.
+TEST_F(DiskStoreTest, DelFindsWhatHostLocalAddedWithinTheTimestampOfOurLastChange) {
+  DUALSTACK_REQUIRE_ROOT();
+  const std::string failure = delWithinTheTimestampOfOurLastChange(
+      tmp.path(), {"ours", "eth0"},
+      [](const std::string& data) {
+        hostLocalAllocates(data + "/net", "10.0.0.3", "theirs");
+        return std::string();
+      },
+      {"theirs", "eth0"}, {"10.0.0.3"},
+      [](const std::string& data) {
+        return fs::exists(data + "/net/10.0.0.3") ? std::string("10.0.0.3 is still allocated")
+                                                  : std::string();
+      });
   EXPECT_EQ(failure, "");
 }
 
@@ -679,37 +704,16 @@ TEST_F(DiskStoreTest, DelFindsWhatHostLocalAddedWithinTheTimestampOfOurLastChang
 // timestamp of the previous change: the next DEL releases that file too.
 TEST_F(DiskStoreTest, DelFindsWhatAKilledSessionAddedWithinTheTimestampOfOurLastChange) {
   DUALSTACK_REQUIRE_ROOT();
-  const std::string failure = onCoarseTimestamps(tmp.path(), [](const std::string& mnt) {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      const std::string data = mnt + "/data" + std::to_string(attempt);
-      const std::time_t second = atTheStartOfASecond();
-      {
-        auto s = DiskStore::open(data, "net", DiskStore::Mode::Create);
-        s->lock();
-        if (!s->reserve(A("10.0.0.2"), {"c1", "eth0"})) return std::string("reserve failed");
-        s->commit();
-      }
-      {
+  const std::string failure = delWithinTheTimestampOfOurLastChange(
+      tmp.path(), {"c1", "eth0"},
+      [](const std::string& data) {
         auto s = DiskStore::open(data, "net", DiskStore::Mode::Existing);
         s->lock();
-        if (!s->reserve(A("fd00::2"), {"c1", "eth0"})) return std::string("reserve failed");
         // destroyed without commit: killed before the index and state were written
-      }
-      struct stat st {};
-      ::stat((data + "/net").c_str(), &st);
-      if (std::time(nullptr) != second || st.st_ctime != second) continue;  // crossed a second
-      auto s = DiskStore::open(data, "net", DiskStore::Mode::Existing);
-      s->lock();
-      const auto released = strs(release({"c1", "eth0"}, *s));
-      s->commit();
-      if (released != std::vector<std::string>{"10.0.0.2", "fd00::2"}) {
-        return "DEL released " + std::to_string(released.size()) +
-               " addresses, not both 10.0.0.2 and fd00::2";
-      }
-      return std::string();
-    }
-    return std::string("every attempt crossed a second");
-  });
+        return s->reserve(A("fd00::2"), {"c1", "eth0"}) ? std::string()
+                                                        : std::string("reserve failed");
+      },
+      {"c1", "eth0"}, {"10.0.0.2", "fd00::2"});
   EXPECT_EQ(failure, "");
 }
 
