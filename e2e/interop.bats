@@ -40,6 +40,15 @@ add_two_pods() {
   e2e_assert_result "$r2" "$pod2" "$2" "$3"
 }
 
+# del_two_pods NET: libcni DEL of pods 1 and 2, both succeeding, and no allocation left in NET.
+del_two_pods() {
+  run e2e_cnitool del "$1" "$pod1"
+  assert_success
+  run e2e_cnitool del "$1" "$pod2"
+  assert_success
+  assert_equal "$(e2e_store_allocations "$1")" ""
+}
+
 @test "interop: dualstack with the reference host-local as IPAM (IPv6 range first)" {
   e2e_require_ref host-local
   conflist "$E2E_TMP/net" hl '{"type": "dualstack", "ipam": {"type": "host-local",
@@ -56,11 +65,7 @@ add_two_pods() {
   done
   run e2e_cnitool check hl "$pod1"
   assert_success
-  run e2e_cnitool del hl "$pod1"
-  assert_success
-  run e2e_cnitool del hl "$pod2"
-  assert_success
-  assert_equal "$(e2e_store_allocations hl)" ""
+  del_two_pods hl
   assert_equal "$(ip -n "$E2E_NODE" -o link show type veth)" ""
 }
 
@@ -84,11 +89,7 @@ add_two_pods() {
   assert_success
   run e2e_cnitool check br "$pod2"
   assert_success
-  run e2e_cnitool del br "$pod1"
-  assert_success
-  run e2e_cnitool del br "$pod2"
-  assert_success
-  assert_equal "$(e2e_store_allocations br)" ""
+  del_two_pods br
 }
 
 @test "interop: the reference ptp with dualstack-ipam" {
@@ -105,11 +106,7 @@ add_two_pods() {
   done
   run e2e_cnitool check pt "$pod1"
   assert_success
-  run e2e_cnitool del pt "$pod1"
-  assert_success
-  run e2e_cnitool del pt "$pod2"
-  assert_success
-  assert_equal "$(e2e_store_allocations pt)" ""
+  del_two_pods pt
 }
 
 @test "interop: host-local and dualstack-ipam take turns on one store, never one address twice" {
