@@ -24,7 +24,7 @@ packages=(
   containernetworking-plugins iproute2 iputils-ping nftables bats procps jq
   clang libclang-rt-14-dev   # libFuzzer (scripts/fuzz.sh) and clang's sanitizers
   help2man lintian           # manual pages, and the package check of scripts/package-test.sh
-  clang-format clang-tidy    # the style checks (scripts/check-format.sh, scripts/tidy.sh)
+  clang-format clang-tidy    # the style checks (scripts/check-format.sh, scripts/check-tidy.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
