@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <vector>
 
@@ -310,7 +311,10 @@ HttpReply httpGet(const SocketAddress& address, std::string_view path,
     throw Error(Code::IoFailure, where + ": not an HTTP answer");
   }
   HttpReply r;
-  r.status = std::atoi(in.c_str() + 9);
+  const char* code = in.data() + 9;
+  if (std::from_chars(code, code + 3, r.status).ptr != code + 3) {
+    throw Error(Code::IoFailure, where + ": not an HTTP answer");
+  }
   r.body = in.substr(headerEnd + 4);
   r.contentType.clear();
   return r;

@@ -116,6 +116,38 @@ TEST(HttpClient, NothingListeningIsAClearError) {
   }
 }
 
+TEST(HttpClient, AStatusThatIsNotANumberIsAClearError) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  socklen_t len = sizeof sa;
+  const timeval bound{5, 0};  // accept and recv give up instead of hanging the test
+  ASSERT_EQ(::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  std::jthread peer([listener, bound] {
+    const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+    char buf[4096];
+    (void)::recv(fd, buf, sizeof buf, 0);
+    const std::string answer = "HTTP/1.0 2x0 OK\r\n\r\nbody";
+    (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  });
+  try {
+    httpGet({"127.0.0.1", ntohs(sa.sin_port)}, "/status", 5s);
+    ADD_FAILURE() << "no error";
+  } catch (const sys::Error& e) {
+    EXPECT_THAT(e.msg(), HasSubstr("not an HTTP answer"));
+  }
+  peer.join();
+  ::close(listener);
+}
+
 TEST(SocketAddressParse, FormsAndErrors) {
   EXPECT_EQ(parseSocketAddress("127.0.0.1:9967", "--metrics-address").port, 9967);
   EXPECT_EQ(parseSocketAddress("[::1]:80", "--metrics-address").host, "::1");
