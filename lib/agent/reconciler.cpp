@@ -82,7 +82,7 @@ PassResult Reconciler::partial(const Desired& desired, const std::vector<ip::Pre
         // The table entry the kernel uses for the podCIDR's first address: the podCIDR's own
         // route if there is one (and the best of them if several protocols have one).
         auto r = routes_->lookup(dst.first());
-        if (r && r->dst.network() == dst) actual.push_back(std::move(*r));
+        if (r && r->dst.network() == dst) actual.push_back(*r);
       }
       std::unordered_map<std::string, std::optional<std::string>> hops;
       DiffOptions options;
@@ -202,6 +202,7 @@ PassResult Reconciler::apply(const Desired& desired, const Scope& scope,
   return result;
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): fresh's entries are moved in at the end
 void Reconciler::update(Entries& entries, const char* kind, const Scope& scope, Entries fresh) {
   const std::string k = kind;
   for (const auto& [dst, e] : fresh) {
