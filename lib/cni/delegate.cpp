@@ -126,7 +126,7 @@ class Child {
   // waitpid; true once reaped (status in *status).
   bool reap(int flags, int* status = nullptr) {
     int st = 0;
-    pid_t r;
+    pid_t r = -1;
     do {
       r = ::waitpid(pid_, &st, flags);
     } while (r < 0 && errno == EINTR);
@@ -347,6 +347,7 @@ json delegate(std::string_view type, Command command, const Env& env, std::strin
   }
   envStrings.push_back("CNI_COMMAND=" + std::string(commandName(command)));
   std::vector<char*> envp;
+  envp.reserve(envStrings.size() + 1);
   for (auto& s : envStrings) envp.push_back(s.data());
   envp.push_back(nullptr);
 
