@@ -1,6 +1,6 @@
 #include "dualstack/plugin/config.hpp"
 
-#include <cstdio>
+#include <charconv>
 
 #include "dualstack/cni/error.hpp"
 #include "dualstack/cni/json.hpp"
@@ -32,15 +32,17 @@ std::optional<std::array<std::uint8_t, 6>> requestedMac(const cni::Env& env,
   }
   if (!text) return std::nullopt;
   std::array<std::uint8_t, 6> mac{};
-  unsigned values[6];
-  char tail = 0;
-  if (text->size() != 17 ||
-      std::sscanf(text->c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &values[0], &values[1], &values[2],
-                  &values[3], &values[4], &values[5], &tail) != 6) {
+  // Two hex digits per byte and nothing else: no sign, no blank.
+  bool ok = text->size() == 17;
+  for (std::size_t i = 0; ok && i < mac.size(); ++i) {
+    const char* byte = text->data() + 3 * i;
+    ok = std::from_chars(byte, byte + 2, mac[i], 16).ptr == byte + 2 &&
+         (i + 1 == mac.size() || byte[2] == ':');
+  }
+  if (!ok) {
     throw Error(
         code, source + " \"" + text->substr(0, 32) + "\" is not a MAC address (aa:bb:cc:dd:ee:ff)");
   }
-  for (std::size_t i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(values[i]);
   if ((mac[0] & 1) != 0) {
     throw Error(code, source + " " + *text + " is a multicast address");
   }

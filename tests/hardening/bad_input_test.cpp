@@ -252,6 +252,10 @@ std::vector<BadInput> cases() {
           set("/ipMasqExcept", json::array({"10.0.0.1/8"})), kPlugin),
       bad("RuntimeConfigMacInvalid", 7, {"runtimeConfig.mac"},
           set("/runtimeConfig", {{"mac", "zz:zz"}}), kPlugin),
+      bad("RuntimeConfigMacSigned", 7, {"runtimeConfig.mac", "not a MAC address"},
+          set("/runtimeConfig", {{"mac", "0e:-1:00:00:00:01"}}), kPlugin),
+      bad("RuntimeConfigMacSpace", 7, {"runtimeConfig.mac", "not a MAC address"},
+          set("/runtimeConfig", {{"mac", "0e: 1:00:00:00:01"}}), kPlugin),
       bad("CniArgsMacInvalid", 4, {"CNI_ARGS MAC"}, setEnv("CNI_ARGS", "IgnoreUnknown=1;MAC=zz"),
           kPlugin),
 
