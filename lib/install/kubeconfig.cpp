@@ -21,7 +21,7 @@ std::optional<std::string> base64UrlDecode(std::string_view in) {
   std::uint32_t acc = 0;
   int bits = 0;
   for (char c : in) {
-    int v;
+    int v = 0;
     if (c >= 'A' && c <= 'Z')
       v = c - 'A';
     else if (c >= 'a' && c <= 'z')

@@ -618,7 +618,7 @@ std::vector<Address> DiskStore::allAddressesOf(const cni::Attachment& a) {
   // An attachment the index lists is complete (see the header); one it does not list may hold an
   // address host-local gave it unseen, unless the index is known complete.
   if (!complete_ && !full_) {
-    const std::vector<Address> indexed = addressesOf(a);
+    std::vector<Address> indexed = addressesOf(a);
     if (!indexed.empty() || full_) return indexed;
     rebuild();
   }

@@ -95,7 +95,7 @@ Options parseArgs(int argc, char** argv) {
       o.*(it->second) = *inlineValue;
     } else if (auto f = flags.find(arg); f != flags.end() && !inlineValue) {
       o.*(f->second) = true;
-    } else if (arg.rfind("-", 0) == 0 || !o.command.empty()) {
+    } else if (arg.rfind('-', 0) == 0 || !o.command.empty()) {
       throw UsageError("unknown argument \"" + std::string(argv[i]) + "\"");
     } else {
       o.command = arg;

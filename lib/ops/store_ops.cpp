@@ -75,6 +75,7 @@ std::vector<std::string> entryNames(const std::string& dir, std::string_view wha
   if (err != 0)
     throw cni::errnoError(Code::IoFailure, "read " + std::string(what) + " " + dir, err);
   std::vector<std::string> names;
+  names.reserve(listed.size());
   for (auto& e : listed) names.push_back(std::move(e.name));
   std::sort(names.begin(), names.end());
   return names;

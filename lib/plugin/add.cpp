@@ -40,7 +40,7 @@ std::string chooseHostName(netlink::Socket& host, const std::string& network,
   const std::string alias = hostVethAlias(network, store, a);
   const std::string legacy = legacyHostVethAlias(network, a);
   for (int c = 0; c < kHostVethCandidates; ++c) {
-    const std::string name = hostVethName(network, a, c);
+    std::string name = hostVethName(network, a, c);
     auto link = netlink::getLink(host, name);
     if (!link) return name;
     if (link->alias == alias || link->alias == legacy) {

@@ -28,7 +28,7 @@ std::string findBuildId(std::string_view notes) {
     const std::size_t descLen = align4(h.n_descsz);
     if (nameLen > notes.size() || descLen > notes.size() - nameLen) break;
     const std::string_view name = notes.substr(0, h.n_namesz);
-    if (h.n_type == NT_GNU_BUILD_ID && name == std::string_view("GNU", 4) && h.n_descsz > 0) {
+    if (h.n_type == NT_GNU_BUILD_ID && name == std::string_view("GNU\0", 4) && h.n_descsz > 0) {
       return std::string(notes.substr(nameLen, h.n_descsz));
     }
     notes.remove_prefix(nameLen + descLen);
