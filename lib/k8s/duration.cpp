@@ -71,6 +71,7 @@ milliseconds parseDuration(const json& value, const std::string& field) {
   }
   // Rounded to the nearest millisecond without std::llround, whose libm would be one more shared
   // library for the dualstack binary to load at every exec (it checks this config too).
+  // NOLINTNEXTLINE(bugprone-incorrect-roundings): seconds >= 0, where + 0.5 rounds to nearest
   return milliseconds(static_cast<milliseconds::rep>(*seconds * 1000 + 0.5));
 }
 

@@ -54,6 +54,7 @@ int onObject(dl_phdr_info* info, std::size_t, void* out) {
   for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_NOTE) continue;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): dl_iterate_phdr gives the load address as a number
     const auto* start = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
     std::string id = findBuildId(std::string_view(start, ph.p_memsz));
     if (!id.empty()) {

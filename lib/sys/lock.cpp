@@ -176,6 +176,7 @@ std::string lockHolder(int fd) {
     if (kind != "FLOCK" || pid <= 0) continue;
     unsigned maj = 0, min = 0;
     unsigned long ino = 0;
+    // NOLINTNEXTLINE(cert-err34-c): the kernel's own numbers; a wrong one fails the inode test
     if (std::sscanf(id.c_str(), "%x:%x:%lu", &maj, &min, &ino) != 3 || ino != st.st_ino) continue;
     if (maj == ::major(st.st_dev) && min == ::minor(st.st_dev)) byDevice = pid;
     byInode = pid;
