@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds, and runs every test: unit and kernel tests (ctest) on the release build and on
-# clang's sanitizer build, the fuzzers, then the end-to-end suite and the package. Needs root for
-# the namespace tests.
+# Sets up, builds, and runs every test: clang-tidy, unit and kernel tests (ctest) on the release
+# build and on clang's sanitizer build, the fuzzers, then the end-to-end suite and the package.
+# Needs root for the namespace tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --clang-asan
@@ -9,6 +9,9 @@ scripts/setup.sh --clang-asan
 if [[ $(id -u) -ne 0 ]]; then
   echo "WARNING: not root: the network-namespace tests will be SKIPPED" >&2
 fi
+
+echo "== clang-tidy (lib/ and cmd/, the release build's compile database)"
+scripts/check-tidy.sh --build build
 
 echo "== unit and kernel tests (release build)"
 ctest --test-dir build --output-on-failure -j 2
