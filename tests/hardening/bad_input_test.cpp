@@ -17,6 +17,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -129,6 +130,13 @@ Mutator withFifo(const std::string& name,
   };
 }
 
+// `text` written n times.
+std::string repeated(std::string_view text, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += text;
+  return s;
+}
+
 const json kNodeAddrs = json::array({{{"type", "InternalIP"}, {"address", "192.168.10.5"}}});
 
 std::vector<BadInput> cases() {
@@ -218,21 +226,9 @@ std::vector<BadInput> cases() {
       // Messages quote the bad value cut to a length: a cut through a UTF-8 sequence must still
       // give a valid JSON error.
       bad("NameNonAsciiCutInQuote", 7, {"name", "not a valid network name"},
-          set(
-              "/name", "a" +
-                           [] {
-                             std::string s;
-                             for (int i = 0; i < 40; ++i) s += "\u00e9";
-                             return s;
-                           }())),
+          set("/name", "a" + repeated("\u00e9", 40))),
       bad("CniVersionNonAsciiCutInQuote", 1, {"cniVersion", "not supported"},
-          set(
-              "/cniVersion", "1" +
-                                 [] {
-                                   std::string s;
-                                   for (int i = 0; i < 30; ++i) s += "\u00e9";
-                                   return s;
-                                 }())),
+          set("/cniVersion", "1" + repeated("\u00e9", 30))),
       bad("TypeNumber", 7, {"type", "expected a string"}, set("/type", 3)),
 
       // ---- the plugin's own options ----
