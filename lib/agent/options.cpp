@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "dualstack/k8s/duration.hpp"
-#include "dualstack/k8s/node.hpp"
+#include "dualstack/k8s/names.hpp"
 #include "dualstack/nft/table.hpp"
 #include "dualstack/sys/env.hpp"
 #include "dualstack/sys/error.hpp"
@@ -21,28 +22,6 @@ namespace {
 
 std::chrono::milliseconds duration(const std::string& text, const std::string& flag) {
   return k8s::parseDuration(nlohmann::json(text), flag);
-}
-
-// A DNS-1123 label, as namespace and service account names are.
-bool validLabel(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (const char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return s.front() != '-' && s.back() != '-';
-}
-
-bool validDnsSubdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  std::size_t start = 0;
-  while (start <= s.size()) {
-    const auto dot = s.find('.', start);
-    const auto part = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
-    if (!validLabel(part)) return false;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return true;
 }
 
 }  // namespace
@@ -163,14 +142,13 @@ Options parseOptions(int argc, char** argv, const sys::EnvLookup& env) {
       }
     } else if (arg == "--token-service-account") {
       const std::string v = need();
-      const auto slash = v.find('/');
-      if (slash == std::string::npos || !validLabel(v.substr(0, slash)) ||
-          !validDnsSubdomain(v.substr(slash + 1))) {
+      auto ref = k8s::parseServiceAccount(v);
+      if (!ref) {
         throw Error(Code::InvalidConfig, "--token-service-account \"" + v +
                                              "\" is not NAMESPACE/NAME of a service account");
       }
-      o.tokenNamespace = v.substr(0, slash);
-      o.tokenServiceAccount = v.substr(slash + 1);
+      o.tokenNamespace = std::move(ref->ns);
+      o.tokenServiceAccount = std::move(ref->name);
     } else if (arg == "--token-expiration") {
       const auto d = duration(need(), arg);
       // The API server refuses TokenRequests for less than 10 minutes.

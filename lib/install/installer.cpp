@@ -13,7 +13,9 @@
 
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/kubeconfig.hpp"
+#include "dualstack/k8s/duration.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/k8s/names.hpp"
 #include "dualstack/k8s/token.hpp"
 #include "dualstack/sys/error.hpp"
 #include "dualstack/sys/json.hpp"
@@ -21,6 +23,7 @@
 
 namespace dualstack::install {
 
+using nlohmann::json;
 using std::chrono::milliseconds;
 using sys::Code;
 using sys::Error;
@@ -44,45 +47,25 @@ std::string joinPath(const std::string& dir, const std::string& name) {
   return dir + (!dir.empty() && dir.back() == '/' ? "" : "/") + name;
 }
 
-// RFC 1123 subdomain, which Node names are.
-bool validNodeName(std::string_view n) {
-  if (n.empty() || n.size() > 253) return false;
-  for (char c : n) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  }
-  return n.front() != '-' && n.front() != '.' && n.back() != '-' && n.back() != '.';
-}
-
 bool validFileName(std::string_view n) {
   return !n.empty() && n != "." && n != ".." && n.find('/') == std::string_view::npos;
 }
 
+// Go's form ("500ms", "1m30s"), or a bare number of seconds; from 1 ms to 24 h.
 milliseconds parseDuration(const std::string& text, const std::string& flag) {
-  std::size_t used = 0;
-  double v = 0;
+  const json bare = json::parse(text, nullptr, false);
+  milliseconds d{0};
   try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
+    d = k8s::parseDuration(bare.is_number() ? bare : json(text), flag);
+  } catch (const Error&) {
+    d = milliseconds(0);
   }
-  const std::string unit = text.substr(used);
-  double ms = -1;
-  if (used > 0 && v > 0) {
-    if (unit == "ms")
-      ms = v;
-    else if (unit == "s" || unit.empty())
-      ms = v * 1000;
-    else if (unit == "m")
-      ms = v * 60000;
-    else if (unit == "h")
-      ms = v * 3600000;
-  }
-  if (ms < 1 || ms > 86400000.0) {
+  if (d < milliseconds(1) || d > std::chrono::hours(24)) {
     throw Error(
         Code::InvalidConfig,
         flag + " \"" + text + "\" is not a duration such as 500ms, 30s or 5m (at most 24h)");
   }
-  return milliseconds(static_cast<std::int64_t>(ms));
+  return d;
 }
 
 std::string envOr(const char* name, const std::string& fallback = {}) {
@@ -157,7 +140,7 @@ struct Plan {
 // Everything read and checked before the first write: bad input changes nothing.
 Plan prepare(const Options& o) {
   Plan p;
-  if (!validNodeName(o.nodeName)) {
+  if (!k8s::validNodeName(o.nodeName)) {
     throw Error(Code::InvalidConfig,
                 o.nodeName.empty()
                     ? std::string("no node name: set K8S_NODE_NAME (the downward API's "
@@ -311,10 +294,7 @@ Options parseOptions(int argc, char** argv, bool* help) {
       o.interval = parseDuration(needValue(), arg);
     } else if (arg == "--token-service-account") {
       o.tokenServiceAccount = needValue();
-      const auto slash = o.tokenServiceAccount.find('/');
-      if (slash == std::string::npos || slash == 0 || slash + 1 == o.tokenServiceAccount.size() ||
-          !validNodeName(o.tokenServiceAccount.substr(0, slash)) ||
-          !validNodeName(o.tokenServiceAccount.substr(slash + 1))) {
+      if (!k8s::parseServiceAccount(o.tokenServiceAccount)) {
         throw Error(Code::InvalidConfig, "--token-service-account \"" + o.tokenServiceAccount +
                                              "\" is not NAMESPACE/NAME of a service account");
       }

@@ -13,6 +13,7 @@
 #include "dualstack/k8s/api.hpp"
 #include "dualstack/k8s/duration.hpp"
 #include "dualstack/k8s/kubeconfig.hpp"
+#include "dualstack/k8s/names.hpp"
 #include "dualstack/sys/file.hpp"
 
 namespace dualstack::ipam {

@@ -103,22 +103,4 @@ Node parseNode(const json& obj, std::string_view where, NodeLayout layout, Code 
   return node;
 }
 
-bool validNodeName(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  std::size_t labelStart = 0;
-  for (std::size_t i = 0; i <= name.size(); ++i) {
-    if (i == name.size() || name[i] == '.') {
-      const auto label = name.substr(labelStart, i - labelStart);
-      if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
-        return false;
-      }
-      labelStart = i + 1;
-      continue;
-    }
-    const char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return true;
-}
-
 }  // namespace dualstack::k8s

@@ -6,7 +6,7 @@
 
 #include "client.hpp"
 #include "dualstack/k8s/api.hpp"
-#include "dualstack/k8s/node.hpp"
+#include "dualstack/k8s/names.hpp"
 #include "dualstack/sys/error.hpp"
 #include "dualstack/sys/json.hpp"
 #include "pruned.hpp"
@@ -18,15 +18,6 @@ using sys::Code;
 using sys::Error;
 
 namespace {
-
-// A DNS label, as namespace names are (service account names may be subdomains).
-bool validLabel(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (const char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return s.front() != '-' && s.back() != '-';
-}
 
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
   if (pos + n > s.size()) return false;
@@ -83,12 +74,12 @@ std::int64_t parseRfc3339(std::string_view s) {
 
 TokenResult requestToken(const Kubeconfig& kc, std::string_view ns, std::string_view sa,
                          std::chrono::seconds expiration, std::chrono::milliseconds timeout) {
-  if (!validLabel(ns)) {
+  if (!validDnsLabel(ns)) {
     throw Error(Code::InvalidConfig, "service account namespace \"" +
                                          std::string(ns.substr(0, 100)) +
                                          "\" is not a valid namespace name");
   }
-  if (!validNodeName(sa)) {
+  if (!validDnsSubdomain(sa)) {
     throw Error(Code::InvalidConfig, "service account name \"" + std::string(sa.substr(0, 300)) +
                                          "\" is not a valid name");
   }

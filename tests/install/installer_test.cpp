@@ -18,7 +18,9 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "dualstack/install/files.hpp"
 #include "dualstack/install/installer.hpp"
@@ -372,6 +374,43 @@ TEST_F(Installer, AFailedTokenRequestWritesNothing) {
       runOnce({"--token-service-account", "kube-system/dualstack-cni", "--token-expiration", "5m"}),
       0);
   EXPECT_THAT(err(), HasSubstr("at least 10m"));
+}
+
+// parseOptions on the arguments after the program name.
+Options parsed(std::vector<std::string> args) {
+  std::vector<char*> argv{const_cast<char*>("dualstack-install")};
+  for (auto& a : args) argv.push_back(a.data());
+  bool help = false;
+  return parseOptions(static_cast<int>(argv.size()), argv.data(), &help);
+}
+
+// Durations in Go's form, as the agent and ipam.node take them, or a bare number of seconds.
+TEST(InstallerOptions, DurationsInGoFormOrSeconds) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(parsed({"--interval", "1m30s"}).interval, milliseconds(90000));
+  EXPECT_EQ(parsed({"--interval", "500ms"}).interval, milliseconds(500));
+  EXPECT_EQ(parsed({"--interval", "10"}).interval, milliseconds(10000));
+  EXPECT_EQ(parsed({"--interval", "1.5"}).interval, milliseconds(1500));
+  EXPECT_EQ(parsed({"--token-expiration", "2h"}).tokenExpiration, std::chrono::hours(2));
+  for (const char* bad : {"0", "0s", "25h", "-1s", "soon", "1x", "[1]", ""}) {
+    try {
+      parsed({"--interval", bad});
+      ADD_FAILURE() << "accepted --interval " << bad;
+    } catch (const sys::Error& e) {
+      EXPECT_EQ(e.code(), sys::Code::InvalidConfig);
+      EXPECT_THAT(e.msg(), ::testing::HasSubstr("is not a duration such as 500ms")) << bad;
+    }
+  }
+}
+
+// A namespace is a DNS label, the account's name a DNS subdomain.
+TEST(InstallerOptions, TokenServiceAccountNames) {
+  EXPECT_EQ(
+      parsed({"--token-service-account", "kube-system/dualstack-cni.plugin"}).tokenServiceAccount,
+      "kube-system/dualstack-cni.plugin");
+  for (const char* bad : {"nobody", "/sa", "ns/", "kube.system/sa", "ns/s/a", "NS/sa"}) {
+    EXPECT_THROW(parsed({"--token-service-account", bad}), sys::Error) << bad;
+  }
 }
 
 TEST_F(Installer, ReplacingABinaryNeverBreaksAConcurrentExec) {

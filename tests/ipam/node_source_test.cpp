@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/k8s/names.hpp"
 #include "k8s/apiserver.hpp"
 
 namespace dualstack::ipam {

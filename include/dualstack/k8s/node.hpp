@@ -53,7 +53,4 @@ enum class NodeLayout {
 Node parseNode(const nlohmann::json& obj, std::string_view where,
                NodeLayout layout = NodeLayout::Object, sys::Code code = sys::Code::DecodeFailure);
 
-// Lower-case RFC 1123 subdomain, as Kubernetes requires of node names.
-bool validNodeName(std::string_view name);
-
 }  // namespace dualstack::k8s
