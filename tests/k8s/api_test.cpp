@@ -232,7 +232,8 @@ TEST_F(Api, SilentServerTimesOut) {
   }
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, std::chrono::milliseconds(250));
-  EXPECT_LT(took, std::chrono::milliseconds(2000));
+  // Far below a hang, with room for a loaded machine.
+  EXPECT_LT(took, std::chrono::milliseconds(5000));
 }
 
 }  // namespace
