@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cerrno>
 #include <exception>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "dualstack/agent/agent.hpp"
@@ -45,6 +47,106 @@ HttpReply health(const Agent& agent, std::chrono::milliseconds interval) {
   return {200, "text/plain; charset=utf-8", "ok\n"};
 }
 
+std::unique_ptr<ClusterSets> clusterSetsOrNone(const Options& o, Log& log) {
+  try {
+    return nftClusterSets(o.cniNetwork);
+  } catch (const sys::Error& e) {
+    // Routing does not need nftables: carry on, loudly.
+    log.error(
+        "the cluster podCIDR sets cannot be kept: with ipMasq, traffic to other nodes' pods "
+        "is masqueraded",
+        {{"error", e.msg()}});
+    return nullptr;
+  }
+}
+
+std::unique_ptr<NodeSource> nodeSource(const std::function<k8s::Kubeconfig()>& config, Log& log) {
+  k8s::InformerOptions informerOptions;
+  // A route to a new node waits for the watch: after an API server outage (an upgrade, a
+  // restart) the agent should be back within seconds, not the library default of up to 30 s.
+  // With jitter, the nodes of a large cluster still come back spread over those seconds, and a
+  // watch that is refused again doubles its wait up to this bound.
+  informerOptions.backoffMax = std::chrono::seconds(4);
+  informerOptions.log = log.adapter("node-informer");
+  return informerSource(config, informerOptions);
+}
+
+// The keeper of the plugin's kubeconfig token; none without --plugin-kubeconfig.
+std::unique_ptr<TokenKeeper> tokenKeeper(const Options& o,
+                                         const std::function<k8s::Kubeconfig()>& config, Log& log) {
+  if (o.pluginKubeconfig.empty()) return nullptr;
+  TokenKeeperConfig tc;
+  tc.file = o.pluginKubeconfig;
+  tc.serviceAccount = o.tokenNamespace + "/" + o.tokenServiceAccount;
+  tc.expiration = o.tokenExpiration;
+  return std::make_unique<TokenKeeper>(
+      tc,
+      [&o, config](std::chrono::seconds expiration) {
+        const k8s::TokenResult r =
+            k8s::requestToken(config(), o.tokenNamespace, o.tokenServiceAccount, expiration);
+        return IssuedToken{r.token, r.expiresUnix};
+      },
+      config, log);
+}
+
+// /healthz, /metrics and /status.
+HttpServer::Handler endpoints(const Agent& agent, const TokenKeeper* token,
+                              std::chrono::milliseconds interval) {
+  return [&agent, token, interval](std::string_view path) -> HttpReply {
+    const auto snapshot = [&] {
+      AgentSnapshot s = agent.snapshot();
+      if (token != nullptr) s.token = token->state();
+      return s;
+    };
+    if (path == "/healthz") return health(agent, interval);
+    if (path == "/metrics") {
+      return {200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(snapshot())};
+    }
+    if (path == "/status") {
+      return {200, "application/json", renderStatus(snapshot()).dump(2) + "\n"};
+    }
+    return {404, "text/plain; charset=utf-8", "not found: try /healthz, /metrics or /status\n"};
+  };
+}
+
+// Until SIGTERM or SIGINT, or the agent's loop ends; SIGHUP asks for a full pass. The signals
+// are blocked in every thread (main does that before any thread starts).
+void waitForStop(Agent& agent, const std::atomic<bool>& agentEnded, Log& log) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  const timespec tick{0, 200'000'000};
+  while (!agentEnded) {
+    const int sig = ::sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log.info(sig == SIGTERM ? "SIGTERM: stopping" : "SIGINT: stopping");
+      return;
+    }
+    if (sig == SIGHUP) {
+      log.info("SIGHUP: reconciling everything now");
+      agent.requestFull();
+    }
+  }
+}
+
+// With --remove-routes-on-exit, the agent's own routes go; everything else stays.
+int leave(const Options& o, Agent& agent, bool routing, Log& log) {
+  if (!o.removeRoutesOnExit || !routing) {
+    log.info("stopped; routes and sets stay in place");
+    return 0;
+  }
+  try {
+    const std::size_t n = agent.removeOwnRoutes();
+    log.info("removed the agent's routes", {{"routes", std::to_string(n)}});
+    return 0;
+  } catch (const sys::Error& e) {
+    log.error("cannot remove the agent's routes", {{"error", e.msg()}});
+    return 1;
+  }
+}
+
 }  // namespace
 
 int runDaemon(const Options& o) {
@@ -54,66 +156,17 @@ int runDaemon(const Options& o) {
   // Fails now, with the reason, for a kubeconfig that can never work.
   const k8s::Kubeconfig first = config();
 
-  std::unique_ptr<RouteTable> routes;
-  if (o.routes) routes = kernelRouteTable();
-  std::unique_ptr<ClusterSets> sets;
-  try {
-    sets = nftClusterSets(o.cniNetwork);
-  } catch (const sys::Error& e) {
-    // Routing does not need nftables: carry on, loudly.
-    log.error(
-        "the cluster podCIDR sets cannot be kept: with ipMasq, traffic to other nodes' pods "
-        "is masqueraded",
-        {{"error", e.msg()}});
-  }
-
-  k8s::InformerOptions informerOptions;
-  // A route to a new node waits for the watch: after an API server outage (an upgrade, a
-  // restart) the agent should be back within seconds, not the library default of up to 30 s.
-  // With jitter, the nodes of a large cluster still come back spread over those seconds, and a
-  // watch that is refused again doubles its wait up to this bound.
-  informerOptions.backoffMax = std::chrono::seconds(4);
-  informerOptions.log = log.adapter("node-informer");
-  const auto source = informerSource(config, informerOptions);
-
+  const std::unique_ptr<RouteTable> routes = o.routes ? kernelRouteTable() : nullptr;
+  const std::unique_ptr<ClusterSets> sets = clusterSetsOrNone(o, log);
+  const auto source = nodeSource(config, log);
   AgentConfig ac;
   ac.self = o.nodeName;
   ac.protocol = o.routeProtocol;
   ac.interval = o.reconcileInterval;
   ac.version = version;
   Agent agent(ac, *source, routes.get(), sets.get(), log);
-
-  std::unique_ptr<TokenKeeper> token;
-  if (!o.pluginKubeconfig.empty()) {
-    TokenKeeperConfig tc;
-    tc.file = o.pluginKubeconfig;
-    tc.serviceAccount = o.tokenNamespace + "/" + o.tokenServiceAccount;
-    tc.expiration = o.tokenExpiration;
-    token = std::make_unique<TokenKeeper>(
-        tc,
-        [&o, config](std::chrono::seconds expiration) {
-          const k8s::TokenResult r =
-              k8s::requestToken(config(), o.tokenNamespace, o.tokenServiceAccount, expiration);
-          return IssuedToken{r.token, r.expiresUnix};
-        },
-        config, log);
-  }
-
-  const auto snapshot = [&] {
-    AgentSnapshot s = agent.snapshot();
-    if (token) s.token = token->state();
-    return s;
-  };
-  HttpServer server(o.metricsAddress, [&](std::string_view path) -> HttpReply {
-    if (path == "/healthz") return health(agent, o.reconcileInterval);
-    if (path == "/metrics") {
-      return {200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(snapshot())};
-    }
-    if (path == "/status") {
-      return {200, "application/json", renderStatus(snapshot()).dump(2) + "\n"};
-    }
-    return {404, "text/plain; charset=utf-8", "not found: try /healthz, /metrics or /status\n"};
-  });
+  const std::unique_ptr<TokenKeeper> token = tokenKeeper(o, config, log);
+  HttpServer server(o.metricsAddress, endpoints(agent, token.get(), o.reconcileInterval));
 
   log.info("dualstack-agent starting",
            {{"version", version},
@@ -145,23 +198,7 @@ int runDaemon(const Options& o) {
   std::jthread tokenThread;
   if (token) tokenThread = std::jthread([&](std::stop_token st) { token->run(st); });
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  const timespec tick{0, 200'000'000};
-  while (!agentEnded) {
-    const int sig = ::sigtimedwait(&signals, nullptr, &tick);
-    if (sig == SIGTERM || sig == SIGINT) {
-      log.info(sig == SIGTERM ? "SIGTERM: stopping" : "SIGINT: stopping");
-      break;
-    }
-    if (sig == SIGHUP) {
-      log.info("SIGHUP: reconciling everything now");
-      agent.requestFull();
-    }
-  }
+  waitForStop(agent, agentEnded, log);
   agentThread.request_stop();
   tokenThread.request_stop();
   httpThread.request_stop();
@@ -169,19 +206,7 @@ int runDaemon(const Options& o) {
   tokenThread = {};
   httpThread = {};
   if (agentError) std::rethrow_exception(agentError);
-
-  if (o.removeRoutesOnExit && routes) {
-    try {
-      const std::size_t n = agent.removeOwnRoutes();
-      log.info("removed the agent's routes", {{"routes", std::to_string(n)}});
-    } catch (const sys::Error& e) {
-      log.error("cannot remove the agent's routes", {{"error", e.msg()}});
-      return 1;
-    }
-  } else {
-    log.info("stopped; routes and sets stay in place");
-  }
-  return 0;
+  return leave(o, agent, routes != nullptr, log);
 }
 
 int runStatus(const Options& o) {
