@@ -34,30 +34,27 @@ bool hasRoute(const std::vector<netlink::Route>& routes, const ip::Prefix& dst,
   });
 }
 
-}  // namespace
-
-void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
-  const PluginConfig pc = parsePluginConfig(env, conf);
-  if (conf.prevResult().is_null()) {
-    throw Error(Code::InvalidConfig, "CHECK needs prevResult, the result of the ADD being checked");
-  }
-  const cni::Result prev = cni::Result::fromJson(conf.prevResult(), "prevResult");
-  callIpam(pc.ipamType, cni::Command::Check, env, conf.raw.dump());
-
-  // Our pod interface in prevResult: the one named CNI_IFNAME inside CNI_NETNS.
-  std::optional<int> podIndexInResult;
+// The index in prevResult.interfaces of our pod interface: the one named CNI_IFNAME inside
+// CNI_NETNS.
+int podInterfaceIndex(const cni::Result& prev, const cni::Env& env) {
+  std::optional<int> found;
   for (std::size_t i = 0; i < prev.interfaces.size(); ++i) {
     if (prev.interfaces[i].name == env.ifname && prev.interfaces[i].sandbox == env.netns) {
-      podIndexInResult = static_cast<int>(i);
+      found = static_cast<int>(i);
     }
   }
-  if (!podIndexInResult) {
+  if (!found) {
     throw Error(Code::CheckFailed,
                 "prevResult has no interface " + env.ifname + " in " + env.netns);
   }
-  const cni::Interface& want = prev.interfaces[static_cast<std::size_t>(*podIndexInResult)];
+  return *found;
+}
 
-  std::vector<std::string> problems;
+// The pod end: the veth is there, up, with prevResult's MAC, addresses and routes. Returns the
+// pod's addresses from prevResult; what differs is added to `problems`.
+std::vector<ip::Address> checkPodEnd(const cni::Env& env, const cni::Result& prev, int podIndex,
+                                     std::vector<std::string>& problems) {
+  const cni::Interface& want = prev.interfaces[static_cast<std::size_t>(podIndex)];
   const netns::Netns podNs = openPodNetns(env);
   netlink::Socket pod = openSocketIn(podNs, "pod netns");
   auto link = netlink::getLink(pod, env.ifname);
@@ -77,7 +74,7 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
   const auto addrs = netlink::listAddresses(pod, link->index);
   std::vector<ip::Address> podAddrs;
   for (const auto& ipc : prev.ips) {
-    if (ipc.interface != podIndexInResult) continue;
+    if (ipc.interface != podIndex) continue;
     podAddrs.push_back(ipc.address.address());
     const bool present = std::any_of(addrs.begin(), addrs.end(), [&](const netlink::AddrInfo& a) {
       return a.prefix == ipc.address;
@@ -93,21 +90,43 @@ void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
                          " is missing");
     }
   }
+  return podAddrs;
+}
 
+// The node end: this attachment's host veth is there and up, with a host route to each of the
+// pod's addresses.
+void checkNodeEnd(const cni::Env& env, const cni::NetConf& conf, const PluginConfig& pc,
+                  const std::vector<ip::Address>& podAddrs, std::vector<std::string>& problems) {
   netlink::Socket host("node netns");
   auto hostLink = findHostVeth(host, conf.name, pc.store, {env.containerId, env.ifname});
   if (!hostLink) {
     problems.push_back("the node-side veth of this attachment is missing");
-  } else {
-    if (!hostLink->up()) problems.push_back("node-side veth " + hostLink->name + " is down");
-    for (const auto& a : podAddrs) {
-      const auto routes = netlink::listRoutes(host, a.family(), RT_TABLE_MAIN, hostLink->index);
-      if (!hasRoute(routes, ip::Prefix::host(a), std::nullopt, hostLink->index)) {
-        problems.push_back("node route " + ip::Prefix::host(a).str() + " dev " + hostLink->name +
-                           " is missing");
-      }
+    return;
+  }
+  if (!hostLink->up()) problems.push_back("node-side veth " + hostLink->name + " is down");
+  for (const auto& a : podAddrs) {
+    const auto routes = netlink::listRoutes(host, a.family(), RT_TABLE_MAIN, hostLink->index);
+    if (!hasRoute(routes, ip::Prefix::host(a), std::nullopt, hostLink->index)) {
+      problems.push_back("node route " + ip::Prefix::host(a).str() + " dev " + hostLink->name +
+                         " is missing");
     }
   }
+}
+
+}  // namespace
+
+void cmdCheck(const cni::Env& env, const cni::NetConf& conf) {
+  const PluginConfig pc = parsePluginConfig(env, conf);
+  if (conf.prevResult().is_null()) {
+    throw Error(Code::InvalidConfig, "CHECK needs prevResult, the result of the ADD being checked");
+  }
+  const cni::Result prev = cni::Result::fromJson(conf.prevResult(), "prevResult");
+  callIpam(pc.ipamType, cni::Command::Check, env, conf.raw.dump());
+
+  const int podIndex = podInterfaceIndex(prev, env);
+  std::vector<std::string> problems;
+  const std::vector<ip::Address> podAddrs = checkPodEnd(env, prev, podIndex, problems);
+  checkNodeEnd(env, conf, pc, podAddrs, problems);
   if (!problems.empty()) {
     std::string msg = "CHECK of " + env.ifname + " in container " + env.containerId + " failed: ";
     for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
