@@ -102,6 +102,75 @@ int pollTimeout(Clock::time_point deadline) {
   return static_cast<int>(std::clamp<long long>(left, 0, 100));
 }
 
+// One client of the server: its request as read so far, then its reply as sent so far.
+struct Conn {
+  sys::Fd fd;
+  std::string in, out;
+  std::size_t sent = 0;
+  Clock::time_point deadline;
+  bool writing = false;
+};
+
+void respond(Conn& c, const HttpReply& r) {
+  c.out = serialize(r);
+  c.writing = true;
+}
+
+// The request line of a complete request, answered by the handler (GET only).
+void answer(Conn& c, const HttpServer::Handler& handler) {
+  const auto eol = c.in.find_first_of("\r\n");
+  const std::string line = c.in.substr(0, eol);
+  const auto sp1 = line.find(' ');
+  const auto sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string::npos) return respond(c, plain(400, "bad request line\n"));
+  const std::string method = line.substr(0, sp1);
+  std::string path = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  path = path.substr(0, path.find('?'));
+  if (method != "GET") return respond(c, plain(405, "only GET\n"));
+  try {
+    respond(c, handler(path));
+  } catch (const std::exception& e) {
+    respond(c, plain(500, std::string(e.what()) + "\n"));
+  }
+}
+
+// Reads what arrived; answers once the headers are complete. Closes on EOF or an error.
+void readRequest(Conn& c, const HttpServer::Handler& handler, std::size_t maxRequest) {
+  char buf[4096];
+  const ssize_t got = ::recv(c.fd.get(), buf, sizeof buf, 0);
+  if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+    c.fd.reset();
+    return;
+  }
+  if (got > 0) c.in.append(buf, static_cast<std::size_t>(got));
+  if (c.in.find("\r\n\r\n") != std::string::npos || c.in.find("\n\n") != std::string::npos) {
+    answer(c, handler);
+  } else if (c.in.size() > maxRequest) {
+    respond(c, plain(431, "request too large\n"));
+  }
+}
+
+// Sends what the socket takes; closes when the reply is out or on an error.
+void writeReply(Conn& c) {
+  const ssize_t put =
+      ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+  if (put < 0 && errno != EAGAIN && errno != EINTR) {
+    c.fd.reset();
+    return;
+  }
+  if (put > 0) c.sent += static_cast<std::size_t>(put);
+  if (c.sent == c.out.size()) c.fd.reset();
+}
+
+// Whatever was not done by its deadline is given up; a request still being read gets a 408.
+void expire(Conn& c) {
+  if (!c.writing) {
+    respond(c, plain(408, "request not complete in time\n"));
+    (void)::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  c.fd.reset();
+}
+
 }  // namespace
 
 SocketAddress parseSocketAddress(std::string_view text, std::string_view flag) {
@@ -151,35 +220,7 @@ HttpServer::HttpServer(const SocketAddress& address, Handler handler, HttpLimits
 }
 
 void HttpServer::serve(std::stop_token stop) {
-  struct Conn {
-    sys::Fd fd;
-    std::string in, out;
-    std::size_t sent = 0;
-    Clock::time_point deadline;
-    bool writing = false;
-  };
   std::vector<Conn> conns;
-  const auto respond = [&](Conn& c, const HttpReply& r) {
-    c.out = serialize(r);
-    c.writing = true;
-  };
-  const auto handle = [&](Conn& c) {
-    const auto eol = c.in.find_first_of("\r\n");
-    const std::string line = c.in.substr(0, eol);
-    const auto sp1 = line.find(' ');
-    const auto sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp2 == std::string::npos) return respond(c, plain(400, "bad request line\n"));
-    const std::string method = line.substr(0, sp1);
-    std::string path = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    path = path.substr(0, path.find('?'));
-    if (method != "GET") return respond(c, plain(405, "only GET\n"));
-    try {
-      respond(c, handler_(path));
-    } catch (const std::exception& e) {
-      respond(c, plain(500, std::string(e.what()) + "\n"));
-    }
-  };
-
   while (!stop.stop_requested()) {
     std::vector<pollfd> fds;
     const bool accepting = conns.size() < limits_.maxConnections;
@@ -196,39 +237,14 @@ void HttpServer::serve(std::stop_token stop) {
     const Clock::time_point now = Clock::now();
     for (std::size_t i = 0; i < conns.size(); ++i) {
       Conn& c = conns[i];
-      const short ev = fds[i + 1].revents;
       if (now >= c.deadline) {
-        // Whatever was not done in time is given up; a request still being read gets a 408.
-        if (!c.writing) {
-          respond(c, plain(408, "request not complete in time\n"));
-          (void)::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        c.fd.reset();
+        expire(c);
+      } else if (fds[i + 1].revents == 0) {
         continue;
-      }
-      if (ev == 0) continue;
-      if (!c.writing) {
-        char buf[4096];
-        const ssize_t got = ::recv(c.fd.get(), buf, sizeof buf, 0);
-        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-          c.fd.reset();
-          continue;
-        }
-        if (got > 0) c.in.append(buf, static_cast<std::size_t>(got));
-        if (c.in.find("\r\n\r\n") != std::string::npos || c.in.find("\n\n") != std::string::npos) {
-          handle(c);
-        } else if (c.in.size() > limits_.maxRequest) {
-          respond(c, plain(431, "request too large\n"));
-        }
+      } else if (c.writing) {
+        writeReply(c);
       } else {
-        const ssize_t put =
-            ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
-        if (put < 0 && errno != EAGAIN && errno != EINTR) {
-          c.fd.reset();
-          continue;
-        }
-        if (put > 0) c.sent += static_cast<std::size_t>(put);
-        if (c.sent == c.out.size()) c.fd.reset();
+        readRequest(c, handler_, limits_.maxRequest);
       }
     }
     conns.erase(std::remove_if(conns.begin(), conns.end(), [](const Conn& c) { return !c.fd; }),
