@@ -351,83 +351,110 @@ std::string renderConflist(const std::string& templateText, const std::string& w
   return j.dump(2) + "\n";
 }
 
-int run(const Options& o) {
-  const Plan p = prepare(o);
+namespace {
+
+// Writes the binaries, the kubeconfig and the conflist.
+void install(const Options& o, const Plan& p) {
   for (const auto& [name, content] : p.binaries) {
     const bool changed = replaceFile(p.binDir, name, content, 0755);
     log((changed ? "installed " : "up to date: ") + joinPath(p.binDir, name));
   }
-  const std::string kubeconfigFile = joinPath(p.confDir, o.kubeconfigName);
   replaceFile(p.confDir, o.kubeconfigName, p.credentials.kubeconfig, 0600);
-  log("wrote " + kubeconfigFile + " (API server " + p.server + ", node " + o.nodeName + ")");
+  log("wrote " + joinPath(p.confDir, o.kubeconfigName) + " (API server " + p.server + ", node " +
+      o.nodeName + ")");
   if (!p.credentials.times.problem.empty()) {
     log("warning: service account token " + o.tokenFile + ": " + p.credentials.times.problem +
         "; its expiry is not tracked");
   }
   replaceFile(p.confDir, o.conflistName, p.conflist, 0644);
   log("wrote " + joinPath(p.confDir, o.conflistName));
-  if (o.once) return 0;
+}
 
+// What the watch remembers from one check to the next.
+struct Watch {
+  TokenTimes times;
+  std::string kubeconfig;  // as last written
+  std::int64_t warnedExpiry = 0;
+  std::string warnedProblem;
+};
+
+// A TokenRequest token is asked for again once 80% of its lifetime has passed.
+bool tokenRequestDue(const TokenTimes& times) {
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  return !times.expiresAt || !times.issuedAt ||
+         now >= *times.issuedAt + (*times.expiresAt - *times.issuedAt) * 8 / 10;
+}
+
+void restoreConflist(const Options& o, const Plan& p) {
+  if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
+    log("restored " + joinPath(p.confDir, o.conflistName));
+  }
+}
+
+// One check: the token file is replaced by kubelet (a symlink swap), so it is read again and
+// the kubeconfig rewritten when it changed; a removed or edited conflist is put back.
+void check(const Options& o, const Plan& p, Watch& w) {
+  if (!o.tokenServiceAccount.empty() && !tokenRequestDue(w.times)) {
+    restoreConflist(o, p);
+    return;
+  }
+  const Credentials c = readCredentials(o, p.server);
+  w.times = c.times;
+  if (w.times.problem != w.warnedProblem) {
+    w.warnedProblem = w.times.problem;
+    if (!w.times.problem.empty()) {
+      log("warning: service account token " + o.tokenFile + ": " + w.times.problem +
+          "; its expiry is not tracked");
+    }
+  }
+  if (replaceFile(p.confDir, o.kubeconfigName, c.kubeconfig, 0600)) {
+    log("service account token or CA changed: rewrote " + joinPath(p.confDir, o.kubeconfigName));
+  }
+  w.kubeconfig = c.kubeconfig;
+  restoreConflist(o, p);
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  if (w.times.expiresAt && *w.times.expiresAt <= now && w.warnedExpiry != *w.times.expiresAt) {
+    w.warnedExpiry = *w.times.expiresAt;
+    log("warning: the service account token in " + o.tokenFile +
+        " has expired and was not replaced; the plugin's API requests will fail until it is");
+  }
+}
+
+// Waits `wait` for SIGTERM or SIGINT (blocked by the caller); true when one came.
+bool stopSignalled(milliseconds wait) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
-  TokenTimes times = p.credentials.times;
-  std::string kubeconfig = p.credentials.kubeconfig;  // as last written
-  std::int64_t warnedExpiry = 0;
-  std::string warnedProblem = times.problem;
+  const timespec ts{static_cast<time_t>(wait.count() / 1000),
+                    static_cast<long>(wait.count() % 1000) * 1000000L};
   for (;;) {
-    const milliseconds wait = nextCheck(o, times);
-    timespec ts{static_cast<time_t>(wait.count() / 1000),
-                static_cast<long>(wait.count() % 1000) * 1000000L};
     const int sig = ::sigtimedwait(&stop, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
       log(std::string("got ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-      break;
+      return true;
     }
-    if (sig < 0 && errno == EINTR) continue;
-    // The token file is replaced by kubelet (a symlink swap): read it again, rewrite on change.
-    // A TokenRequest token is asked for again only once 80% of its lifetime has passed.
+    if (sig >= 0 || errno != EINTR) return false;
+  }
+}
+
+}  // namespace
+
+int run(const Options& o) {
+  const Plan p = prepare(o);
+  install(o, p);
+  if (o.once) return 0;
+  Watch w{p.credentials.times, p.credentials.kubeconfig, 0, p.credentials.times.problem};
+  while (!stopSignalled(nextCheck(o, w.times))) {
     try {
-      const auto nowSec = static_cast<std::int64_t>(std::time(nullptr));
-      const bool requestDue =
-          !times.expiresAt || !times.issuedAt ||
-          nowSec >= *times.issuedAt + (*times.expiresAt - *times.issuedAt) * 8 / 10;
-      if (!o.tokenServiceAccount.empty() && !requestDue) {
-        if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
-          log("restored " + joinPath(p.confDir, o.conflistName));
-        }
-        continue;
-      }
-      const Credentials c = readCredentials(o, p.server);
-      times = c.times;
-      if (times.problem != warnedProblem) {
-        warnedProblem = times.problem;
-        if (!times.problem.empty()) {
-          log("warning: service account token " + o.tokenFile + ": " + times.problem +
-              "; its expiry is not tracked");
-        }
-      }
-      if (replaceFile(p.confDir, o.kubeconfigName, c.kubeconfig, 0600)) {
-        log("service account token or CA changed: rewrote " + kubeconfigFile);
-      }
-      kubeconfig = c.kubeconfig;
-      if (replaceFile(p.confDir, o.conflistName, p.conflist, 0644)) {
-        log("restored " + joinPath(p.confDir, o.conflistName));
-      }
-      const auto now = static_cast<std::int64_t>(std::time(nullptr));
-      if (times.expiresAt && *times.expiresAt <= now && warnedExpiry != *times.expiresAt) {
-        warnedExpiry = *times.expiresAt;
-        log("warning: the service account token in " + o.tokenFile +
-            " has expired and was not replaced; the plugin's API requests will fail until it is");
-      }
+      check(o, p, w);
     } catch (const std::exception& e) {
       // Kept running: the next check may succeed (a token mid-rotation, a full disk).
       log(std::string("warning: ") + e.what());
     }
   }
   if (o.uninstallOnExit) {
-    uninstall(o, p, kubeconfig);
+    uninstall(o, p, w.kubeconfig);
   } else {
     log("leaving the installed files in place");
   }
