@@ -24,6 +24,69 @@ std::chrono::milliseconds duration(const std::string& text, const std::string& f
   return k8s::parseDuration(nlohmann::json(text), flag);
 }
 
+std::uint8_t routeProtocol(const std::string& v) {
+  const bool digits = !v.empty() && v.size() <= 3 &&
+                      std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const int n = digits ? std::stoi(v) : -1;
+  // 0-4 are the kernel's own (unspec, redirect, kernel, boot, static).
+  if (n < 5 || n > 255) {
+    throw Error(Code::InvalidConfig, "--route-protocol \"" + v +
+                                         "\" must be a number from 5 to 255 (0-4 belong to "
+                                         "the kernel and iproute2's static routes)");
+  }
+  return static_cast<std::uint8_t>(n);
+}
+
+std::string absoluteFile(std::string v, const std::string& flag) {
+  if (v.empty() || v.front() != '/' || v.back() == '/') {
+    throw Error(Code::InvalidConfig, flag + " \"" + v + "\" must be an absolute file name");
+  }
+  return v;
+}
+
+k8s::ServiceAccountRef serviceAccount(const std::string& v, const std::string& flag) {
+  auto ref = k8s::parseServiceAccount(v);
+  if (!ref) {
+    throw Error(Code::InvalidConfig,
+                flag + " \"" + v + "\" is not NAMESPACE/NAME of a service account");
+  }
+  return std::move(*ref);
+}
+
+std::chrono::seconds tokenExpiration(const std::string& v, const std::string& flag) {
+  const auto d = duration(v, flag);
+  // The API server refuses TokenRequests for less than 10 minutes.
+  if (d < std::chrono::minutes(10) || d > std::chrono::hours(24 * 365)) {
+    throw Error(Code::InvalidConfig, flag + " must be between 10m (the API's minimum) and a year");
+  }
+  return std::chrono::duration_cast<std::chrono::seconds>(d);
+}
+
+Level logLevel(const std::string& v, const std::string& flag) {
+  Level level{};
+  if (!parseLevel(v, &level)) {
+    throw Error(Code::InvalidConfig,
+                flag + " \"" + v + "\" is not one of debug, info, warn, error");
+  }
+  return level;
+}
+
+// --node-name, else $NODE_NAME (the downward API's spec.nodeName).
+std::string resolveNodeName(std::optional<std::string> nodeName, const sys::EnvLookup& env) {
+  if (!nodeName) {
+    if (auto fromEnv = env("NODE_NAME"); fromEnv && !fromEnv->empty()) nodeName = *fromEnv;
+  }
+  if (!nodeName) {
+    throw Error(
+        Code::InvalidConfig,
+        "no node name: pass --node-name or set NODE_NAME (the downward API's spec.nodeName)");
+  }
+  if (!k8s::validNodeName(*nodeName)) {
+    throw Error(Code::InvalidConfig, "node name \"" + *nodeName + "\" is not a valid Node name");
+  }
+  return *nodeName;
+}
+
 }  // namespace
 
 std::string usage() {
@@ -112,18 +175,7 @@ Options parseOptions(int argc, char** argv, const sys::EnvLookup& env) {
         throw Error(Code::InvalidConfig, "--reconcile-interval must be between 1s and 1h");
       }
     } else if (arg == "--route-protocol") {
-      const std::string v = need();
-      const bool digits =
-          !v.empty() && v.size() <= 3 &&
-          std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-      const int n = digits ? std::stoi(v) : -1;
-      // 0-4 are the kernel's own (unspec, redirect, kernel, boot, static).
-      if (n < 5 || n > 255) {
-        throw Error(Code::InvalidConfig, "--route-protocol \"" + v +
-                                             "\" must be a number from 5 to 255 (0-4 belong to "
-                                             "the kernel and iproute2's static routes)");
-      }
-      o.routeProtocol = static_cast<std::uint8_t>(n);
+      o.routeProtocol = routeProtocol(need());
     } else if (arg == "--no-routes") {
       flagOnly();
       o.routes = false;
@@ -134,53 +186,21 @@ Options parseOptions(int argc, char** argv, const sys::EnvLookup& env) {
       o.cniNetwork = need();
       nft::checkNetwork(o.cniNetwork, "--cni-network");
     } else if (arg == "--plugin-kubeconfig") {
-      o.pluginKubeconfig = need();
-      if (o.pluginKubeconfig.empty() || o.pluginKubeconfig.front() != '/' ||
-          o.pluginKubeconfig.back() == '/') {
-        throw Error(Code::InvalidConfig, "--plugin-kubeconfig \"" + o.pluginKubeconfig +
-                                             "\" must be an absolute file name");
-      }
+      o.pluginKubeconfig = absoluteFile(need(), arg);
     } else if (arg == "--token-service-account") {
-      const std::string v = need();
-      auto ref = k8s::parseServiceAccount(v);
-      if (!ref) {
-        throw Error(Code::InvalidConfig, "--token-service-account \"" + v +
-                                             "\" is not NAMESPACE/NAME of a service account");
-      }
-      o.tokenNamespace = std::move(ref->ns);
-      o.tokenServiceAccount = std::move(ref->name);
+      k8s::ServiceAccountRef ref = serviceAccount(need(), arg);
+      o.tokenNamespace = std::move(ref.ns);
+      o.tokenServiceAccount = std::move(ref.name);
     } else if (arg == "--token-expiration") {
-      const auto d = duration(need(), arg);
-      // The API server refuses TokenRequests for less than 10 minutes.
-      if (d < std::chrono::minutes(10) || d > std::chrono::hours(24 * 365)) {
-        throw Error(Code::InvalidConfig,
-                    "--token-expiration must be between 10m (the API's minimum) and a year");
-      }
-      o.tokenExpiration = std::chrono::duration_cast<std::chrono::seconds>(d);
+      o.tokenExpiration = tokenExpiration(need(), arg);
     } else if (arg == "--log-level") {
-      const std::string v = need();
-      if (!parseLevel(v, &o.logLevel)) {
-        throw Error(Code::InvalidConfig,
-                    "--log-level \"" + v + "\" is not one of debug, info, warn, error");
-      }
+      o.logLevel = logLevel(need(), arg);
     } else {
       throw Error(Code::InvalidConfig,
                   "unknown argument \"" + std::string(argv[i]) + "\" (see --help)");
     }
   }
-  if (o.mode != Options::Mode::Run) return o;
-  if (!nodeName) {
-    if (auto fromEnv = env("NODE_NAME"); fromEnv && !fromEnv->empty()) nodeName = *fromEnv;
-  }
-  if (!nodeName) {
-    throw Error(
-        Code::InvalidConfig,
-        "no node name: pass --node-name or set NODE_NAME (the downward API's spec.nodeName)");
-  }
-  if (!k8s::validNodeName(*nodeName)) {
-    throw Error(Code::InvalidConfig, "node name \"" + *nodeName + "\" is not a valid Node name");
-  }
-  o.nodeName = *nodeName;
+  if (o.mode == Options::Mode::Run) o.nodeName = resolveNodeName(nodeName, env);
   return o;
 }
 
