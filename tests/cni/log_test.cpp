@@ -45,18 +45,6 @@ const std::regex kRecord(
 
 // ---- pure pieces ----
 
-TEST(LogValue, QuotesAndEscapesWhatCouldBreakALine) {
-  EXPECT_EQ(logValue("eth0"), "eth0");
-  EXPECT_EQ(logValue(""), "\"\"");
-  EXPECT_EQ(logValue("two words"), "\"two words\"");
-  EXPECT_EQ(logValue("a\nb"), "\"a\\nb\"");
-  EXPECT_EQ(logValue("say \"hi\""), "\"say \\\"hi\\\"\"");
-  EXPECT_EQ(logValue("k=v"), "\"k=v\"");
-  EXPECT_EQ(logValue(std::string("x\x01y")), "\"x\\x01y\"");
-  EXPECT_EQ(logValue("back\\slash"), "\"back\\\\slash\"");
-  EXPECT_EQ(logValue("abcdef", 3), "\"abc...\"");
-}
-
 TEST(ParseLogConfig, AcceptsTheDocumentedValues) {
   EXPECT_FALSE(parseLogConfig(json::object()).enabled());
   const auto cfg = parseLogConfig({{"logFile", "/var/log/ds.log"}, {"logLevel", "debug"}});
