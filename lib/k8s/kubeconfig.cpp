@@ -182,13 +182,11 @@ std::string Kubeconfig::credentialDescription() const {
   return desc + " of " + user;
 }
 
-Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
-  Kubeconfig kc;
-  kc.path = path;
-  const Reader r(kc.path);
-  YAML::Node root;
+namespace {
+
+YAML::Node loadYaml(std::string_view text, const Reader& r) {
   try {
-    root = YAML::Load(std::string(text));
+    return YAML::Load(std::string(text));
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp parses recursively and stops at about 500 levels (its message is "bad file").
     r.fail("not valid YAML or JSON: nested too deeply (about 500 levels) at line " +
@@ -198,6 +196,65 @@ Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
     r.fail("not valid YAML or JSON: " + e.msg + " at line " + std::to_string(e.mark.line + 1) +
            ", column " + std::to_string(e.mark.column + 1));
   }
+}
+
+// The current context's cluster: an https:// server and how to trust it.
+void readCluster(const Reader& r, const YAML::Node& root, Kubeconfig& kc) {
+  const auto [cluster, clusterWhere] = r.named(root, "clusters", "cluster", kc.clusterName);
+  kc.server = r.str(cluster, "server", clusterWhere);
+  while (!kc.server.empty() && kc.server.back() == '/') kc.server.pop_back();
+  // Plain http would send the bearer token (or the whole session) in cleartext.
+  if (kc.server.rfind("https://", 0) != 0) {
+    r.fail(clusterWhere + ".server: " + (kc.server.empty() ? "missing" : inQuotes(kc.server)) +
+           " is not an https:// URL (credentials are never sent over plain http)");
+  }
+  kc.caData = r.base64(cluster, "certificate-authority-data", clusterWhere);
+  if (kc.caData.empty()) kc.caFile = r.file(cluster, "certificate-authority", clusterWhere);
+  kc.insecureSkipTlsVerify = r.boolean(cluster, "insecure-skip-tls-verify", clusterWhere);
+  if (kc.insecureSkipTlsVerify && (!kc.caData.empty() || !kc.caFile.empty())) {
+    // kubectl refuses this combination too.
+    r.fail(clusterWhere +
+           ": insecure-skip-tls-verify and a certificate-authority exclude each "
+           "other");
+  }
+}
+
+// The current context's user: a token, a token file or a client certificate and key.
+void readUser(const Reader& r, const YAML::Node& root, Kubeconfig& kc) {
+  const auto [user, userWhere] = r.named(root, "users", "user", kc.userName);
+  for (const char* unsupported : {"exec", "auth-provider", "username", "password"}) {
+    const YAML::Node v = user[unsupported];
+    if (v && !v.IsNull()) {
+      r.fail(userWhere + "." + unsupported +
+             " is not supported by dualstack-ipam: give the user a token, tokenFile or "
+             "client-certificate and client-key");
+    }
+  }
+  kc.token = r.str(user, "token", userWhere);
+  if (!headerSafe(kc.token)) r.fail(userWhere + ".token contains control characters");
+  kc.tokenFile = r.file(user, "tokenFile", userWhere);
+  kc.clientCertData = r.base64(user, "client-certificate-data", userWhere);
+  if (kc.clientCertData.empty()) {
+    kc.clientCertFile = r.file(user, "client-certificate", userWhere);
+  }
+  kc.clientKeyData = r.base64(user, "client-key-data", userWhere);
+  if (kc.clientKeyData.empty()) kc.clientKeyFile = r.file(user, "client-key", userWhere);
+  const bool hasCert = !kc.clientCertData.empty() || !kc.clientCertFile.empty();
+  const bool hasKey = !kc.clientKeyData.empty() || !kc.clientKeyFile.empty();
+  if (hasCert != hasKey) {
+    r.fail(userWhere + ": " +
+           (hasCert ? "client-certificate without client-key"
+                    : "client-key without client-certificate"));
+  }
+}
+
+}  // namespace
+
+Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
+  Kubeconfig kc;
+  kc.path = path;
+  const Reader r(kc.path);
+  const YAML::Node root = loadYaml(text, r);
   try {
     if (!root.IsMap()) r.fail("expected a map with clusters, contexts, users and current-context");
     kc.contextName = r.str(root, "current-context", "");
@@ -206,51 +263,8 @@ Kubeconfig parseKubeconfig(std::string_view text, const std::string& path) {
     kc.clusterName = r.str(context, "cluster", contextWhere);
     if (kc.clusterName.empty()) r.fail(contextWhere + ".cluster is not set");
     kc.userName = r.str(context, "user", contextWhere);
-
-    const auto [cluster, clusterWhere] = r.named(root, "clusters", "cluster", kc.clusterName);
-    kc.server = r.str(cluster, "server", clusterWhere);
-    while (!kc.server.empty() && kc.server.back() == '/') kc.server.pop_back();
-    // Plain http would send the bearer token (or the whole session) in cleartext.
-    if (kc.server.rfind("https://", 0) != 0) {
-      r.fail(clusterWhere + ".server: " + (kc.server.empty() ? "missing" : inQuotes(kc.server)) +
-             " is not an https:// URL (credentials are never sent over plain http)");
-    }
-    kc.caData = r.base64(cluster, "certificate-authority-data", clusterWhere);
-    if (kc.caData.empty()) kc.caFile = r.file(cluster, "certificate-authority", clusterWhere);
-    kc.insecureSkipTlsVerify = r.boolean(cluster, "insecure-skip-tls-verify", clusterWhere);
-    if (kc.insecureSkipTlsVerify && (!kc.caData.empty() || !kc.caFile.empty())) {
-      // kubectl refuses this combination too.
-      r.fail(clusterWhere +
-             ": insecure-skip-tls-verify and a certificate-authority exclude each "
-             "other");
-    }
-
-    if (kc.userName.empty()) return kc;
-    const auto [user, userWhere] = r.named(root, "users", "user", kc.userName);
-    for (const char* unsupported : {"exec", "auth-provider", "username", "password"}) {
-      const YAML::Node v = user[unsupported];
-      if (v && !v.IsNull()) {
-        r.fail(userWhere + "." + unsupported +
-               " is not supported by dualstack-ipam: give the user a token, tokenFile or "
-               "client-certificate and client-key");
-      }
-    }
-    kc.token = r.str(user, "token", userWhere);
-    if (!headerSafe(kc.token)) r.fail(userWhere + ".token contains control characters");
-    kc.tokenFile = r.file(user, "tokenFile", userWhere);
-    kc.clientCertData = r.base64(user, "client-certificate-data", userWhere);
-    if (kc.clientCertData.empty()) {
-      kc.clientCertFile = r.file(user, "client-certificate", userWhere);
-    }
-    kc.clientKeyData = r.base64(user, "client-key-data", userWhere);
-    if (kc.clientKeyData.empty()) kc.clientKeyFile = r.file(user, "client-key", userWhere);
-    const bool hasCert = !kc.clientCertData.empty() || !kc.clientCertFile.empty();
-    const bool hasKey = !kc.clientKeyData.empty() || !kc.clientKeyFile.empty();
-    if (hasCert != hasKey) {
-      r.fail(userWhere + ": " +
-             (hasCert ? "client-certificate without client-key"
-                      : "client-key without client-certificate"));
-    }
+    readCluster(r, root, kc);
+    if (!kc.userName.empty()) readUser(r, root, kc);
   } catch (const YAML::Exception& e) {
     r.fail(std::string("unexpected structure: ") + e.msg);
   }
