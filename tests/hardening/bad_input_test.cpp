@@ -574,60 +574,74 @@ class BadInputTest : public ::testing::TestWithParam<BadInput> {
   static void SetUpTestSuite() { std::signal(SIGPIPE, SIG_IGN); }
 };
 
-TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
-  DUALSTACK_REQUIRE_ROOT();
-  const BadInput& c = GetParam();
+// A node and a pod namespace, and a store that already holds another pod's addresses: a bad
+// request must leave them as they are.
+struct Resident {
   TempDir tmp;
-  const std::string dataDir = tmp.file("store/networks");
-  const std::string scratch = tmp.file("scratch");
-  std::filesystem::create_directories(scratch);
-  TestNetns node("node");
-  TestNetns pod("pod");
+  TestNetns node{"node"};
+  TestNetns pod{"pod"};
+  json good = baseConf(tmp.file("store/networks"));
 
-  // The store already holds another pod's addresses: a bad ADD must leave them as they are.
-  const json good = baseConf(dataDir);
-  {
+  // The resident pod's ADD, with the good config.
+  void add() const {
     const RunResult r = testing::runPlugin(testing::binPath("dualstack-ipam"),
                                            testing::cniEnv("ADD", "resident", pod.path()),
                                            good.dump(), node.path());
     ASSERT_EQ(r.exitCode, 0) << "setup ADD failed: " << r.out << r.err;
   }
+  KernelState kernel() const { return kernelState({&node, &pod}); }
+};
+
+// A run as a failure message shows it.
+std::string shown(const RunResult& r) {
+  return "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out.substr(0, 2000) +
+         "\nstderr: " + r.err.substr(0, 2000);
+}
+
+// The run failed with one line on stdout, a CNI error of `code` whose msg holds every part.
+void expectCniError(const RunResult& r, int code, const std::vector<std::string>& parts) {
+  EXPECT_NE(r.exitCode, 0) << shown(r);
+  const json e = r.json();
+  ASSERT_TRUE(e.is_object()) << "stdout is not a CNI error: " << shown(r);
+  EXPECT_TRUE(e.contains("cniVersion") && e["cniVersion"].is_string()) << shown(r);
+  ASSERT_TRUE(e.contains("code") && e["code"].is_number_integer()) << shown(r);
+  ASSERT_TRUE(e.contains("msg") && e["msg"].is_string()) << shown(r);
+  EXPECT_EQ(e["code"].get<int>(), code) << shown(r);
+  const std::string msg = e["msg"].get<std::string>();
+  for (const auto& part : parts) EXPECT_THAT(msg, ::testing::HasSubstr(part)) << shown(r);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << shown(r);
+}
+
+TEST_P(BadInputTest, IsRejectedWithItsCodeAndChangesNothing) {
+  DUALSTACK_REQUIRE_ROOT();
+  const BadInput& c = GetParam();
+  Resident res;
+  ASSERT_NO_FATAL_FAILURE(res.add());
+  const std::string scratch = res.tmp.file("scratch");
+  std::filesystem::create_directories(scratch);
 
   for (const unsigned which : {unsigned{kPlugin}, unsigned{kIpam}}) {
     if ((c.binaries & which) == 0) continue;
     const std::string binary = which == kPlugin ? "dualstack" : "dualstack-ipam";
     SCOPED_TRACE(binary);
 
-    Invocation in{good, std::nullopt, testing::cniEnv("ADD", "cid-" + c.name, pod.path()), scratch,
-                  pod.path()};
+    Invocation in{res.good, std::nullopt, testing::cniEnv("ADD", "cid-" + c.name, res.pod.path()),
+                  scratch, res.pod.path()};
     c.mutate(in);
     const std::string input = in.rawStdin ? *in.rawStdin : in.conf.dump();
 
-    const auto treeBefore = testing::snapshotTree(tmp.path());
-    const KernelState kernelBefore = kernelState({&node, &pod});
+    const auto treeBefore = testing::snapshotTree(res.tmp.path());
+    const KernelState kernelBefore = res.kernel();
     // Bad input is rejected at once: nothing in it may make a plugin wait.
-    const RunResult r = testing::runPlugin(testing::binPath(binary), in.env, input, node.path(),
+    const RunResult r = testing::runPlugin(testing::binPath(binary), in.env, input, res.node.path(),
                                            std::chrono::seconds(30));
-    const auto treeAfter = testing::snapshotTree(tmp.path());
-    const KernelState kernelAfter = kernelState({&node, &pod});
+    const auto treeAfter = testing::snapshotTree(res.tmp.path());
+    const KernelState kernelAfter = res.kernel();
 
-    const std::string shown = "exit " + std::to_string(r.exitCode) +
-                              "\nstdout: " + r.out.substr(0, 2000) +
-                              "\nstderr: " + r.err.substr(0, 2000);
-    EXPECT_NE(r.exitCode, 0) << shown;
-    const json e = r.json();
-    ASSERT_TRUE(e.is_object()) << "stdout is not a CNI error: " << shown;
-    EXPECT_TRUE(e.contains("cniVersion") && e["cniVersion"].is_string()) << shown;
-    ASSERT_TRUE(e.contains("code") && e["code"].is_number_integer()) << shown;
-    ASSERT_TRUE(e.contains("msg") && e["msg"].is_string()) << shown;
-    EXPECT_EQ(e["code"].get<int>(), c.code) << shown;
-    const std::string msg = e["msg"].get<std::string>();
-    for (const auto& part : c.msgParts) EXPECT_THAT(msg, ::testing::HasSubstr(part)) << shown;
-    // Nothing on stdout but the error, and never a credential anywhere.
-    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << shown;
-    EXPECT_EQ(r.out.find(kSecretToken), std::string::npos) << shown;
-    EXPECT_EQ(r.err.find(kSecretToken), std::string::npos) << shown;
-
+    expectCniError(r, c.code, c.msgParts);
+    // Never a credential anywhere.
+    EXPECT_EQ(r.out.find(kSecretToken), std::string::npos) << shown(r);
+    EXPECT_EQ(r.err.find(kSecretToken), std::string::npos) << shown(r);
     EXPECT_TRUE(treeBefore == treeAfter)
         << "files changed\nbefore:" << listTree(treeBefore) << "\nafter: " << listTree(treeAfter);
     EXPECT_TRUE(kernelBefore == kernelAfter) << "kernel state changed:\n"
@@ -807,21 +821,12 @@ class WrongTypeTest : public ::testing::TestWithParam<TypedField> {};
 TEST_P(WrongTypeTest, IsRejectedNamingTheFieldAndChangesNothing) {
   DUALSTACK_REQUIRE_ROOT();
   const TypedField& f = GetParam();
-  TempDir tmp;
-  const std::string dataDir = tmp.file("store/networks");
-  TestNetns node("node");
-  TestNetns pod("pod");
-  const json good = baseConf(dataDir);
-  {
-    const RunResult r = testing::runPlugin(testing::binPath("dualstack-ipam"),
-                                           testing::cniEnv("ADD", "resident", pod.path()),
-                                           good.dump(), node.path());
-    ASSERT_EQ(r.exitCode, 0) << "setup ADD failed: " << r.out << r.err;
-  }
+  Resident res;
+  ASSERT_NO_FATAL_FAILURE(res.add());
 
   // The kernel is compared once around all of this field's invocations (a change would stay);
   // the files around each.
-  const KernelState kernelBefore = kernelState({&node, &pod});
+  const KernelState kernelBefore = res.kernel();
   std::size_t tried = 0;
   for (const auto& [kind, value] : samples()) {
     if ((f.accepts & kind) != 0) continue;
@@ -829,28 +834,21 @@ TEST_P(WrongTypeTest, IsRejectedNamingTheFieldAndChangesNothing) {
       if ((f.binaries & which) == 0) continue;
       const std::string binary = which == kPlugin ? "dualstack" : "dualstack-ipam";
       SCOPED_TRACE(binary + " with " + f.pointer + " = " + value.dump());
-      Invocation in{good, std::nullopt, testing::cniEnv(f.command, "cid-typed", pod.path()),
-                    tmp.path(), pod.path()};
+      Invocation in{res.good, std::nullopt, testing::cniEnv(f.command, "cid-typed", res.pod.path()),
+                    res.tmp.path(), res.pod.path()};
       if (f.shape) f.shape(in);
       in.conf[json::json_pointer(f.pointer)] = value;
 
-      const auto treeBefore = testing::snapshotTree(tmp.path());
+      const auto treeBefore = testing::snapshotTree(res.tmp.path());
       const RunResult r =
-          testing::runPlugin(testing::binPath(binary), in.env, in.conf.dump(), node.path());
-      const std::string shown = "exit " + std::to_string(r.exitCode) + "\nstdout: " + r.out +
-                                "\nstderr: " + r.err.substr(0, 2000);
-      EXPECT_NE(r.exitCode, 0) << shown;
-      const json e = r.json();
-      ASSERT_TRUE(e.is_object() && e.contains("code") && e.contains("msg")) << shown;
-      EXPECT_EQ(e["code"], f.code) << shown;
-      EXPECT_THAT(e["msg"].get<std::string>(), ::testing::HasSubstr(f.path + ": expected"))
-          << shown;
-      EXPECT_TRUE(testing::snapshotTree(tmp.path()) == treeBefore) << "files changed";
+          testing::runPlugin(testing::binPath(binary), in.env, in.conf.dump(), res.node.path());
+      expectCniError(r, f.code, {f.path + ": expected"});
+      EXPECT_TRUE(testing::snapshotTree(res.tmp.path()) == treeBefore) << "files changed";
       ++tried;
     }
   }
   EXPECT_GE(tried, 4U) << "a field should meet at least four wrong types";
-  const KernelState kernelAfter = kernelState({&node, &pod});
+  const KernelState kernelAfter = res.kernel();
   EXPECT_TRUE(kernelBefore == kernelAfter) << "kernel state changed:\n"
                                            << diff(kernelBefore, kernelAfter);
 }
