@@ -12,9 +12,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -23,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualstack/cni/error.hpp"
+#include "dualstack/sys/fd.hpp"
 #include "support/support.hpp"
 
 namespace dualstack::cni {
@@ -403,27 +406,30 @@ TEST(Delegate, KilledBySignalIsAnError) {
   EXPECT_THAT(e.msg(), HasSubstr("signal 9"));
 }
 
+// fn() with this process's stderr pointed at `file`; its result, or null when it threw.
+json withStderrTo(const std::string& file, const std::function<json()>& fn) {
+  std::fflush(stderr);
+  const sys::Fd saved(::dup(STDERR_FILENO));
+  const sys::Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!saved || !fd || ::dup2(fd.get(), STDERR_FILENO) < 0) {
+    ADD_FAILURE() << "cannot point stderr at " << file;
+    return nullptr;
+  }
+  json got;
+  try {
+    got = fn();
+  } catch (...) {
+  }
+  ::dup2(saved.get(), STDERR_FILENO);
+  return got;
+}
+
 TEST(Delegate, StderrIsPassedThrough) {
   TempDir dir;
   writePlugin(dir.file("fake"), "cat >/dev/null\necho 'delegate says hello' >&2\necho '{}'");
   const std::string errFile = dir.file("stderr.txt");
-  json got;
-  {
-    // Point our own stderr at a file for the duration of the call.
-    std::fflush(stderr);
-    const int saved = ::dup(STDERR_FILENO);
-    ASSERT_GE(saved, 0);
-    const int fd = ::open(errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ASSERT_GE(fd, 0);
-    ::dup2(fd, STDERR_FILENO);
-    ::close(fd);
-    try {
-      got = delegate("fake", Command::Add, envWithPath(dir.path()), kConfig);
-    } catch (...) {
-    }
-    ::dup2(saved, STDERR_FILENO);
-    ::close(saved);
-  }
+  const json got = withStderrTo(
+      errFile, [&] { return delegate("fake", Command::Add, envWithPath(dir.path()), kConfig); });
   EXPECT_EQ(got, json::object());
   EXPECT_THAT(readFile(errFile), HasSubstr("delegate says hello"));
 }
@@ -543,22 +549,9 @@ TEST(DelegateBounds, StderrIsForwardedUpToItsCapThenNoted) {
   const std::string errFile = dir.file("stderr.txt");
   DelegateLimits limits;
   limits.maxStderr = 1000;
-  json got;
-  {
-    std::fflush(stderr);
-    const int saved = ::dup(STDERR_FILENO);
-    ASSERT_GE(saved, 0);
-    const int fd = ::open(errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ASSERT_GE(fd, 0);
-    ::dup2(fd, STDERR_FILENO);
-    ::close(fd);
-    try {
-      got = delegate("fake", Command::Add, envWithPath(dir.path()), kConfig, limits);
-    } catch (...) {
-    }
-    ::dup2(saved, STDERR_FILENO);
-    ::close(saved);
-  }
+  const json got = withStderrTo(errFile, [&] {
+    return delegate("fake", Command::Add, envWithPath(dir.path()), kConfig, limits);
+  });
   EXPECT_EQ(got, json::object());
   const std::string err = readFile(errFile);
   EXPECT_EQ(err, std::string(1000, 'e') +
